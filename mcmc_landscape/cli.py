@@ -1,0 +1,297 @@
+"""The ``landscape`` command: the front door that composes the core, ``analysis`` and ``dss``.
+
+Subcommands import what they need lazily so that ``landscape --help`` stays fast. Errors a user can cause print one
+sentence and exit with status 2; Ctrl-C during sampling keeps every committed draw and exits with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import LandscapeError, ResumeMismatch, SpecError
+
+log = logging.getLogger("landscape")
+
+#: Settings that define a run; a resume must match every one of them.
+RUN_KEYS = ("arch", "activation", "data", "angle", "temperature", "box", "sampler", "chains", "seed", "warmup",
+            "thin", "target_accept", "initial_step")
+SAMPLE_DEFAULTS: dict[str, Any] = {
+    "arch": "2,2", "activation": "relu", "data": "points10", "angle": 0.0, "temperature": 1.0, "box": 10.0,
+    "sampler": "rw", "chains": 16, "seed": 0, "warmup": 2000, "thin": 1, "target_accept": 0.234,
+    "initial_step": 0.1, "draws": 20000,
+}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or abs(value) == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: what is wrong and where to look, exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`.\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="landscape", description="Sample and measure neural-network loss landscapes.")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars or informational messages")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("sample", help="draw θ from exp(-U/T) on [-L, L]^p into an HDF5 chain file",
+                       description="Sample exp(-U(θ)/T) on the box [-L, L]^p for an MLP classifier. Flags left out "
+                                   "take the defaults shown, or the stored values when resuming.")
+    d = SAMPLE_DEFAULTS
+    s.add_argument("--arch", help=f"hidden widths, e.g. '2,2' or '10,10,10' (default {d['arch']})")
+    s.add_argument("--activation", choices=["relu", "tanh", "sigmoid"], help="hidden activation (default relu)")
+    s.add_argument("--data", help="'points10' (the report's 10-point set) or a CSV x1,...,xd,label (default points10)")
+    s.add_argument("--angle", type=_finite_float, help="rotate the 2-D data by this many degrees (default 0)")
+    s.add_argument("--temperature", "-T", type=_positive_float, help="temperature T (default 1)")
+    s.add_argument("--box", "-L", type=_positive_float, help="box half-width L (default 10)")
+    s.add_argument("--sampler", choices=["rw"], help="sampler kernel (default rw: Numba random-walk Metropolis)")
+    s.add_argument("--chains", type=_positive_int, help=f"number of chains (default {d['chains']})")
+    s.add_argument("--draws", type=_positive_int,
+                   help=f"kept draws per chain; with --resume, the new total (default {d['draws']})")
+    s.add_argument("--warmup", type=_nonneg_int, help=f"adaptation steps before any draw is kept (default {d['warmup']})")
+    s.add_argument("--thin", type=_positive_int, help="keep every n-th step (default 1)")
+    s.add_argument("--target-accept", type=_positive_float, help="target acceptance during warm-up (default 0.234)")
+    s.add_argument("--initial-step", type=_positive_float, help="initial proposal scale (default 0.1)")
+    s.add_argument("--seed", type=_nonneg_int, help="random seed (default 0)")
+    s.add_argument("--out", "-o", type=Path, help="chain file to create")
+    s.add_argument("--run", help="name of the run inside the file (default: the file's stem)")
+    s.add_argument("--resume", type=Path, metavar="FILE", help="continue the run stored in FILE")
+    s.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    s.add_argument("--block-evals", type=_positive_int, default=2_000_000,
+                   help="energy evaluations per committed block (default 2e6: about a second)")
+
+    g = sub.add_parser("diagnose", help="convergence diagnostics and a verdict for a chain file")
+    g.add_argument("file", type=Path)
+    g.add_argument("--run", help="run inside the file (needed only if it holds several)")
+    g.add_argument("--discard", type=_nonneg_int, default=0, help="draws per chain to drop first (default 0: "
+                   "warm-up draws are never stored)")
+    g.add_argument("--thin", type=_positive_int, default=1, help="use every n-th draw")
+    g.add_argument("--json", action="store_true", help="print the diagnosis as JSON on stdout")
+    g.add_argument("--plots", type=Path, help="folder for trace and rank plots (default: FILE without .h5 + "
+                   "'_diagnostics')")
+    g.add_argument("--no-plots", action="store_true", help="skip the plots")
+    return parser
+
+
+# -- sample -------------------------------------------------------------------------------------------------------------
+def _data_digest(x: Any, y: Any) -> str:
+    import numpy as np
+
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(x, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _make_kernel(cfg: dict[str, Any], x: Any, y: Any):
+    from .data import validate_dataset
+    from .energy import mlp_energy_model
+    from .nets import MLPSpec
+    from .samplers import rw
+
+    ds = validate_dataset(x, y, name=str(cfg["data"]))
+    spec = MLPSpec.from_string(cfg["arch"], n_in=ds.n_in, n_out=max(2, ds.n_classes), activation=cfg["activation"])
+    model = mlp_energy_model(spec, ds)
+    settings = rw.RWSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
+                             warmup=cfg["warmup"], thin=cfg["thin"], initial_step=cfg["initial_step"])
+    if not cfg["target_accept"] < 1:
+        raise SpecError(f"--target-accept must be below 1, got {cfg['target_accept']}.")
+    return spec, rw.RWKernel(model, settings)
+
+
+def _explicit(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: getattr(args, k) for k in RUN_KEYS if getattr(args, k, None) is not None}
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+
+    from . import runner
+    from .data import load_dataset
+    from .store import ChainReader, ChainWriter
+
+    if args.resume is not None and args.out is not None and Path(args.out) != Path(args.resume):
+        raise SpecError("give either --out (a new run) or --resume (an existing one), not both.")
+    if args.resume is None and args.out is None:
+        raise SpecError("say where to write the chains with --out FILE (or continue a run with --resume FILE).")
+    t0 = time.perf_counter()
+    if args.resume is not None:
+        with ChainReader(args.resume, args.run) as reader:
+            stored = reader.config
+            x, y = reader.extra("data/x"), reader.extra("data/y")
+            state_arrays = reader.state()
+            run_name = reader.run
+        diffs = [f"--{k.replace('_', '-')} {v!r} differs from the stored {stored.get(k)!r}"
+                 for k, v in _explicit(args).items() if k != "data" and stored.get(k) != v]
+        if args.data is not None:
+            ds = load_dataset(args.data, stored["angle"])
+            if _data_digest(ds.x, ds.y) != stored["data_sha256"]:
+                diffs.append(f"--data {args.data!r} does not hold the data stored with the run")
+        if diffs:
+            raise ResumeMismatch(f"cannot resume {str(args.resume)!r}: " + "; ".join(diffs)
+                                 + "; drop those flags, or start a new run with --out.")
+        cfg = stored
+        total = args.draws if args.draws is not None else int(cfg["draws"])
+        spec, kernel = _make_kernel(cfg, x, y)
+        state = kernel.state_from_arrays(state_arrays)
+        writer = ChainWriter.open(args.resume, run_name)
+        if total < writer.committed_draws:
+            writer.close()
+            raise SpecError(f"the run already holds {writer.committed_draws} draws per chain, more than "
+                            f"--draws {total}; give a larger total to extend it.")
+        log.info("resuming %s at %d of %d draws (%s)", args.resume, writer.committed_draws, total, spec.describe())
+    else:
+        cfg = {**{k: v for k, v in SAMPLE_DEFAULTS.items()}, **_explicit(args)}
+        if args.draws is not None:
+            cfg["draws"] = args.draws
+        ds = load_dataset(cfg["data"], cfg["angle"])
+        cfg["data_sha256"] = _data_digest(ds.x, ds.y)
+        spec, kernel = _make_kernel(cfg, ds.x, ds.y)
+        cfg["n_params"] = spec.n_params
+        cfg["widths"] = list(spec.widths)
+        total = int(cfg["draws"])
+        state = kernel.init(cfg["chains"], cfg["seed"])
+        run_name = args.run or Path(args.out).stem
+        writer = ChainWriter.create(args.out, run_name, cfg, cfg["chains"], spec.n_params,
+                                    kernel.state_arrays(state),
+                                    extra={"data/x": ds.x, "data/y": ds.y}, force=args.force)
+        log.info("%s; %d chains × %d draws of %s → %s", spec.describe(), cfg["chains"], total, cfg["sampler"],
+                 args.out)
+    done_before = writer.committed_draws
+    try:
+        state = runner.run(kernel, writer, state, total, block_evals=args.block_evals, quiet=args.quiet)
+    finally:
+        writer.close()
+    dt = time.perf_counter() - t0
+    n_new = (writer.committed_draws - done_before) * cfg["chains"]
+    summ = kernel.summary(state)
+    log.info("wrote %d draws (%d per chain) to %s in %.1f s: %.0f draws/s, acceptance %.3f, %d non-finite "
+             "proposals; next: landscape diagnose %s", n_new, writer.committed_draws, writer.path, dt,
+             n_new / dt if dt > 0 else 0.0, summ["acceptance"], summ["nonfinite"], writer.path)
+    return 0
+
+
+# -- diagnose -----------------------------------------------------------------------------------------------------------
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from .diagnostics import diagnose, plot_diagnostics
+    from .store import ChainReader
+
+    with ChainReader(args.file, args.run) as reader:
+        if reader.committed_draws - args.discard < 4 * args.thin:
+            raise SpecError(f"{str(args.file)!r} holds {reader.committed_draws} draws per chain; after --discard "
+                            f"{args.discard} fewer than 4 remain to diagnose.")
+        theta = reader.get_chain(args.discard, args.thin)
+        energy = reader.get_energy(args.discard, args.thin)
+        accepted = reader.get("accepted", args.discard, args.thin)
+        state = reader.state()
+        config = reader.config
+    diag = diagnose(theta, energy, accepted, int(state.get("n_nonfinite", 0).sum()) if "n_nonfinite" in state
+                    else 0, discard=args.discard)
+    plots = []
+    if not args.no_plots:
+        folder = args.plots or args.file.with_name(args.file.stem + "_diagnostics")
+        plots = [str(p) for p in plot_diagnostics(theta, energy, diag, folder)]
+    if args.json:
+        out = diag.to_dict()
+        out.update(file=str(args.file), config=config, plots=plots)
+        print(json.dumps(out, indent=1))
+        return 0
+    d = diag
+    lines = [
+        f"file           {args.file}  ({d.n_chains} chains × {d.n_draws} draws, p = {theta.shape[2]})",
+        f"energy U       mean {d.energy['mean']:.4g}  R-hat {d.energy['rhat']:.4f}  ESS bulk "
+        f"{d.energy['ess_bulk']:.0f} tail {d.energy['ess_tail']:.0f}  MCSE {d.energy['mcse_mean']:.3g}",
+        f"θ (all {theta.shape[2]})    max R-hat {d.theta_max_rhat:.4f} (θ[{d.theta_worst_rhat_index}])  min ESS bulk "
+        f"{d.theta_min_ess_bulk:.0f} tail {d.theta_min_ess_tail:.0f} (θ[{d.theta_min_ess_index}])",
+        f"acceptance     mean {d.acceptance_mean:.3f}  min {d.acceptance_min:.3f}  max {d.acceptance_max:.3f};"
+        f"  non-finite proposals {d.nonfinite}",
+        f"chain means    Shapiro-Wilk min p {d.normality_min_p:.3g}; {d.normality_rejected} of "
+        f"{theta.shape[2] + 1} rejected at {d.normality_threshold:.2g}",
+    ]
+    if plots:
+        lines.append(f"plots          {', '.join(plots)}")
+    print("\n".join(lines))
+    print(d.verdict())
+    return 0
+
+
+def _configure_logging(level: int) -> None:
+    """Our messages go to stderr at ``level``; other libraries stay at their own (quiet) defaults."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("landscape", "mcmc_landscape"):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = [handler]
+        lg.setLevel(level)
+        lg.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
+    from .runner import Interrupted
+
+    commands = {"sample": cmd_sample, "diagnose": cmd_diagnose}
+    try:
+        return commands[args.command](args)
+    except Interrupted as exc:
+        print(str(exc), file=sys.stderr)
+        return 130
+    except LandscapeError as exc:
+        print(f"landscape: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("landscape: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
