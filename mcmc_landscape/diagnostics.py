@@ -181,8 +181,10 @@ def plot_diagnostics(theta: np.ndarray, energy: np.ndarray, diag: Diagnosis, out
     written = []
     for kind, fn in (("trace", az.plot_trace), ("rank", az.plot_rank)):
         kwargs = {"compact": False} if kind == "trace" else {}
-        axes = fn(idata, var_names=["U", "theta"], coords={"param": worst}, figsize=(12, 2.6 * (len(worst) + 1)),
-                  **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # arviz 0.23 calls a matplotlib 3.11-deprecated API
+            axes = fn(idata, var_names=["U", "theta"], coords={"param": worst}, figsize=(12, 2.6 * (len(worst) + 1)),
+                      **kwargs)
         fig = np.ravel(axes)[0].get_figure()
         fig.tight_layout()
         path = out_dir / f"{kind}.png"

@@ -39,14 +39,18 @@ def _open_read(path: str | os.PathLike) -> h5py.File:
         raise StoreError(f"chain file {str(path)!r} does not exist; check the path or run `landscape sample` first.")
     try:
         f = h5py.File(path, "r", swmr=True)
-    except OSError:
+    except (OSError, RuntimeError, ValueError):
         try:
             f = h5py.File(path, "r")
-        except OSError:
+        except (OSError, RuntimeError, ValueError):
             raise StoreError(
                 f"{str(path)!r} is not a readable HDF5 file (corrupt or not HDF5); re-create it with `landscape sample`."
             ) from None
-    if f.attrs.get("format") != FORMAT:
+    try:
+        foreign = f.attrs.get("format") != FORMAT
+    except (OSError, RuntimeError, KeyError):
+        foreign = True
+    if foreign:
         f.close()
         raise StoreError(f"{str(path)!r} is an HDF5 file but not an mcmc-landscape chain file (no format={FORMAT!r}).")
     return f

@@ -1,0 +1,88 @@
+"""A run killed at random moments (SIGKILL or Ctrl-C) and resumed gives the draws of an uninterrupted run, bit for bit."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mcmc_landscape.store import ChainReader
+
+ARGS = ["sample", "--arch", "10,10", "--chains", "4", "--draws", "20000", "--warmup", "3000", "--seed", "7", "--block-evals", "400"]
+
+
+def landscape(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "mcmc_landscape.cli", "-q", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def read_all(path):
+    with ChainReader(path) as r:
+        return r.committed_draws, r.get_chain(), r.get_energy(), r.get("accepted"), r.state()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ref") / "ref.h5"
+    proc = landscape(*ARGS, "--out", str(path))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return read_all(path)
+
+
+def test_kill_minus_9_at_random_moments_then_resume(tmp_path, reference):
+    path = tmp_path / "run.h5"
+    rng = random.Random(1234)
+    kills_mid_run = 0
+    proc = landscape(*ARGS, "--out", str(path))
+    for attempt in range(5):
+        time.sleep(rng.uniform(0.5, 2.0))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills_mid_run += 1
+        proc.communicate(timeout=300)
+        if path.exists():
+            n, theta, energy, accepted, _ = read_all(path)  # the file always re-opens ...
+            np.testing.assert_array_equal(theta, reference[1][:, :n])  # ... and holds a prefix of the reference
+            np.testing.assert_array_equal(energy, reference[2][:, :n])
+        args = ["sample", "--resume", str(path)] if path.exists() else [*ARGS, "--out", str(path)]
+        proc = landscape(*args)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert kills_mid_run >= 3
+    n, theta, energy, accepted, state = read_all(path)
+    assert n == 20000
+    np.testing.assert_array_equal(theta, reference[1])
+    np.testing.assert_array_equal(energy, reference[2])
+    np.testing.assert_array_equal(accepted, reference[3])
+    for key in ("position", "rng", "log_step", "n_accepted"):
+        np.testing.assert_array_equal(state[key], reference[4][key])
+
+
+def test_ctrl_c_keeps_draws_and_resumes(tmp_path, reference):
+    path = tmp_path / "run.h5"
+    proc = landscape(*ARGS, "--out", str(path))
+    time.sleep(2.0)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "resume" in err and "Traceback" not in err
+    n = read_all(path)[0]
+    assert 0 <= n < 20000
+    proc = landscape("sample", "--resume", str(path), "--draws", "20000")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    np.testing.assert_array_equal(read_all(path)[1], reference[1])
+
+
+def test_extend_a_finished_run(tmp_path, reference):
+    path = tmp_path / "run.h5"
+    args = [a if a != "20000" else "12000" for a in ARGS]
+    assert landscape(*args, "--out", str(path)).wait(timeout=300) == 0
+    assert landscape("sample", "--resume", str(path), "--draws", "20000").wait(timeout=300) == 0
+    np.testing.assert_array_equal(read_all(path)[1], reference[1])
