@@ -38,7 +38,7 @@ def run(kernel: Any, writer: ChainWriter, state: Any, total_draws: int, *, block
         log.warning("interrupt received: finishing the current block (press Ctrl-C again to abort at once)")
 
     previous = signal.signal(signal.SIGINT, on_sigint) if _is_main_thread() else None
-    progress = _Progress(quiet, kernel.warmup_left(state), total_draws, writer.committed_draws)
+    progress = _Progress(quiet, kernel.warmup_left(state), total_draws, writer.committed_draws, n_chains)
     try:
         while kernel.warmup_left(state) > 0:
             state, theta, energy, accepted = kernel.run_block(state, 0, warm_block)
@@ -74,8 +74,9 @@ def _is_main_thread() -> bool:
 class _Progress:
     """A rich progress bar (warm-up, then draws) with draws/s, acceptance and time left; silent when quiet."""
 
-    def __init__(self, quiet: bool, warmup_left: int, total: int, done: int):
+    def __init__(self, quiet: bool, warmup_left: int, total: int, done: int, n_chains: int):
         self._bar = None
+        self._chains = n_chains
         self._t0 = time.perf_counter()
         self._done0 = done
         if quiet:
@@ -108,8 +109,8 @@ class _Progress:
         if self._warm is not None:
             self._bar.update(self._warm, completed=self._warm_total - kernel.warmup_left(state), stats=stats)
         elapsed = time.perf_counter() - self._t0
-        rate = (done - self._done0) / elapsed if elapsed > 0 else 0.0
-        self._bar.update(self._task, completed=done, rate=f"{rate:,.0f} draws/s", stats=stats)
+        rate = (done - self._done0) * self._chains / elapsed if elapsed > 0 else 0.0
+        self._bar.update(self._task, completed=done, rate=f"{rate:,.0f} draws/s (all chains)", stats=stats)
 
     def close(self) -> None:
         if self._bar is not None:

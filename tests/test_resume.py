@@ -39,7 +39,7 @@ def test_kill_minus_9_at_random_moments_then_resume(tmp_path, reference):
     rng = random.Random(1234)
     kills_mid_run = 0
     proc = landscape(*ARGS, "--out", str(path))
-    for attempt in range(5):
+    for _ in range(5):
         time.sleep(rng.uniform(0.5, 2.0))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)

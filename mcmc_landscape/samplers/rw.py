@@ -6,8 +6,9 @@ al. 1953). A proposal whose energy is not finite is a rejection, counted per cha
 
 During warm-up each chain's step size s_c is tuned by dual averaging (Nesterov 2009; Hoffman and Gelman 2014, §3.2)
 toward a target acceptance probability (0.234 by default, Roberts, Gelman and Gilks 1997), with γ = 0.05, t0 = 10,
-κ = 0.75 and μ = log(10 s_0). At the end of warm-up s_c is set to the averaged iterate and frozen, so the kept draws
-form a time-homogeneous Markov chain.
+κ = 0.75 and μ = log(10 s_0). As in Stan, the averaging restarts halfway through warm-up (μ = log(10 s) of the step
+reached), so the final step reflects where the chain is, not where it started. At the end of warm-up s_c is set to
+the averaged iterate and frozen, so the kept draws form a time-homogeneous Markov chain.
 
 Each chain owns one SplitMix64 stream (:mod:`mcmc_landscape.rng`) and a fixed number of random numbers per step's
 accept decision; chains are split across threads with ``prange``, so the draws do not depend on the thread count,
@@ -35,6 +36,7 @@ class RWState(NamedTuple):
     log_step: np.ndarray  # (C,) current log step size
     log_step_bar: np.ndarray  # (C,) dual-averaging iterate; becomes log_step at the end of warm-up
     h_bar: np.ndarray  # (C,) dual-averaging running mean of (target - acceptance)
+    mu: np.ndarray  # (C,) dual-averaging shrinkage point log(10 s), reset when the averaging restarts
     rng: np.ndarray  # (C,) uint64
     n_accepted: np.ndarray  # (C,) since the start of sampling (after warm-up)
     n_nonfinite: np.ndarray  # (C,) non-finite proposals, warm-up included
@@ -91,7 +93,7 @@ def init(model: EnergyModel, n_chains: int, seed: int, settings: RWSettings,
         raise SpecError("the energy is not finite at some initial positions; start the chains elsewhere.")
     return RWState(
         positions, energy, np.full(n_chains, np.log(settings.initial_step)), np.zeros(n_chains),
-        np.zeros(n_chains), rng, np.zeros(n_chains, np.int64), np.zeros(n_chains, np.int64), 0,
+        np.zeros(n_chains), np.full(n_chains, np.log(10.0 * settings.initial_step)), rng, np.zeros(n_chains, np.int64), np.zeros(n_chains, np.int64), 0,
     )
 
 
@@ -114,17 +116,19 @@ def run_block(model: EnergyModel, state: RWState, n_draws: int, settings: RWSett
     log_step = state.log_step.copy()
     log_step_bar = state.log_step_bar.copy()
     h_bar = state.h_bar.copy()
+    mu = state.mu.copy()
     rng = state.rng.copy()
     n_acc = state.n_accepted.copy()
     n_bad = state.n_nonfinite.copy()
     out_theta = np.empty((C, n_draws, p))
     out_energy = np.empty((C, n_draws))
     out_acc = np.empty((C, n_draws), dtype=np.bool_)
-    _rw_steps(model.fn, model.fdata, model.idata, model.scratch_shape[0], model.scratch_shape[1],
-              pos, energy, log_step, log_step_bar, h_bar, rng, n_acc, n_bad, state.iteration, n_steps,
-              settings.warmup, settings.thin, settings.target_accept, np.log(10.0 * settings.initial_step),
-              1.0 / settings.temperature, settings.box, out_theta, out_energy, out_acc)
-    new = RWState(pos, energy, log_step, log_step_bar, h_bar, rng, n_acc, n_bad, state.iteration + n_steps)
+    with nb.parallel_chunksize(1):  # chains take unequal time (box rejections skip the energy): hand them out singly
+        _rw_steps(model.fn, model.fdata, model.idata, model.scratch_shape[0], model.scratch_shape[1],
+                  pos, energy, log_step, log_step_bar, h_bar, mu, rng, n_acc, n_bad, state.iteration, n_steps,
+                  settings.warmup, settings.thin, settings.target_accept,
+                  1.0 / settings.temperature, settings.box, out_theta, out_energy, out_acc)
+    new = RWState(pos, energy, log_step, log_step_bar, h_bar, mu, rng, n_acc, n_bad, state.iteration + n_steps)
     return new, out_theta, out_energy, RWInfo(out_acc)
 
 
@@ -134,14 +138,15 @@ _I1 = types.int64[::1]
 _U1 = types.uint64[::1]
 
 
-@nb.njit(types.void(ENERGY_FN_TYPE, _F2, _I1, types.int64, types.int64, _F2, _F1, _F1, _F1, _F1, _U1, _I1, _I1,
-                    types.int64, types.int64, types.int64, types.int64, types.float64, types.float64, types.float64,
+@nb.njit(types.void(ENERGY_FN_TYPE, _F2, _I1, types.int64, types.int64, _F2, _F1, _F1, _F1, _F1, _F1, _U1, _I1,
+                    _I1, types.int64, types.int64, types.int64, types.int64, types.float64, types.float64,
                     types.float64,
                     types.float64[:, :, ::1], _F2, types.boolean[:, ::1]), parallel=True, cache=True)
-def _rw_steps(fn, fdata, idata, rows, cols, pos, energy, log_step, log_step_bar, h_bar, rng, n_acc, n_bad, t0,
-              n_steps, warmup, thin, target, mu, inv_t, box, out_theta, out_energy, out_acc):
+def _rw_steps(fn, fdata, idata, rows, cols, pos, energy, log_step, log_step_bar, h_bar, mu_arr, rng, n_acc, n_bad,
+              t0, n_steps, warmup, thin, target, inv_t, box, out_theta, out_energy, out_acc):
     C, p = pos.shape
     kept_before = max(t0 - warmup, 0) // thin
+    restart = warmup // 2 if warmup >= 200 else 0
     for c in nb.prange(C):
         scratch = np.empty((rows, cols))
         eps = np.empty(p)
@@ -151,6 +156,7 @@ def _rw_steps(fn, fdata, idata, rows, cols, pos, energy, log_step, log_step_bar,
         ls = log_step[c]
         ls_bar = log_step_bar[c]
         hb = h_bar[c]
+        mu = mu_arr[c]
         step = np.exp(ls)
         acc_count = n_acc[c]
         bad = n_bad[c]
@@ -179,7 +185,11 @@ def _rw_steps(fn, fdata, idata, rows, cols, pos, energy, log_step, log_step_bar,
                     cur[j] = prop[j]
                 e_cur = e_new
             if t < warmup:
-                m = t + 1.0
+                if t == restart and restart > 0:
+                    mu = ls + np.log(10.0)
+                    hb = 0.0
+                    ls_bar = 0.0
+                m = t + 1.0 - restart if t >= restart else t + 1.0
                 w = 1.0 / (m + 10.0)
                 hb = (1.0 - w) * hb + w * (target - a)
                 ls = mu - np.sqrt(m) / 0.05 * hb
@@ -203,6 +213,7 @@ def _rw_steps(fn, fdata, idata, rows, cols, pos, energy, log_step, log_step_bar,
         log_step[c] = ls
         log_step_bar[c] = ls_bar
         h_bar[c] = hb
+        mu_arr[c] = mu
         n_acc[c] = acc_count
         n_bad[c] = bad
 
