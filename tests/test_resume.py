@@ -12,7 +12,8 @@ import pytest
 
 from mcmc_landscape.store import ChainReader
 
-ARGS = ["sample", "--arch", "10,10", "--chains", "4", "--draws", "20000", "--warmup", "3000", "--seed", "7", "--block-evals", "400"]
+ARGS = ["sample", "--arch", "10,10", "--chains", "4", "--draws", "20000", "--warmup", "3000", "--seed", "7",
+        "--block-evals", "400"]
 
 
 def landscape(*args, **kw):

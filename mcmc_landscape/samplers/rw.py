@@ -93,7 +93,8 @@ def init(model: EnergyModel, n_chains: int, seed: int, settings: RWSettings,
         raise SpecError("the energy is not finite at some initial positions; start the chains elsewhere.")
     return RWState(
         positions, energy, np.full(n_chains, np.log(settings.initial_step)), np.zeros(n_chains),
-        np.zeros(n_chains), np.full(n_chains, np.log(10.0 * settings.initial_step)), rng, np.zeros(n_chains, np.int64), np.zeros(n_chains, np.int64), 0,
+        np.zeros(n_chains), np.full(n_chains, np.log(10.0 * settings.initial_step)), rng,
+        np.zeros(n_chains, np.int64), np.zeros(n_chains, np.int64), 0,
     )
 
 
