@@ -21,11 +21,15 @@ log = logging.getLogger("landscape")
 
 #: Settings that define a run; a resume must match every one of them.
 RUN_KEYS = ("arch", "activation", "data", "angle", "temperature", "box", "sampler", "chains", "seed", "warmup",
-            "thin", "target_accept", "initial_step")
+            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "dtype")
 SAMPLE_DEFAULTS: dict[str, Any] = {
     "arch": "2,2", "activation": "relu", "data": "points10", "angle": 0.0, "temperature": 1.0, "box": 10.0,
-    "sampler": "rw", "chains": 16, "seed": 0, "warmup": 2000, "thin": 1, "target_accept": 0.234,
-    "initial_step": 0.1, "draws": 20000,
+    "sampler": "rw", "chains": 16, "seed": 0, "warmup": 2000, "thin": 1, "draws": 20000,
+}
+SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "rw": {"target_accept": 0.234, "initial_step": 0.1},
+    "hmc": {"target_accept": 0.8, "initial_step": 0.05, "leapfrog": 16, "jitter": False, "dtype": "float64",
+            "warmup": 1000},
 }
 
 
@@ -92,14 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--angle", type=_finite_float, help="rotate the 2-D data by this many degrees (default 0)")
     s.add_argument("--temperature", "-T", type=_positive_float, help="temperature T (default 1)")
     s.add_argument("--box", "-L", type=_positive_float, help="box half-width L (default 10)")
-    s.add_argument("--sampler", choices=["rw"], help="sampler kernel (default rw: Numba random-walk Metropolis)")
+    s.add_argument("--sampler", choices=["rw", "hmc"],
+                   help="rw: Numba random-walk Metropolis (default); hmc: PyTorch HMC, all chains in one batch")
     s.add_argument("--chains", type=_positive_int, help=f"number of chains (default {d['chains']})")
     s.add_argument("--draws", type=_positive_int,
                    help=f"kept draws per chain; with --resume, the new total (default {d['draws']})")
     s.add_argument("--warmup", type=_nonneg_int, help=f"adaptation steps before any draw is kept (default {d['warmup']})")
     s.add_argument("--thin", type=_positive_int, help="keep every n-th step (default 1)")
-    s.add_argument("--target-accept", type=_positive_float, help="target acceptance during warm-up (default 0.234)")
-    s.add_argument("--initial-step", type=_positive_float, help="initial proposal scale (default 0.1)")
+    s.add_argument("--target-accept", type=_positive_float,
+                   help="target acceptance during warm-up (default 0.234 for rw, 0.8 for hmc)")
+    s.add_argument("--initial-step", type=_positive_float, help="initial step size (default 0.1 rw, 0.05 hmc)")
+    s.add_argument("--leapfrog", type=_positive_int, help="hmc: leapfrog steps per iteration (default 16)")
+    s.add_argument("--jitter", action="store_const", const=True,
+                   help="hmc: draw the number of leapfrog steps afresh each iteration")
+    s.add_argument("--device", default="auto", help="hmc: auto (CUDA if present), cpu or cuda (default auto)")
+    s.add_argument("--dtype", choices=["float32", "float64"], help="hmc: floating-point type (default float64)")
     s.add_argument("--seed", type=_nonneg_int, help="random seed (default 0)")
     s.add_argument("--out", "-o", type=Path, help="chain file to create")
     s.add_argument("--run", help="name of the run inside the file (default: the file's stem)")
@@ -131,20 +142,44 @@ def _data_digest(x: Any, y: Any) -> str:
     return h.hexdigest()
 
 
-def _make_kernel(cfg: dict[str, Any], x: Any, y: Any):
+def _make_kernel(cfg: dict[str, Any], x: Any, y: Any, device: str = "auto"):
     from .data import validate_dataset
-    from .energy import mlp_energy_model
     from .nets import MLPSpec
-    from .samplers import rw
 
     ds = validate_dataset(x, y, name=str(cfg["data"]))
     spec = MLPSpec.from_string(cfg["arch"], n_in=ds.n_in, n_out=max(2, ds.n_classes), activation=cfg["activation"])
+    if not cfg["target_accept"] < 1:
+        raise SpecError(f"--target-accept must be below 1, got {cfg['target_accept']}.")
+    if cfg["sampler"] == "hmc":
+        return spec, _make_hmc(cfg, spec, ds, device)
+    from .energy import mlp_energy_model
+    from .samplers import rw
+
     model = mlp_energy_model(spec, ds)
     settings = rw.RWSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
                              warmup=cfg["warmup"], thin=cfg["thin"], initial_step=cfg["initial_step"])
-    if not cfg["target_accept"] < 1:
-        raise SpecError(f"--target-accept must be below 1, got {cfg['target_accept']}.")
     return spec, rw.RWKernel(model, settings)
+
+
+def _make_hmc(cfg: dict[str, Any], spec: Any, ds: Any, device: str):
+    import torch
+
+    from .energy import mlp_energy_torch
+    from .samplers import hmc
+
+    dev = hmc.resolve_device(device)
+    dtype = torch.float64 if cfg["dtype"] == "float64" else torch.float32
+    xt = torch.as_tensor(ds.x, dtype=dtype, device=dev)
+    yt = torch.as_tensor(ds.y, dtype=torch.int64, device=dev)
+
+    def energy(theta: Any) -> Any:
+        return mlp_energy_torch(theta, spec, xt, yt)
+
+    settings = hmc.HMCSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
+                               warmup=cfg["warmup"], thin=cfg["thin"], n_leapfrog=cfg["leapfrog"],
+                               jitter=bool(cfg["jitter"]), initial_step=cfg["initial_step"])
+    log.debug("hmc on %s in %s", dev, cfg["dtype"])
+    return hmc.HMCKernel(energy, spec.n_params, settings, dev, dtype)
 
 
 def _explicit(args: argparse.Namespace) -> dict[str, Any]:
@@ -179,7 +214,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
                                  + "; drop those flags, or start a new run with --out.")
         cfg = stored
         total = args.draws if args.draws is not None else int(cfg["draws"])
-        spec, kernel = _make_kernel(cfg, x, y)
+        spec, kernel = _make_kernel(cfg, x, y, args.device)
         state = kernel.state_from_arrays(state_arrays)
         writer = ChainWriter.open(args.resume, run_name)
         if total < writer.committed_draws:
@@ -188,12 +223,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
                             f"--draws {total}; give a larger total to extend it.")
         log.info("resuming %s at %d of %d draws (%s)", args.resume, writer.committed_draws, total, spec.describe())
     else:
-        cfg = {**{k: v for k, v in SAMPLE_DEFAULTS.items()}, **_explicit(args)}
+        explicit = _explicit(args)
+        sampler = explicit.get("sampler", SAMPLE_DEFAULTS["sampler"])
+        cfg = {**SAMPLE_DEFAULTS, **SAMPLER_DEFAULTS[sampler], **explicit}
+        foreign = [k for k in ("leapfrog", "jitter", "dtype") if k in explicit and k not in SAMPLER_DEFAULTS[sampler]]
+        if foreign:
+            raise SpecError(f"--{foreign[0]} applies to --sampler hmc only; drop it or choose hmc.")
         if args.draws is not None:
             cfg["draws"] = args.draws
         ds = load_dataset(cfg["data"], cfg["angle"])
         cfg["data_sha256"] = _data_digest(ds.x, ds.y)
-        spec, kernel = _make_kernel(cfg, ds.x, ds.y)
+        spec, kernel = _make_kernel(cfg, ds.x, ds.y, args.device)
         cfg["n_params"] = spec.n_params
         cfg["widths"] = list(spec.widths)
         total = int(cfg["draws"])
