@@ -87,3 +87,32 @@ def test_extend_a_finished_run(tmp_path, reference):
     assert landscape(*args, "--out", str(path)).wait(timeout=300) == 0
     assert landscape("sample", "--resume", str(path), "--draws", "20000").wait(timeout=300) == 0
     np.testing.assert_array_equal(read_all(path)[1], reference[1])
+
+
+HMC_ARGS = ["sample", "--sampler", "hmc", "--device", "cpu", "--chains", "4", "--draws", "600", "--warmup", "100",
+            "--leapfrog", "8", "--jitter", "--seed", "3", "--block-evals", "200"]
+
+
+def test_hmc_killed_and_resumed_is_bit_identical_on_cpu(tmp_path):
+    ref = tmp_path / "ref.h5"
+    assert landscape(*HMC_ARGS, "--out", str(ref)).wait(timeout=300) == 0
+    path = tmp_path / "run.h5"
+    rng = random.Random(99)
+    proc = landscape(*HMC_ARGS, "--out", str(path))
+    kills = 0
+    for _ in range(3):
+        time.sleep(rng.uniform(2.0, 4.0))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=300)
+        args = ["sample", "--resume", str(path), "--device", "cpu"] if path.exists() else [*HMC_ARGS, "--out",
+                                                                                           str(path)]
+        proc = landscape(*args)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert kills >= 1
+    a, b = read_all(ref), read_all(path)
+    assert a[0] == b[0] == 600
+    for x, y in zip(a[1:4], b[1:4], strict=True):
+        np.testing.assert_array_equal(x, y)
