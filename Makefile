@@ -25,7 +25,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python bench/rw_vs_emcee.py
+	$(BIN)/python bench/hmc.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -254,6 +254,10 @@ class ChainReader:
     def get_energy(self, discard: int = 0, thin: int = 1, flat: bool = False) -> np.ndarray:
         return self.get("energy", discard, thin, flat)
 
+    def read_block(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Draws ``start:stop`` (clipped to the committed ones) of every chain."""
+        return self._g[name][:, max(0, start) : min(stop, self.committed_draws)]
+
     def iter_chunks(self, name: str = "theta", chunk_draws: int = 4096, discard: int = 0
                     ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(first_draw, block)`` over committed draws, reading ``chunk_draws`` at a time (bounded memory)."""

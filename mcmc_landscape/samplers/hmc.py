@@ -185,9 +185,11 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
     n_acc, n_bad = state.n_accepted.clone(), state.n_nonfinite.clone()
     inv_t = 1.0 / s.temperature
     C, p = pos.shape
-    out_theta = np.empty((C, n_draws, p), dtype=np.float64 if pos.dtype == torch.float64 else np.float32)
-    out_energy = np.empty((C, n_draws), dtype=out_theta.dtype)
-    out_acc = np.empty((C, n_draws), dtype=bool)
+    # Draws of the block gather on the device and leave it once at the end: one transfer per block, and device
+    # memory bounded by the block, not the run.
+    out_theta = torch.empty((C, n_draws, p), dtype=pos.dtype, device=device)
+    out_energy = torch.empty((C, n_draws), dtype=pos.dtype, device=device)
+    out_acc = torch.empty((C, n_draws), dtype=torch.bool, device=device)
     k_out = 0
     it = state.iteration
     for _ in range(n_iter):
@@ -242,14 +244,14 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
         else:
             n_acc += accept.to(torch.int64)
             if (it - s.warmup + 1) % s.thin == 0:
-                out_theta[:, k_out] = pos.cpu().numpy()
-                out_energy[:, k_out] = u.cpu().numpy()
-                out_acc[:, k_out] = accept.cpu().numpy()
+                out_theta[:, k_out] = pos
+                out_energy[:, k_out] = u
+                out_acc[:, k_out] = accept
                 k_out += 1
         it += 1
     new = HMCState(pos, u, g, log_step, ls_bar, h_bar, mu, inv_mass, w_n, w_mean, w_m2, da, n_acc, n_bad,
                    gen.get_state(), it)
-    return new, out_theta, out_energy, out_acc
+    return new, out_theta.cpu().numpy(), out_energy.cpu().numpy(), out_acc.cpu().numpy()
 
 
 _SCALARS = ("welford_n", "da_count", "iteration")

@@ -1,0 +1,237 @@
+"""The report's pipeline on a stored run, with the numbers that make it honest.
+
+draws (after warm-up) → optional canonicalization modulo symmetries → RBF kernel PCA to 3-D (share of kernel variance
+left out, pre-image reconstruction error) → good minima (loss < threshold) → linear PCA of their 3-D coordinates to
+2-D (explained variance) → the same for null sets of the same count → bootstrap intervals → PCA spectrum and TwoNN
+dimension of the good minima in parameter space. Run with and without canonicalization so the difference is shown.
+
+Memory stays bounded whatever the file size: draws are read chunk by chunk, the embedding is fitted on at most
+``memory_budget_mb`` worth of draws, and everything else is applied chunk by chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.decomposition import IncrementalPCA
+
+from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.store import ChainReader
+
+from .minima import bootstrap_ci, null_sets, pca_spectrum, plane_share, twonn_dimension
+from .reduction import KernelEmbedding, PlaneFit, reconstruction_error
+from .symmetry import canonicalize
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    discard: int = 0
+    thin: int = 1
+    max_draws: int = 20000
+    threshold: float = 0.1
+    gamma: float | None = None
+    canonicalize: bool = True
+    solver: str = "nystroem"
+    n_landmarks: int = 1500
+    n_boot: int = 200
+    n_boot_kernel: int = 5
+    seed: int = 0
+    memory_budget_mb: float = 512.0
+    chunk_draws: int = 1024
+
+
+@dataclass
+class Selection:
+    """Which draws are analysed: flat indices into (chains, kept draws) after discard and thinning."""
+
+    chains: int
+    draws: int  # per chain after discard and thin
+    index: np.ndarray  # sorted flat indices c * draws + d
+
+
+def select_draws(reader: ChainReader, s: AnalysisSettings) -> Selection:
+    kept = len(range(min(s.discard, reader.committed_draws), reader.committed_draws, s.thin))
+    total = reader.n_chains * kept
+    rng = np.random.default_rng(s.seed)
+    index = np.arange(total) if total <= s.max_draws else np.sort(rng.choice(total, s.max_draws, replace=False))
+    return Selection(reader.n_chains, kept, index)
+
+
+def iter_selected(reader: ChainReader, sel: Selection, s: AnalysisSettings, rows: np.ndarray | None = None):
+    """Yield (positions in the selection, theta rows, energy rows) chunk by chunk, reading only needed chunks."""
+    idx = sel.index if rows is None else sel.index[rows]
+    pos_all = np.arange(len(sel.index)) if rows is None else np.asarray(rows)
+    chain, draw = np.divmod(idx, sel.draws) if sel.draws else (idx, idx)
+    file_draw = s.discard + draw * s.thin
+    step = s.chunk_draws * s.thin
+    for start in range(s.discard, s.discard + sel.draws * s.thin, step):
+        in_chunk = (file_draw >= start) & (file_draw < start + step)
+        if not in_chunk.any():
+            continue
+        stop = min(start + step, reader.committed_draws)
+        block_t = reader.read_block("theta", start, stop)
+        block_e = reader.read_block("energy", start, stop)
+        c, d = chain[in_chunk], file_draw[in_chunk] - start
+        yield pos_all[in_chunk], block_t[c, d], block_e[c, d]
+
+
+def load_rows(reader: ChainReader, sel: Selection, s: AnalysisSettings, rows: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    n = len(sel.index) if rows is None else len(rows)
+    where = {int(r): i for i, r in enumerate(range(n) if rows is None else rows)}
+    theta = np.empty((n, reader.n_params))
+    energy = np.empty(n)
+    for pos, t, e in iter_selected(reader, sel, s, rows):
+        k = np.array([where[int(p)] for p in pos])
+        theta[k], energy[k] = t, e
+    return theta, energy
+
+
+def _geometry(theta_fit: np.ndarray, loss_fit: np.ndarray, transform_all, loss: np.ndarray,
+              spec_info: dict[str, Any], s: AnalysisSettings, good_theta_loader
+              ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    emb = KernelEmbedding(3, s.gamma, s.solver, s.n_landmarks, s.seed).fit(theta_fit)
+    Y = transform_all(emb)
+    rng = np.random.default_rng(s.seed + 1)
+    boot_left = []
+    for b in range(s.n_boot_kernel):
+        rows = rng.integers(0, len(theta_fit), len(theta_fit))
+        boot_left.append(KernelEmbedding(3, s.gamma, s.solver, s.n_landmarks, s.seed + b + 1)
+                         .fit(theta_fit[rows]).left_out_share_)
+    recon = [reconstruction_error(theta_fit, 3, s.gamma, random_state=s.seed + b)
+             for b in range(max(1, s.n_boot_kernel))]
+    good = loss < s.threshold
+    n_good = int(good.sum())
+    out: dict[str, Any] = {
+        "kernel_pca": {
+            "gamma": emb.gamma_, "solver": s.solver, "n_fit": len(theta_fit),
+            "left_out_share": emb.left_out_share_, "left_out_share_ci": _pct(boot_left),
+            "eigenvalues": emb.eigenvalues_.tolist(),
+            "reconstruction_error": float(np.median(recon)), "reconstruction_error_ci": _pct(recon),
+        },
+        "n_draws": len(loss), "n_good": n_good, "good_share": n_good / len(loss),
+    }
+    arrays = {"embedding": Y, "loss": loss, "good": good}
+    if n_good > 3:
+        Yg = Y[good]
+        plane = PlaneFit(2).fit(Yg)
+        arrays["plane"] = plane.transform(Yg)
+        out["plane"] = {"explained_variance_ratio": plane.explained_variance_ratio_,
+                        "ci": bootstrap_ci(plane_share, Yg, s.n_boot, random_state=s.seed),
+                        "spectrum_3d": plane.spectrum_.tolist()}
+        nulls = {}
+        nulls_pts = null_sets(theta_fit, loss_fit, s.threshold, n_good, spec_info["box"], s.seed)
+        for name, pts in nulls_pts.items():
+            Y0 = emb.transform(pts)
+            nulls[name] = {"explained_variance_ratio": plane_share(Y0),
+                           "ci": bootstrap_ci(plane_share, Y0, s.n_boot, random_state=s.seed)}
+        out["plane"]["null"] = nulls
+        good_theta = good_theta_loader(good)
+        out["parameter_space"] = {
+            "pca_spectrum": _ipca_spectrum(good_theta, s),
+            "twonn_dimension": twonn_dimension(good_theta[: 5000], random_state=s.seed),
+            "twonn_dimension_3d": twonn_dimension(Yg, random_state=s.seed),
+            "p": int(theta_fit.shape[1]),
+        }
+    else:
+        out["plane"] = None
+        out["note"] = f"only {n_good} draws have loss < {s.threshold}; no plane can be fitted."
+    return out, arrays
+
+
+def _ipca_spectrum(X: np.ndarray, s: AnalysisSettings) -> list[float]:
+    if X.shape[1] <= 2000:
+        return pca_spectrum(X).tolist()
+    k = min(20, len(X) - 1)
+    ipca = IncrementalPCA(n_components=k, batch_size=max(k + 1, 256))
+    for i in range(0, len(X), 256):
+        if len(X[i : i + 256]) > k:
+            ipca.partial_fit(X[i : i + 256])
+    return ipca.explained_variance_ratio_.tolist()
+
+
+def _pct(values: list[float]) -> tuple[float, float]:
+    v = np.asarray(values, float)
+    return (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) if len(v) else (float("nan"),) * 2
+
+
+def analyze_file(path: str, s: AnalysisSettings, run: str | None = None) -> tuple[dict[str, Any], dict]:
+    """Run the pipeline on a chain file; returns (numbers, arrays) for the canonical and the raw draws."""
+    with ChainReader(path, run) as reader:
+        cfg = reader.config
+        spec = MLPSpec(tuple(cfg["widths"][1:-1]), cfg["widths"][0], cfg["widths"][-1], cfg["activation"])
+        n_data = int(len(reader.extra("data/y")))
+        sel = select_draws(reader, s)
+        if len(sel.index) < 10:
+            raise ValueError(f"only {len(sel.index)} draws to analyse")
+        row_bytes = reader.n_params * 8
+        n_fit = int(min(len(sel.index), max(100, s.memory_budget_mb * 2**20 / row_bytes / 4)))
+        rng = np.random.default_rng(s.seed + 7)
+        fit_rows = np.sort(rng.choice(len(sel.index), n_fit, replace=False)) if n_fit < len(sel.index) \
+            else np.arange(len(sel.index))
+        theta_fit_raw, energy_fit = load_rows(reader, sel, s, fit_rows)
+        energy_all = np.empty(len(sel.index))
+        for pos, _, e in iter_selected(reader, sel, s):
+            energy_all[pos] = e
+        loss = energy_all / n_data
+        spec_info = {"box": float(cfg["box"]), "n_data": n_data}
+        results, arrays = {}, {}
+        modes = [True, False] if s.canonicalize else [False]
+        for canon in modes:
+            prep = (lambda t: canonicalize(t, spec)) if canon else (lambda t: t)
+            theta_fit = prep(theta_fit_raw)
+
+            def transform_all(emb, prep=prep):
+                Y = np.empty((len(sel.index), 3))
+                for pos, t, _ in iter_selected(reader, sel, s):
+                    Y[pos] = emb.transform(prep(t))
+                return Y
+
+            def good_loader(good, prep=prep):
+                rows = np.flatnonzero(good)
+                cap = int(max(100, s.memory_budget_mb * 2**20 / row_bytes / 4))
+                if len(rows) > cap:
+                    rows = np.sort(np.random.default_rng(s.seed).choice(rows, cap, replace=False))
+                return prep(load_rows(reader, sel, s, rows)[0])
+
+            key = "canonical" if canon else "raw"
+            results[key], arrays[key] = _geometry(theta_fit, energy_fit / n_data, transform_all, loss, spec_info, s,
+                                                  good_loader)
+    summary = {"file": str(path), "run": cfg, "settings": asdict(s), "n_selected": len(sel.index),
+               "chains": sel.chains, "draws_per_chain": sel.draws, "n_data": n_data, **results}
+    if "canonical" in results and results["canonical"].get("plane") and results["raw"].get("plane"):
+        summary["canonicalization_effect"] = {
+            "explained_variance_ratio": [results["raw"]["plane"]["explained_variance_ratio"],
+                                         results["canonical"]["plane"]["explained_variance_ratio"]],
+            "left_out_share": [results["raw"]["kernel_pca"]["left_out_share"],
+                               results["canonical"]["kernel_pca"]["left_out_share"]],
+            "twonn_dimension": [results["raw"]["parameter_space"]["twonn_dimension"],
+                                results["canonical"]["parameter_space"]["twonn_dimension"]],
+        }
+    return summary, arrays
+
+
+def write_outputs(summary: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]], out_dir) -> list[str]:
+    """summary.json, coords_<mode>.npz and the two figures per mode into ``out_dir``."""
+    import json
+    from pathlib import Path
+
+    from mcmc_landscape.diagnostics import _json_safe
+
+    from .plots import embedding_3d, good_minima_2d
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for mode, arr in arrays.items():
+        np.savez_compressed(out / f"coords_{mode}.npz", **arr)
+        written.append(str(embedding_3d(arr["embedding"], arr["loss"], out / f"embedding_3d_{mode}.png",
+                                        f"RBF kernel PCA to 3-D ({mode} draws)")))
+        if "plane" in arr:
+            written.append(str(good_minima_2d(arr["plane"], arr["loss"][arr["good"]], out / f"good_minima_2d_{mode}.png",
+                                              f"good minima (loss < {summary['settings']['threshold']}), {mode}")))
+    (out / "summary.json").write_text(json.dumps(_json_safe(summary), indent=1))
+    written.append(str(out / "summary.json"))
+    return written

@@ -1,0 +1,143 @@
+"""Kernel PCA (RBF) of sampled parameters down to 3-D, and linear PCA of good minima down to 2-D.
+
+``KernelEmbedding`` is a scikit-learn style estimator with three solvers behind one meaning:
+
+* ``"exact"``: scikit-learn's ``KernelPCA`` with the dense eigen-solver (n³; the reference);
+* ``"randomized"``: the same with its randomized solver;
+* ``"nystroem"`` (default): scikit-learn's ``Nystroem`` features from ``n_landmarks`` landmarks followed by ``PCA``.
+  ΦΦᵀ ≈ K, so PCA of the centred features is kernel PCA of the approximated kernel; its scores have the scale of
+  ``KernelPCA.transform``. Fitting costs O(n m²) and transforming is chunked, so files larger than memory stream.
+
+Two readings of the report's "approximation error" are reported:
+
+* ``left_out_share_``: the share of the centred kernel's variance (its trace) not captured by the components. For the
+  RBF kernel K_ii = 1, so trace(K_c)/n = 1 - ‖mean feature‖², known exactly without the n × n matrix.
+* ``reconstruction_error``: ‖X - X̂‖² / ‖X - X̄‖², with X̂ the learned pre-image of the embedding (scikit-learn's
+  ``fit_inverse_transform``, a kernel ridge map fitted on at most ``max_fit`` draws).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from sklearn.decomposition import PCA, IncrementalPCA, KernelPCA
+from sklearn.kernel_approximation import Nystroem
+
+SOLVERS = ("nystroem", "exact", "randomized")
+
+
+class KernelEmbedding:
+    """RBF kernel PCA to ``n_components`` dimensions (see the module docstring for the solvers)."""
+
+    def __init__(self, n_components: int = 3, gamma: float | None = None, solver: str = "nystroem",
+                 n_landmarks: int = 1500, random_state: int | None = 0):
+        self.n_components = n_components
+        self.gamma = gamma
+        self.solver = solver
+        self.n_landmarks = n_landmarks
+        self.random_state = random_state
+
+    def _gamma(self, p: int) -> float:
+        return float(self.gamma) if self.gamma is not None else 1.0 / p  # scikit-learn's default
+
+    def fit(self, X: np.ndarray) -> KernelEmbedding:
+        X = np.asarray(X, dtype=np.float64)
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+        if X.ndim != 2 or X.shape[0] <= self.n_components:
+            raise ValueError(f"need more than {self.n_components} rows of shape (n, p), got {X.shape}")
+        self.gamma_ = self._gamma(X.shape[1])
+        n = X.shape[0]
+        if self.solver == "nystroem":
+            m = min(self.n_landmarks, n)
+            self.nystroem_ = Nystroem(kernel="rbf", gamma=self.gamma_, n_components=m,
+                                      random_state=self.random_state).fit(X)
+            feats = self.nystroem_.transform(X)
+            self.pca_ = PCA(n_components=self.n_components, random_state=self.random_state).fit(feats)
+            mean = self.pca_.mean_
+            self.kernel_variance_ = 1.0 - float(mean @ mean)  # trace(K_c) / n with K_ii = 1
+            self.eigenvalues_ = self.pca_.explained_variance_ * (n - 1) / n
+        else:
+            self.kpca_ = KernelPCA(n_components=self.n_components, kernel="rbf", gamma=self.gamma_,
+                                   eigen_solver="dense" if self.solver == "exact" else "randomized",
+                                   random_state=self.random_state).fit(X)
+            self.eigenvalues_ = self.kpca_.eigenvalues_ / n
+            k_mean = _rbf_mean(X, self.gamma_)
+            self.kernel_variance_ = 1.0 - k_mean
+        self.explained_kernel_variance_ = float(self.eigenvalues_.sum() / self.kernel_variance_)
+        self.left_out_share_ = 1.0 - self.explained_kernel_variance_
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X: np.ndarray, chunk: int = 20000) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        return np.concatenate([self._transform(X[i : i + chunk]) for i in range(0, len(X), chunk)]) \
+            if len(X) else np.empty((0, self.n_components))
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        if self.solver == "nystroem":
+            return self.pca_.transform(self.nystroem_.transform(X))
+        return self.kpca_.transform(X)
+
+    def fit_transform(self, X: np.ndarray) -> np.ndarray:
+        return self.fit(X).transform(X)
+
+    def transform_stream(self, chunks: Iterable[np.ndarray]) -> np.ndarray:
+        """Embed chunk by chunk: memory is one chunk of X plus the (n, 3) output."""
+        return np.concatenate([self._transform(np.asarray(c, dtype=np.float64)) for c in chunks])
+
+
+def _rbf_mean(X: np.ndarray, gamma: float, chunk: int = 4096) -> float:
+    """Mean of the RBF kernel matrix, (1/n²) Σ_ij K_ij, computed in blocks."""
+    from sklearn.metrics.pairwise import rbf_kernel
+
+    total = 0.0
+    for i in range(0, len(X), chunk):
+        total += float(rbf_kernel(X[i : i + chunk], X, gamma=gamma).sum())
+    return total / (len(X) ** 2)
+
+
+def reconstruction_error(X: np.ndarray, n_components: int = 3, gamma: float | None = None, max_fit: int = 2000,
+                         random_state: int = 0) -> float:
+    """Relative error of the kernel-PCA pre-image map, ‖X - X̂‖² / ‖X - X̄‖², on a subsample of at most ``max_fit``."""
+    X = np.asarray(X, dtype=np.float64)
+    rng = np.random.default_rng(random_state)
+    if len(X) > max_fit:
+        X = X[rng.choice(len(X), max_fit, replace=False)]
+    g = float(gamma) if gamma is not None else 1.0 / X.shape[1]
+    kp = KernelPCA(n_components=n_components, kernel="rbf", gamma=g, fit_inverse_transform=True,
+                   eigen_solver="randomized", random_state=random_state)
+    Xh = kp.inverse_transform(kp.fit_transform(X))
+    denom = float(((X - X.mean(axis=0)) ** 2).sum())
+    return float(((X - Xh) ** 2).sum() / denom) if denom > 0 else 0.0
+
+
+class PlaneFit:
+    """Linear PCA of points (good minima in the 3-D embedding) to ``n_components``: how planar they are."""
+
+    def __init__(self, n_components: int = 2, incremental: bool = False, batch_size: int | None = None):
+        self.n_components = n_components
+        self.incremental = incremental
+        self.batch_size = batch_size
+
+    def fit(self, Y: np.ndarray) -> PlaneFit:
+        Y = np.asarray(Y, dtype=np.float64)
+        if len(Y) <= self.n_components:
+            raise ValueError(f"need more than {self.n_components} points to fit a plane, got {len(Y)}")
+        full = (IncrementalPCA(batch_size=self.batch_size) if self.incremental else PCA()).fit(Y)
+        self.spectrum_ = full.explained_variance_ratio_
+        self.components_ = full.components_[: self.n_components]
+        self.mean_ = full.mean_
+        self.explained_variance_ratio_ = float(self.spectrum_[: self.n_components].sum())
+        return self
+
+    def transform(self, Y: np.ndarray) -> np.ndarray:
+        return (np.asarray(Y, dtype=np.float64) - self.mean_) @ self.components_.T
+
+
+def procrustes_disparity(A: np.ndarray, B: np.ndarray) -> float:
+    """scipy's Procrustes disparity (1 - R² after the best translation, scaling, rotation and reflection)."""
+    from scipy.spatial import procrustes
+
+    return float(procrustes(np.asarray(A, float), np.asarray(B, float))[2])

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from analysis.minima import bootstrap_ci, good_mask, null_sets, plane_share, twonn_dimension
+from analysis.reduction import KernelEmbedding, PlaneFit, procrustes_disparity, reconstruction_error
+from analysis.symmetry import canonicalize, permute_hidden
+from mcmc_landscape.data import load_dataset
+from mcmc_landscape.energy import mlp_energy_model
+from mcmc_landscape.nets import MLPSpec
+
+
+def test_nystroem_embedding_matches_exact_kernel_pca():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(600, 5)), rng.normal(size=(600, 5)) + 3])
+    exact = KernelEmbedding(3, solver="exact").fit(X)
+    ny = KernelEmbedding(3, solver="nystroem", n_landmarks=600).fit(X)
+    assert procrustes_disparity(exact.transform(X), ny.transform(X)) < 0.01
+    assert abs(exact.left_out_share_ - ny.left_out_share_) < 0.02
+    assert 0 < exact.left_out_share_ < 1
+    # exact left-out share equals 1 - (top-3 eigenvalues) / trace of the centred kernel, computed by hand
+    from sklearn.metrics.pairwise import rbf_kernel
+
+    K = rbf_kernel(X, gamma=1 / 5)
+    n = len(X)
+    H = np.eye(n) - 1 / n
+    ev = np.linalg.eigvalsh(H @ K @ H)[::-1]
+    assert exact.left_out_share_ == pytest.approx(1 - ev[:3].sum() / ev.sum(), abs=1e-8)
+
+
+def test_reconstruction_error_small_on_low_dimensional_data_large_on_noise():
+    rng = np.random.default_rng(1)
+    t = rng.uniform(0, 1, size=(800, 2))
+    X_plane = np.concatenate([t, np.zeros((800, 4))], axis=1) @ np.linalg.qr(rng.normal(size=(6, 6)))[0]
+    assert reconstruction_error(X_plane, gamma=0.5) < 0.1
+    assert reconstruction_error(rng.normal(size=(800, 6)), gamma=0.5) > 0.3
+
+
+def test_plane_fit_finds_a_planar_arrangement_and_not_a_ball():
+    rng = np.random.default_rng(2)
+    plane = np.c_[rng.normal(size=(500, 2)) * 3, 0.05 * rng.normal(size=500)]
+    ball = rng.normal(size=(500, 3))
+    assert PlaneFit().fit(plane).explained_variance_ratio_ > 0.99
+    ball_share = PlaneFit().fit(ball).explained_variance_ratio_
+    assert 2 / 3 <= ball_share < 0.8
+    lo, hi = bootstrap_ci(plane_share, ball, 200)
+    assert lo < ball_share < hi and hi < 0.85
+
+
+def test_twonn_recovers_dimension():
+    rng = np.random.default_rng(3)
+    Q = np.linalg.qr(rng.normal(size=(10, 10)))[0]
+    for d in (2, 5):
+        X = np.c_[rng.uniform(size=(3000, d)), np.zeros((3000, 10 - d))] @ Q
+        assert abs(twonn_dimension(X) - d) < 0.3 * d
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid"])
+def test_canonicalization_keeps_the_function_and_removes_symmetries(act):
+    spec = MLPSpec.from_string("3,4", activation=act)
+    model = mlp_energy_model(spec, load_dataset("points10"))
+    rng = np.random.default_rng(4)
+    theta = rng.uniform(-3, 3, size=(50, spec.n_params))
+    canon = canonicalize(theta, spec)
+    np.testing.assert_allclose(model.energy(canon), model.energy(theta), atol=1e-9)
+    # a symmetric copy has the same canonical form
+    copy = permute_hidden(theta, spec, 0, np.array([2, 0, 1]))
+    copy = permute_hidden(copy, spec, 1, np.array([3, 1, 0, 2]))
+    np.testing.assert_allclose(model.energy(copy), model.energy(theta), atol=1e-9)
+    if act == "relu":
+        (W1, b1), (W2, _), _ = spec.unflatten(copy)
+        W1[..., 1] *= 2.5
+        b1[..., 1] *= 2.5
+        W2[..., 1, :] /= 2.5
+    np.testing.assert_allclose(canonicalize(copy, spec), canon, atol=1e-9)
+
+
+def test_null_sets_have_the_requested_count():
+    rng = np.random.default_rng(5)
+    theta = rng.normal(size=(400, 6))
+    loss = rng.uniform(0, 1, 400)
+    sets = null_sets(theta, loss, 0.1, 30, 10.0)
+    assert set(sets) == {"uniform", "gaussian", "high_loss"}
+    assert all(v.shape == (30, 6) for v in sets.values())
+    assert np.all(np.abs(sets["uniform"]) <= 10)
+    assert good_mask(np.array([0.5, 2.0]), 10, 0.1).tolist() == [True, False]
