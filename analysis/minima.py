@@ -63,7 +63,8 @@ def null_sets(theta: np.ndarray, loss: np.ndarray, threshold: float, count: int,
 
 def twonn_dimension(X: np.ndarray, discard_fraction: float = 0.1, max_points: int = 5000,
                     random_state: int = 0) -> float:
-    """TwoNN maximum-likelihood intrinsic dimension: d = N / Σ log(r2/r1), dropping the largest ratios."""
+    """TwoNN intrinsic dimension: slope through the origin of -log(1 - F(μ)) against log μ, μ = r2/r1, with the
+    largest ``discard_fraction`` of ratios left out (Facco et al. 2017)."""
     X = np.asarray(X, dtype=np.float64)
     if len(X) > max_points:
         X = X[np.random.default_rng(random_state).choice(len(X), max_points, replace=False)]
@@ -74,9 +75,12 @@ def twonn_dimension(X: np.ndarray, discard_fraction: float = 0.1, max_points: in
     r1, r2 = dist[:, 1], dist[:, 2]
     ok = r1 > 0
     mu = np.sort(r2[ok] / r1[ok])
-    mu = mu[: max(2, int(len(mu) * (1 - discard_fraction)))]
-    logs = np.log(mu)
-    return float(len(mu) / logs.sum()) if logs.sum() > 0 else float("nan")
+    n = len(mu)
+    keep = max(2, int(n * (1 - discard_fraction)))
+    x = np.log(mu[:keep])
+    y = -np.log(1.0 - np.arange(keep) / n)  # empirical CDF: -log(1 - F(μ)) = d log μ
+    denom = float(x @ x)
+    return float(x @ y / denom) if denom > 0 else float("nan")
 
 
 def pca_spectrum(X: np.ndarray, max_components: int = 20) -> np.ndarray:

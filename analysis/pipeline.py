@@ -34,7 +34,7 @@ class AnalysisSettings:
     gamma: float | None = None
     canonicalize: bool = True
     solver: str = "nystroem"
-    n_landmarks: int = 1500
+    n_landmarks: int = 500
     n_boot: int = 200
     n_boot_kernel: int = 5
     seed: int = 0

@@ -31,15 +31,15 @@ class KernelEmbedding:
     """RBF kernel PCA to ``n_components`` dimensions (see the module docstring for the solvers)."""
 
     def __init__(self, n_components: int = 3, gamma: float | None = None, solver: str = "nystroem",
-                 n_landmarks: int = 1500, random_state: int | None = 0):
+                 n_landmarks: int = 500, random_state: int | None = 0):
         self.n_components = n_components
         self.gamma = gamma
         self.solver = solver
         self.n_landmarks = n_landmarks
         self.random_state = random_state
 
-    def _gamma(self, p: int) -> float:
-        return float(self.gamma) if self.gamma is not None else 1.0 / p  # scikit-learn's default
+    def _gamma(self, X: np.ndarray) -> float:
+        return float(self.gamma) if self.gamma is not None else median_gamma(X, self.random_state)
 
     def fit(self, X: np.ndarray) -> KernelEmbedding:
         X = np.asarray(X, dtype=np.float64)
@@ -47,14 +47,15 @@ class KernelEmbedding:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
         if X.ndim != 2 or X.shape[0] <= self.n_components:
             raise ValueError(f"need more than {self.n_components} rows of shape (n, p), got {X.shape}")
-        self.gamma_ = self._gamma(X.shape[1])
+        self.gamma_ = self._gamma(X)
         n = X.shape[0]
         if self.solver == "nystroem":
             m = min(self.n_landmarks, n)
             self.nystroem_ = Nystroem(kernel="rbf", gamma=self.gamma_, n_components=m,
                                       random_state=self.random_state).fit(X)
             feats = self.nystroem_.transform(X)
-            self.pca_ = PCA(n_components=self.n_components, random_state=self.random_state).fit(feats)
+            # n ≫ m: the m × m covariance route is exact and costs one n·m² product
+            self.pca_ = PCA(n_components=self.n_components, svd_solver="covariance_eigh").fit(feats)
             mean = self.pca_.mean_
             self.kernel_variance_ = 1.0 - float(mean @ mean)  # trace(K_c) / n with K_ii = 1
             self.eigenvalues_ = self.pca_.explained_variance_ * (n - 1) / n
@@ -88,6 +89,23 @@ class KernelEmbedding:
         return np.concatenate([self._transform(np.asarray(c, dtype=np.float64)) for c in chunks])
 
 
+def median_gamma(X: np.ndarray, random_state: int | None = 0, n_pairs: int = 20000) -> float:
+    """The median heuristic, γ = 1 / median ‖x_i - x_j‖², from random pairs.
+
+    scikit-learn's default γ = 1/p assumes unit-scale features; on draws from [-10, 10]^p it makes the kernel matrix
+    nearly the identity (every draw its own cluster) and kernel PCA meaningless. The median heuristic adapts to the
+    scale of the draws.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    rng = np.random.default_rng(random_state)
+    i = rng.integers(0, len(X), n_pairs)
+    j = rng.integers(0, len(X), n_pairs)
+    d2 = ((X[i] - X[j]) ** 2).sum(axis=1)
+    d2 = d2[i != j]
+    med = float(np.median(d2)) if len(d2) else 0.0
+    return 1.0 / med if med > 0 else 1.0
+
+
 def _rbf_mean(X: np.ndarray, gamma: float, chunk: int = 4096) -> float:
     """Mean of the RBF kernel matrix, (1/n²) Σ_ij K_ij, computed in blocks."""
     from sklearn.metrics.pairwise import rbf_kernel
@@ -98,14 +116,14 @@ def _rbf_mean(X: np.ndarray, gamma: float, chunk: int = 4096) -> float:
     return total / (len(X) ** 2)
 
 
-def reconstruction_error(X: np.ndarray, n_components: int = 3, gamma: float | None = None, max_fit: int = 2000,
+def reconstruction_error(X: np.ndarray, n_components: int = 3, gamma: float | None = None, max_fit: int = 1000,
                          random_state: int = 0) -> float:
     """Relative error of the kernel-PCA pre-image map, ‖X - X̂‖² / ‖X - X̄‖², on a subsample of at most ``max_fit``."""
     X = np.asarray(X, dtype=np.float64)
     rng = np.random.default_rng(random_state)
     if len(X) > max_fit:
         X = X[rng.choice(len(X), max_fit, replace=False)]
-    g = float(gamma) if gamma is not None else 1.0 / X.shape[1]
+    g = float(gamma) if gamma is not None else median_gamma(X, random_state)
     kp = KernelPCA(n_components=n_components, kernel="rbf", gamma=g, fit_inverse_transform=True,
                    eigen_solver="randomized", random_state=random_state)
     Xh = kp.inverse_transform(kp.fit_transform(X))

@@ -137,11 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--thin", type=_positive_int, default=1, help="use every n-th draw")
     a.add_argument("--max-draws", type=_positive_int, default=20000, help="draws analysed (a random subset)")
     a.add_argument("--threshold", type=_positive_float, default=0.1, help="good minima have loss below this")
-    a.add_argument("--gamma", type=_positive_float, help="RBF kernel width (default 1/p, scikit-learn's)")
+    a.add_argument("--gamma", type=_positive_float, help="RBF kernel γ (default: 1 / median squared distance between draws)")
     a.add_argument("--no-canonicalize", action="store_true", help="skip canonicalization modulo symmetries")
     a.add_argument("--solver", choices=["nystroem", "exact", "randomized"], default="nystroem",
                    help="kernel PCA solver (default nystroem: fast and streaming)")
-    a.add_argument("--landmarks", type=_positive_int, default=1500, help="Nyström landmarks (default 1500)")
+    a.add_argument("--landmarks", type=_positive_int, default=500, help="Nyström landmarks (default 500)")
     a.add_argument("--bootstrap", type=_positive_int, default=200, help="bootstrap resamples (default 200)")
     a.add_argument("--seed", type=_nonneg_int, default=0)
     a.add_argument("--memory-mb", type=_positive_float, default=512.0, help="memory budget for draws in RAM")

@@ -12,8 +12,12 @@ from mcmc_landscape.nets import MLPSpec
 def test_nystroem_embedding_matches_exact_kernel_pca():
     rng = np.random.default_rng(0)
     X = np.concatenate([rng.normal(size=(600, 5)), rng.normal(size=(600, 5)) + 3])
-    exact = KernelEmbedding(3, solver="exact").fit(X)
-    ny = KernelEmbedding(3, solver="nystroem", n_landmarks=600).fit(X)
+    exact = KernelEmbedding(3, gamma=0.2, solver="exact").fit(X)
+    ny = KernelEmbedding(3, gamma=0.2, solver="nystroem", n_landmarks=600).fit(X)
+    from scipy.spatial.distance import pdist
+
+    median_gamma = 1 / np.median(pdist(X, "sqeuclidean"))
+    assert KernelEmbedding(3).fit(X).gamma_ == pytest.approx(median_gamma, rel=0.05)  # the median heuristic
     assert procrustes_disparity(exact.transform(X), ny.transform(X)) < 0.01
     assert abs(exact.left_out_share_ - ny.left_out_share_) < 0.02
     assert 0 < exact.left_out_share_ < 1
@@ -83,3 +87,77 @@ def test_null_sets_have_the_requested_count():
     assert all(v.shape == (30, 6) for v in sets.values())
     assert np.all(np.abs(sets["uniform"]) <= 10)
     assert good_mask(np.array([0.5, 2.0]), 10, 0.1).tolist() == [True, False]
+
+
+def _planar_chain_file(tmp_path, planar: bool):
+    """A synthetic chain file whose good draws (low U) lie on a 2-D plane in R^18, or fill a ball (planar=False)."""
+    from mcmc_landscape.store import ChainWriter
+
+    rng = np.random.default_rng(7)
+    n_chains, n_draws, p = 4, 1500, 18
+    basis = np.linalg.qr(rng.normal(size=(p, p)))[0]
+    good_n = n_draws // 3
+    theta = rng.uniform(-5, 5, size=(n_chains, n_draws, p))
+    coords = rng.normal(size=(n_chains, good_n, p)) * 2.0
+    if planar:
+        coords[..., 2:] *= 1e-4
+    theta[:, :good_n] = coords @ basis.T
+    energy = np.full((n_chains, n_draws), 5.0)
+    energy[:, :good_n] = 0.5  # loss 0.05 on the 10-point set
+    ds = load_dataset("points10")
+    cfg = {"widths": [2, 2, 2, 2], "activation": "relu", "box": 10.0, "arch": "2,2"}
+    path = tmp_path / ("planar.h5" if planar else "ball.h5")
+    w = ChainWriter.create(path, "r", cfg, n_chains, p, {"iteration": np.int64(0)},
+                           extra={"data/x": ds.x, "data/y": ds.y})
+    w.append(theta, energy, np.ones((n_chains, n_draws), bool), {"iteration": np.int64(1)})
+    w.close()
+    return path
+
+
+@pytest.mark.parametrize("planar", [True, False])
+def test_pipeline_finds_a_known_plane_and_no_plane_where_there_is_none(tmp_path, planar):
+    from analysis.pipeline import AnalysisSettings, analyze_file
+
+    path = _planar_chain_file(tmp_path, planar)
+    s = AnalysisSettings(canonicalize=False, n_boot=100, n_boot_kernel=2)
+    summary, arrays = analyze_file(str(path), s)
+    raw = summary["raw"]
+    assert raw["n_good"] == 4 * 500
+    spectrum = raw["parameter_space"]["pca_spectrum"]
+    if planar:
+        assert sum(spectrum[:2]) > 0.99  # the plane in R^18 is found ...
+        assert raw["parameter_space"]["twonn_dimension"] < 2.6
+    else:
+        assert sum(spectrum[:2]) < 0.3  # ... and none is invented
+        assert raw["parameter_space"]["twonn_dimension"] > 8
+    assert arrays["raw"]["embedding"].shape == (6000, 3)
+
+
+def test_streaming_with_a_tiny_memory_budget_agrees(tmp_path):
+    from analysis.pipeline import AnalysisSettings, analyze_file
+
+    path = _planar_chain_file(tmp_path, True)
+    full, _ = analyze_file(str(path), AnalysisSettings(canonicalize=False, n_boot=20, n_boot_kernel=1))
+    small = AnalysisSettings(canonicalize=False, n_boot=20, n_boot_kernel=1, memory_budget_mb=0.5, chunk_draws=100)
+    streamed, arrays = analyze_file(str(path), small)
+    assert streamed["raw"]["kernel_pca"]["n_fit"] < 6000  # fitted on a subsample ...
+    assert arrays["raw"]["embedding"].shape == (6000, 3)  # ... applied to every draw
+    assert streamed["raw"]["n_good"] == full["raw"]["n_good"]
+    assert abs(streamed["raw"]["kernel_pca"]["left_out_share"] - full["raw"]["kernel_pca"]["left_out_share"]) < 0.05
+
+
+def test_analyze_cli_on_a_sampled_file(tmp_path, capsys):
+    from mcmc_landscape.cli import main
+
+    out = tmp_path / "run.h5"
+    assert main(["-q", "sample", "--chains", "4", "--draws", "2000", "--warmup", "500", "--out", str(out)]) == 0
+    code = main(["-q", "analyze", str(out), "--out", str(tmp_path / "an"), "--threshold", "0.5", "--bootstrap", "20"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "[canonical]" in text and "[raw]" in text
+    import json
+
+    summary = json.loads((tmp_path / "an" / "summary.json").read_text())
+    assert summary["canonical"]["kernel_pca"]["left_out_share"] < 1
+    assert (tmp_path / "an" / "embedding_3d_canonical.png").stat().st_size > 1000
+    assert main(["-q", "analyze", str(out), "--out", str(tmp_path / "an")]) == 2  # not empty, no --force
