@@ -16,6 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# This file is named like the `analysis` package; keep its folder off the import path so the package is found.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np

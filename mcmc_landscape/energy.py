@@ -187,3 +187,47 @@ def module_energy_torch(module, x, y, reduction: str = "sum"):
     batched = vmap(single)
     theta0 = torch.cat([param.detach().reshape(-1) for param in module.parameters()])
     return batched, p, theta0
+
+
+def mlp_energy_and_grad_torch(theta, spec: MLPSpec, x, y):
+    """U and ∇U for a batch of flat θ (chains, p), with the backward pass written out: no autograd graph.
+
+    Same numbers as ``torch.autograd`` on :func:`mlp_energy_torch` (tested to 1e-10 in float64), at a fraction of the
+    per-operation overhead that dominates small networks with many chains.
+    """
+    import torch
+
+    B = theta.shape[0]
+    layers = spec.offsets()
+    Ws, hs, zs = [], [x.unsqueeze(0).expand(B, -1, -1)], []
+    for li, (w_off, b_off, fan_in, fan_out) in enumerate(layers):
+        W = theta[:, w_off:b_off].reshape(B, fan_in, fan_out)
+        z = torch.baddbmm(theta[:, b_off : b_off + fan_out].unsqueeze(1), hs[-1], W)
+        Ws.append(W)
+        zs.append(z)
+        if li < len(layers) - 1:
+            if spec.activation == "relu":
+                hs.append(torch.relu(z))
+            elif spec.activation == "tanh":
+                hs.append(torch.tanh(z))
+            else:
+                hs.append(torch.sigmoid(z))
+    logp = torch.log_softmax(zs[-1], dim=-1)
+    idx = y.view(1, -1, 1).expand(B, -1, 1)
+    energy = -logp.gather(-1, idx).squeeze(-1).sum(dim=-1)
+    dz = logp.exp()
+    dz.scatter_add_(-1, idx, torch.full_like(idx, -1, dtype=dz.dtype))  # softmax - onehot(y)
+    grads = [None] * len(layers)
+    for li in range(len(layers) - 1, -1, -1):
+        dW = torch.bmm(hs[li].transpose(1, 2), dz)
+        grads[li] = (dW.reshape(B, -1), dz.sum(dim=1))
+        if li > 0:
+            dh = torch.bmm(dz, Ws[li].transpose(1, 2))
+            if spec.activation == "relu":
+                dz = dh * (zs[li - 1] > 0)
+            elif spec.activation == "tanh":
+                dz = dh * (1 - hs[li] ** 2)
+            else:
+                dz = dh * hs[li] * (1 - hs[li])
+    grad = torch.cat([t for pair in grads for t in pair], dim=1)
+    return energy, grad

@@ -64,3 +64,17 @@ def test_rotation_is_an_isometry_of_parameter_space(points10):
     rotated = mlp_energy_model(spec, load_dataset("points10", 120)).energy(thetas)
     original = mlp_energy_model(spec, points10).energy(mapped)
     np.testing.assert_allclose(rotated, original, atol=1e-10)
+
+
+@pytest.mark.parametrize("arch,act", [("2,2", "relu"), ("3", "tanh"), ("4,3", "sigmoid"), ("", "relu")])
+def test_handwritten_gradient_equals_autograd(points10, arch, act):
+    from mcmc_landscape.energy import mlp_energy_and_grad_torch
+    from mcmc_landscape.samplers.hmc import energy_and_grad
+
+    spec = MLPSpec.from_string(arch, activation=act)
+    x, y = torch.tensor(points10.x), torch.tensor(points10.y)
+    theta = torch.tensor(np.random.default_rng(5).uniform(-5, 5, size=(16, spec.n_params)))
+    u_ref, g_ref = energy_and_grad(lambda t: mlp_energy_torch(t, spec, x, y), theta)
+    u, g = mlp_energy_and_grad_torch(theta, spec, x, y)
+    torch.testing.assert_close(u, u_ref, atol=1e-10, rtol=0)
+    torch.testing.assert_close(g, g_ref, atol=1e-10, rtol=0)

@@ -32,6 +32,8 @@ import torch
 from ..errors import SpecError
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]  # (C, p) -> (C,)
+#: Optional (C, p) -> (U (C,), ∇U (C, p)); without one, autograd differentiates the energy.
+EnergyGradFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 class HMCSettings(NamedTuple):
@@ -129,7 +131,7 @@ def reflect(x: torch.Tensor, r: torch.Tensor, box: float) -> tuple[torch.Tensor,
 
 def init(energy_fn: EnergyFn, n_chains: int, p: int, seed: int, settings: HMCSettings,
          device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64,
-         positions: torch.Tensor | np.ndarray | None = None) -> HMCState:
+         positions: torch.Tensor | np.ndarray | None = None, grad_fn: EnergyGradFn | None = None) -> HMCState:
     validate_settings(settings)
     if n_chains < 1:
         raise SpecError(f"the number of chains must be at least 1, got {n_chains}.")
@@ -143,7 +145,7 @@ def init(energy_fn: EnergyFn, n_chains: int, p: int, seed: int, settings: HMCSet
         raise SpecError(f"initial positions must have shape ({n_chains}, {p}), got {tuple(pos.shape)}.")
     if bool((pos.abs() > settings.box).any()):
         raise SpecError(f"initial positions must lie inside the box [-{settings.box}, {settings.box}].")
-    u, g = energy_and_grad(energy_fn, pos)
+    u, g = grad_fn(pos) if grad_fn is not None else energy_and_grad(energy_fn, pos)
     if not bool(torch.isfinite(u).all()):
         raise SpecError("the energy is not finite at some initial positions; start the chains elsewhere.")
     gen = torch.Generator(device=device)
@@ -160,13 +162,14 @@ def init(energy_fn: EnergyFn, n_chains: int, p: int, seed: int, settings: HMCSet
 
 
 def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCSettings,
-              max_warmup_steps: int | None = None):
+              max_warmup_steps: int | None = None, grad_fn: EnergyGradFn | None = None):
     """Advance all chains: warm-up iterations first (at most ``max_warmup_steps``), then ``n_draws`` kept draws.
 
     Returns (state, theta (C, k, p), energy (C, k), accepted (C, k)) with draws as CPU numpy arrays, so device memory
     does not grow with the run.
     """
     s = settings
+    eg = grad_fn if grad_fn is not None else (lambda t: energy_and_grad(energy_fn, t))
     warm_left = max(s.warmup - state.iteration, 0)
     warm_steps = warm_left if max_warmup_steps is None else min(warm_left, max_warmup_steps)
     if warm_steps < warm_left:
@@ -205,8 +208,9 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
         uu = u
         for j in range(n_lf):
             x = x + eps * inv_mass * rr
-            x, rr = reflect(x, rr, s.box)
-            uu, gg = energy_and_grad(energy_fn, x)
+            if bool((x.abs() > s.box).any()):
+                x, rr = reflect(x, rr, s.box)
+            uu, gg = eg(x)
             if j < n_lf - 1:
                 rr = rr - eps * gg * inv_t
         rr = rr - 0.5 * eps * gg * inv_t
@@ -263,13 +267,14 @@ class HMCKernel:
     name = "hmc"
 
     def __init__(self, energy_fn: EnergyFn, p: int, settings: HMCSettings, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float64):
+                 dtype: torch.dtype = torch.float64, grad_fn: EnergyGradFn | None = None):
         validate_settings(settings)
-        self.energy_fn, self.p, self.settings = energy_fn, p, settings
+        self.energy_fn, self.p, self.settings, self.grad_fn = energy_fn, p, settings, grad_fn
         self.device, self.dtype = torch.device(device), dtype
 
     def init(self, n_chains: int, seed: int) -> HMCState:
-        return init(self.energy_fn, n_chains, self.p, seed, self.settings, self.device, self.dtype)
+        return init(self.energy_fn, n_chains, self.p, seed, self.settings, self.device, self.dtype,
+                    grad_fn=self.grad_fn)
 
     def warmup_left(self, state: HMCState) -> int:
         return max(self.settings.warmup - state.iteration, 0)
@@ -278,7 +283,7 @@ class HMCKernel:
         return self.settings.thin * self.settings.n_leapfrog
 
     def run_block(self, state: HMCState, n_draws: int, max_warmup_steps: int | None = None):
-        return run_block(self.energy_fn, state, n_draws, self.settings, max_warmup_steps)
+        return run_block(self.energy_fn, state, n_draws, self.settings, max_warmup_steps, self.grad_fn)
 
     @staticmethod
     def state_arrays(state: HMCState) -> dict[str, np.ndarray]:
