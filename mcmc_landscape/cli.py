@@ -7,7 +7,6 @@ sentence and exit with status 2; Ctrl-C during sampling keeps every committed dr
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import sys
@@ -15,23 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import LandscapeError, ResumeMismatch, SpecError
+from .errors import LandscapeError, SpecError
+from .sampling import RUN_KEYS
 
 log = logging.getLogger("landscape")
-
-#: Settings that define a run; a resume must match every one of them.
-RUN_KEYS = ("arch", "activation", "data", "angle", "temperature", "box", "sampler", "chains", "seed", "warmup",
-            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "dtype")
-SAMPLE_DEFAULTS: dict[str, Any] = {
-    "arch": "2,2", "activation": "relu", "data": "points10", "angle": 0.0, "temperature": 1.0, "box": 10.0,
-    "sampler": "rw", "chains": 16, "seed": 0, "warmup": 2000, "thin": 1, "draws": 20000,
-}
-SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "rw": {"target_accept": 0.234, "initial_step": 0.1},
-    "hmc": {"target_accept": 0.8, "initial_step": 0.05, "leapfrog": 16, "jitter": False, "dtype": "float64",
-            "warmup": 1000},
-}
-
 
 def _positive_int(text: str) -> int:
     try:
@@ -89,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw θ from exp(-U/T) on [-L, L]^p into an HDF5 chain file",
                        description="Sample exp(-U(θ)/T) on the box [-L, L]^p for an MLP classifier. Flags left out "
                                    "take the defaults shown, or the stored values when resuming.")
+    from .sampling import SAMPLE_DEFAULTS
+
     d = SAMPLE_DEFAULTS
     s.add_argument("--arch", help=f"hidden widths, e.g. '2,2' or '10,10,10' (default {d['arch']})")
     s.add_argument("--activation", choices=["relu", "tanh", "sigmoid"], help="hidden activation (default relu)")
@@ -150,131 +138,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- sample -------------------------------------------------------------------------------------------------------------
-def _data_digest(x: Any, y: Any) -> str:
-    import numpy as np
-
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(x, dtype=np.float64).tobytes())
-    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
-    return h.hexdigest()
-
-
-def _make_kernel(cfg: dict[str, Any], x: Any, y: Any, device: str = "auto"):
-    from .data import validate_dataset
-    from .nets import MLPSpec
-
-    ds = validate_dataset(x, y, name=str(cfg["data"]))
-    spec = MLPSpec.from_string(cfg["arch"], n_in=ds.n_in, n_out=max(2, ds.n_classes), activation=cfg["activation"])
-    if not cfg["target_accept"] < 1:
-        raise SpecError(f"--target-accept must be below 1, got {cfg['target_accept']}.")
-    if cfg["sampler"] == "hmc":
-        return spec, _make_hmc(cfg, spec, ds, device)
-    from .energy import mlp_energy_model
-    from .samplers import rw
-
-    model = mlp_energy_model(spec, ds)
-    settings = rw.RWSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
-                             warmup=cfg["warmup"], thin=cfg["thin"], initial_step=cfg["initial_step"])
-    return spec, rw.RWKernel(model, settings)
-
-
-def _make_hmc(cfg: dict[str, Any], spec: Any, ds: Any, device: str):
-    import torch
-
-    from .energy import mlp_energy_and_grad_torch, mlp_energy_torch
-    from .samplers import hmc
-
-    dev = hmc.resolve_device(device)
-    dtype = torch.float64 if cfg["dtype"] == "float64" else torch.float32
-    xt = torch.as_tensor(ds.x, dtype=dtype, device=dev)
-    yt = torch.as_tensor(ds.y, dtype=torch.int64, device=dev)
-
-    def energy(theta: Any) -> Any:
-        return mlp_energy_torch(theta, spec, xt, yt)
-
-    settings = hmc.HMCSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
-                               warmup=cfg["warmup"], thin=cfg["thin"], n_leapfrog=cfg["leapfrog"],
-                               jitter=bool(cfg["jitter"]), initial_step=cfg["initial_step"])
-    def energy_and_grad(theta: Any) -> Any:
-        return mlp_energy_and_grad_torch(theta, spec, xt, yt)
-
-    log.debug("hmc on %s in %s", dev, cfg["dtype"])
-    return hmc.HMCKernel(energy, spec.n_params, settings, dev, dtype, grad_fn=energy_and_grad)
-
-
 def _explicit(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in RUN_KEYS if getattr(args, k, None) is not None}
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-
-    from . import runner
-    from .data import load_dataset
-    from .store import ChainReader, ChainWriter
+    from .sampling import resume_run, start_run
 
     if args.resume is not None and args.out is not None and Path(args.out) != Path(args.resume):
         raise SpecError("give either --out (a new run) or --resume (an existing one), not both.")
     if args.resume is None and args.out is None:
         raise SpecError("say where to write the chains with --out FILE (or continue a run with --resume FILE).")
-    t0 = time.perf_counter()
+    explicit = _explicit(args)
     if args.resume is not None:
-        with ChainReader(args.resume, args.run) as reader:
-            stored = reader.config
-            x, y = reader.extra("data/x"), reader.extra("data/y")
-            state_arrays = reader.state()
-            run_name = reader.run
-        diffs = [f"--{k.replace('_', '-')} {v!r} differs from the stored {stored.get(k)!r}"
-                 for k, v in _explicit(args).items() if k != "data" and stored.get(k) != v]
-        if args.data is not None:
-            ds = load_dataset(args.data, stored["angle"])
-            if _data_digest(ds.x, ds.y) != stored["data_sha256"]:
-                diffs.append(f"--data {args.data!r} does not hold the data stored with the run")
-        if diffs:
-            raise ResumeMismatch(f"cannot resume {str(args.resume)!r}: " + "; ".join(diffs)
-                                 + "; drop those flags, or start a new run with --out.")
-        cfg = stored
-        total = args.draws if args.draws is not None else int(cfg["draws"])
-        spec, kernel = _make_kernel(cfg, x, y, args.device)
-        state = kernel.state_from_arrays(state_arrays)
-        writer = ChainWriter.open(args.resume, run_name)
-        if total < writer.committed_draws:
-            writer.close()
-            raise SpecError(f"the run already holds {writer.committed_draws} draws per chain, more than "
-                            f"--draws {total}; give a larger total to extend it.")
-        log.info("resuming %s at %d of %d draws (%s)", args.resume, writer.committed_draws, total, spec.describe())
+        job = resume_run(args.resume, explicit, args.draws, args.run, args.device)
     else:
-        explicit = _explicit(args)
-        sampler = explicit.get("sampler", SAMPLE_DEFAULTS["sampler"])
-        cfg = {**SAMPLE_DEFAULTS, **SAMPLER_DEFAULTS[sampler], **explicit}
-        foreign = [k for k in ("leapfrog", "jitter", "dtype") if k in explicit and k not in SAMPLER_DEFAULTS[sampler]]
-        if foreign:
-            raise SpecError(f"--{foreign[0]} applies to --sampler hmc only; drop it or choose hmc.")
         if args.draws is not None:
-            cfg["draws"] = args.draws
-        ds = load_dataset(cfg["data"], cfg["angle"])
-        cfg["data_sha256"] = _data_digest(ds.x, ds.y)
-        spec, kernel = _make_kernel(cfg, ds.x, ds.y, args.device)
-        cfg["n_params"] = spec.n_params
-        cfg["widths"] = list(spec.widths)
-        total = int(cfg["draws"])
-        state = kernel.init(cfg["chains"], cfg["seed"])
-        run_name = args.run or Path(args.out).stem
-        writer = ChainWriter.create(args.out, run_name, cfg, cfg["chains"], spec.n_params,
-                                    kernel.state_arrays(state),
-                                    extra={"data/x": ds.x, "data/y": ds.y}, force=args.force)
-        log.info("%s; %d chains × %d draws of %s → %s", spec.describe(), cfg["chains"], total, cfg["sampler"],
-                 args.out)
-    done_before = writer.committed_draws
-    try:
-        state = runner.run(kernel, writer, state, total, block_evals=args.block_evals, quiet=args.quiet)
-    finally:
-        writer.close()
-    dt = time.perf_counter() - t0
-    n_new = (writer.committed_draws - done_before) * cfg["chains"]
-    summ = kernel.summary(state)
-    log.info("wrote %d draws (%d per chain) to %s in %.1f s: %.0f draws/s, acceptance %.3f, %d non-finite "
-             "proposals; next: landscape diagnose %s", n_new, writer.committed_draws, writer.path, dt,
-             n_new / dt if dt > 0 else 0.0, summ["acceptance"], summ["nonfinite"], writer.path)
+            explicit["draws"] = args.draws
+        job = start_run(explicit, args.out, args.run, args.force, args.device)
+    job.run(block_evals=args.block_evals, quiet=args.quiet)
     return 0
 
 

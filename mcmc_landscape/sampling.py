@@ -1,0 +1,177 @@
+"""Start, resume and run a sampling job: config → data → energy → kernel → store → runner.
+
+The CLI's ``sample`` and the experiments (rotation) both come through here, so a run started either way is the same run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ResumeMismatch, SpecError
+
+log = logging.getLogger("mcmc_landscape.sampling")
+
+#: Settings that define a run; a resume must match every one of them.
+RUN_KEYS = ("arch", "activation", "data", "angle", "temperature", "box", "sampler", "chains", "seed", "warmup",
+            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "dtype")
+SAMPLE_DEFAULTS: dict[str, Any] = {
+    "arch": "2,2", "activation": "relu", "data": "points10", "angle": 0.0, "temperature": 1.0, "box": 10.0,
+    "sampler": "rw", "chains": 16, "seed": 0, "warmup": 2000, "thin": 1, "draws": 20000,
+}
+SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "rw": {"target_accept": 0.234, "initial_step": 0.1},
+    "hmc": {"target_accept": 0.8, "initial_step": 0.05, "leapfrog": 16, "jitter": False, "dtype": "float64",
+            "warmup": 1000},
+}
+
+
+def data_digest(x: Any, y: Any) -> str:
+    import numpy as np
+
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(x, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def make_kernel(cfg: dict[str, Any], x: Any, y: Any, device: str = "auto"):
+    from .data import validate_dataset
+    from .nets import MLPSpec
+
+    ds = validate_dataset(x, y, name=str(cfg["data"]))
+    spec = MLPSpec.from_string(cfg["arch"], n_in=ds.n_in, n_out=max(2, ds.n_classes), activation=cfg["activation"])
+    if not cfg["target_accept"] < 1:
+        raise SpecError(f"--target-accept must be below 1, got {cfg['target_accept']}.")
+    if cfg["sampler"] == "hmc":
+        return spec, _make_hmc(cfg, spec, ds, device)
+    from .energy import mlp_energy_model
+    from .samplers import rw
+
+    model = mlp_energy_model(spec, ds)
+    settings = rw.RWSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
+                             warmup=cfg["warmup"], thin=cfg["thin"], initial_step=cfg["initial_step"])
+    return spec, rw.RWKernel(model, settings)
+
+
+def _make_hmc(cfg: dict[str, Any], spec: Any, ds: Any, device: str):
+    import torch
+
+    from .energy import mlp_energy_and_grad_torch, mlp_energy_torch
+    from .samplers import hmc
+
+    dev = hmc.resolve_device(device)
+    dtype = torch.float64 if cfg["dtype"] == "float64" else torch.float32
+    xt = torch.as_tensor(ds.x, dtype=dtype, device=dev)
+    yt = torch.as_tensor(ds.y, dtype=torch.int64, device=dev)
+
+    def energy(theta: Any) -> Any:
+        return mlp_energy_torch(theta, spec, xt, yt)
+
+    settings = hmc.HMCSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
+                               warmup=cfg["warmup"], thin=cfg["thin"], n_leapfrog=cfg["leapfrog"],
+                               jitter=bool(cfg["jitter"]), initial_step=cfg["initial_step"])
+    def energy_and_grad(theta: Any) -> Any:
+        return mlp_energy_and_grad_torch(theta, spec, xt, yt)
+
+    log.debug("hmc on %s in %s", dev, cfg["dtype"])
+    return hmc.HMCKernel(energy, spec.n_params, settings, dev, dtype, grad_fn=energy_and_grad)
+
+
+
+@dataclass
+class Job:
+    """A run ready to advance: its config, kernel, current state and open writer."""
+
+    cfg: dict[str, Any]
+    spec: Any
+    kernel: Any
+    state: Any
+    writer: Any
+    total: int
+
+    def run(self, block_evals: int = 2_000_000, quiet: bool = False) -> Any:
+        """Advance to ``total`` committed draws, then close the file (also on error or Ctrl-C)."""
+        from . import runner
+
+        t0 = time.perf_counter()
+        done_before = self.writer.committed_draws
+        try:
+            self.state = runner.run(self.kernel, self.writer, self.state, self.total, block_evals=block_evals,
+                                    quiet=quiet)
+        finally:
+            self.writer.close()
+        dt = time.perf_counter() - t0
+        n_new = (self.writer.committed_draws - done_before) * self.cfg["chains"]
+        summ = self.kernel.summary(self.state)
+        log.info("wrote %d draws (%d per chain) to %s in %.1f s: %.0f draws/s, acceptance %.3f, %d non-finite "
+                 "proposals; next: landscape diagnose %s", n_new, self.writer.committed_draws, self.writer.path, dt,
+                 n_new / dt if dt > 0 else 0.0, summ["acceptance"], summ["nonfinite"], self.writer.path)
+        return self.state
+
+
+def start_run(explicit: dict[str, Any], out: str | Path, run: str | None = None, force: bool = False,
+              device: str = "auto") -> Job:
+    """A new run from the settings given (the rest from the defaults), written to ``out``."""
+    from .data import load_dataset
+    from .store import ChainWriter
+
+    sampler = explicit.get("sampler", SAMPLE_DEFAULTS["sampler"])
+    cfg = {**SAMPLE_DEFAULTS, **SAMPLER_DEFAULTS[sampler], **explicit}
+    foreign = [k for k in ("leapfrog", "jitter", "dtype") if k in explicit and k not in SAMPLER_DEFAULTS[sampler]]
+    if foreign:
+        raise SpecError(f"--{foreign[0]} applies to --sampler hmc only; drop it or choose hmc.")
+    ds = load_dataset(cfg["data"], cfg["angle"])
+    if "labels_seed" in cfg:  # a control: the same points with labels drawn afresh
+        import numpy as np
+
+        from .data import Dataset
+
+        rng = np.random.default_rng(int(cfg["labels_seed"]))
+        y = rng.permutation(np.r_[np.zeros(ds.n // 2, int), np.ones(ds.n - ds.n // 2, int)])
+        ds = Dataset(ds.x, y.astype(np.int64), ds.name + "-relabelled", ds.angle)
+    cfg["data_sha256"] = data_digest(ds.x, ds.y)
+    spec, kernel = make_kernel(cfg, ds.x, ds.y, device)
+    cfg["n_params"] = spec.n_params
+    cfg["widths"] = list(spec.widths)
+    state = kernel.init(cfg["chains"], cfg["seed"])
+    writer = ChainWriter.create(out, run or Path(out).stem, cfg, cfg["chains"], spec.n_params,
+                                kernel.state_arrays(state), extra={"data/x": ds.x, "data/y": ds.y}, force=force)
+    log.info("%s; %d chains × %d draws of %s → %s", spec.describe(), cfg["chains"], cfg["draws"], cfg["sampler"], out)
+    return Job(cfg, spec, kernel, state, writer, int(cfg["draws"]))
+
+
+def resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None = None, run: str | None = None,
+               device: str = "auto") -> Job:
+    """Continue the run stored in ``path``; settings in ``explicit`` must match the stored ones."""
+    from .data import load_dataset
+    from .store import ChainReader, ChainWriter
+
+    with ChainReader(path, run) as reader:
+        stored = reader.config
+        x, y = reader.extra("data/x"), reader.extra("data/y")
+        state_arrays = reader.state()
+        run_name = reader.run
+    diffs = [f"--{k.replace('_', '-')} {v!r} differs from the stored {stored.get(k)!r}"
+             for k, v in explicit.items() if k not in ("data", "draws") and stored.get(k) != v]
+    if explicit.get("data") is not None:
+        ds = load_dataset(explicit["data"], stored["angle"])
+        if data_digest(ds.x, ds.y) != stored["data_sha256"]:
+            diffs.append(f"--data {explicit['data']!r} does not hold the data stored with the run")
+    if diffs:
+        raise ResumeMismatch(f"cannot resume {str(path)!r}: " + "; ".join(diffs)
+                             + "; drop those flags, or start a new run with --out.")
+    total = draws if draws is not None else int(stored["draws"])
+    spec, kernel = make_kernel(stored, x, y, device)
+    state = kernel.state_from_arrays(state_arrays)
+    writer = ChainWriter.open(path, run_name)
+    if total < writer.committed_draws:
+        writer.close()
+        raise SpecError(f"the run already holds {writer.committed_draws} draws per chain, more than "
+                        f"--draws {total}; give a larger total to extend it.")
+    log.info("resuming %s at %d of %d draws (%s)", path, writer.committed_draws, total, spec.describe())
+    return Job(stored, spec, kernel, state, writer, total)
