@@ -134,6 +134,22 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--seed", type=_nonneg_int, default=0)
     a.add_argument("--memory-mb", type=_positive_float, default=512.0, help="memory budget for draws in RAM")
     a.add_argument("--force", action="store_true", help="write into an --out folder that is not empty")
+    r = sub.add_parser("rotation", help="the report's rotation experiment, end to end, with a generated REPORT.md")
+    r.add_argument("--out", "-o", type=Path, required=True, help="output folder")
+    r.add_argument("--config", type=Path, help="TOML file of settings (flags override it)")
+    r.add_argument("--angles", help="comma-separated degrees (default 0,120,240)")
+    r.add_argument("--arch", help="hidden widths (default 2,2)")
+    r.add_argument("--activation", choices=["relu", "tanh", "sigmoid"])
+    r.add_argument("--sampler", choices=["rw", "hmc"])
+    r.add_argument("--chains", type=_positive_int)
+    r.add_argument("--draws", type=_positive_int)
+    r.add_argument("--warmup", type=_nonneg_int)
+    r.add_argument("--thin", type=_positive_int)
+    r.add_argument("--seed", type=_nonneg_int)
+    r.add_argument("--threshold", type=_positive_float)
+    r.add_argument("--no-control", action="store_true", help="skip the relabelled control run")
+    r.add_argument("--reuse", action="store_true", help="keep finished stages in --out and redo only the rest")
+    r.add_argument("--force", action="store_true", help="write into an --out folder that is not empty")
     return parser
 
 
@@ -239,6 +255,39 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- rotation -----------------------------------------------------------------------------------------------------------
+def cmd_rotation(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from analysis.rotation import RotationSettings, load_toml, run_rotation
+
+    if args.out.exists() and any(args.out.iterdir()) and not (args.force or args.reuse):
+        raise SpecError(f"output folder {str(args.out)!r} is not empty; pass --reuse to continue it or --force.")
+    values: dict[str, Any] = load_toml(args.config) if args.config else {}
+    known = {f.name for f in fields(RotationSettings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SpecError(f"unknown setting(s) {', '.join(unknown)} in {str(args.config)!r}; "
+                        f"known: {', '.join(sorted(known))}.")
+    for key in ("arch", "activation", "sampler", "chains", "draws", "warmup", "thin", "seed", "threshold"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    if args.angles is not None:
+        try:
+            values["angles"] = [float(a) for a in args.angles.split(",")]
+        except ValueError:
+            raise SpecError(f"--angles {args.angles!r} is not a comma-separated list of degrees.") from None
+    if args.no_control:
+        values["control"] = False
+    from .nets import parse_arch
+
+    settings = RotationSettings(**values)
+    parse_arch(settings.arch)
+    result = run_rotation(settings, args.out, reuse=args.reuse, quiet=args.quiet)
+    print(f"rotation experiment done in {result['seconds']:.0f} s; report: {args.out / 'REPORT.md'}")
+    return 0
+
+
 def _configure_logging(level: int) -> None:
     """Our messages go to stderr at ``level``; other libraries stay at their own (quiet) defaults."""
     handler = logging.StreamHandler(sys.stderr)
@@ -256,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
     from .runner import Interrupted
 
-    commands = {"sample": cmd_sample, "diagnose": cmd_diagnose, "analyze": cmd_analyze}
+    commands = {"sample": cmd_sample, "diagnose": cmd_diagnose, "analyze": cmd_analyze, "rotation": cmd_rotation}
     try:
         return commands[args.command](args)
     except Interrupted as exc:

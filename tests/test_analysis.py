@@ -161,3 +161,25 @@ def test_analyze_cli_on_a_sampled_file(tmp_path, capsys):
     assert summary["canonical"]["kernel_pca"]["left_out_share"] < 1
     assert (tmp_path / "an" / "embedding_3d_canonical.png").stat().st_size > 1000
     assert main(["-q", "analyze", str(out), "--out", str(tmp_path / "an")]) == 2  # not empty, no --force
+
+
+def test_unrotate_is_the_isometry_of_the_rotation(points10):
+    from analysis.comparison import unrotate
+
+    spec = MLPSpec.from_string("2,2")
+    theta = np.random.default_rng(8).uniform(-10, 10, size=(40, 18))
+    for angle in (120, 240, 33.3):
+        rotated = mlp_energy_model(spec, load_dataset("points10", angle)).energy(theta)
+        original = mlp_energy_model(spec, points10).energy(unrotate(theta, spec, angle))
+        np.testing.assert_allclose(rotated, original, atol=1e-10)
+        np.testing.assert_allclose(np.linalg.norm(unrotate(theta, spec, angle) - unrotate(theta[::-1], spec, angle),
+                                                  axis=1), np.linalg.norm(theta - theta[::-1], axis=1))
+
+
+def test_energy_test_accepts_equal_and_rejects_different_distributions():
+    from analysis.comparison import energy_test
+
+    rng = np.random.default_rng(9)
+    same = energy_test(rng.normal(size=(150, 3)), rng.normal(size=(150, 3)), n_perm=200)
+    diff = energy_test(rng.normal(size=(150, 3)), rng.normal(size=(150, 3)) + 0.5, n_perm=200)
+    assert same["p_value"] > 0.05 and diff["p_value"] < 0.01

@@ -1,0 +1,57 @@
+"""Comparing draws across runs: the energy-distance two-sample test and the isometry that undoes a data rotation.
+
+Rotating the inputs by R (x → R x) is undone by mapping the first-layer weights W1 → Rᵀ W1 (rows are inputs):
+U(θ; R x) = U(θ'; x). The map is an isometry of parameter space, so the landscape at angle α is an exact isometric
+image of the one at angle 0, except where the box [-L, L]^p cuts it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.distance import cdist
+
+from mcmc_landscape.data import rotation_matrix
+from mcmc_landscape.nets import MLPSpec
+
+
+def unrotate(theta: np.ndarray, spec: MLPSpec, angle_deg: float) -> np.ndarray:
+    """Map draws of the landscape at ``angle_deg`` to the landscape at angle 0: W1 → Rᵀ W1."""
+    if spec.n_in != 2:
+        raise ValueError("rotation applies to 2-D inputs only")
+    theta = np.array(theta, dtype=np.float64, copy=True)
+    w_off, b_off, fan_in, fan_out = spec.offsets()[0]
+    W1 = theta[..., w_off:b_off].reshape(*theta.shape[:-1], fan_in, fan_out)
+    theta[..., w_off:b_off] = (rotation_matrix(angle_deg).T @ W1).reshape(*theta.shape[:-1], -1)
+    return theta
+
+
+def energy_distance(A: np.ndarray, B: np.ndarray) -> float:
+    """Székely's energy distance 2E‖A-B‖ - E‖A-A'‖ - E‖B-B'‖ (zero iff the distributions are equal)."""
+    ab = cdist(A, B).mean()
+    aa = cdist(A, A).mean()
+    bb = cdist(B, B).mean()
+    return float(2 * ab - aa - bb)
+
+
+def energy_test(A: np.ndarray, B: np.ndarray, n_perm: int = 200, random_state: int = 0) -> dict[str, float]:
+    """Permutation test of equal distributions with the energy distance; returns the statistic and p-value."""
+    A, B = np.asarray(A, float), np.asarray(B, float)
+    pooled = np.concatenate([A, B])
+    D = cdist(pooled, pooled)
+    n = len(A)
+
+    def stat(idx: np.ndarray) -> float:
+        a, b = idx[:n], idx[n:]
+        return 2 * D[np.ix_(a, b)].mean() - D[np.ix_(a, a)].mean() - D[np.ix_(b, b)].mean()
+
+    rng = np.random.default_rng(random_state)
+    base = np.arange(len(pooled))
+    observed = stat(base)
+    exceed = sum(stat(rng.permutation(base)) >= observed for _ in range(n_perm))
+    return {"energy_distance": float(observed), "p_value": float((exceed + 1) / (n_perm + 1)), "n": [n, len(B)]}
+
+
+def plane_angle_degrees(U: np.ndarray, V: np.ndarray) -> float:
+    """Largest principal angle between two planes given by orthonormal 2 × d bases (0 = the same plane)."""
+    s = np.linalg.svd(np.asarray(U) @ np.asarray(V).T, compute_uv=False)
+    return float(np.degrees(np.arccos(np.clip(s.min(), -1.0, 1.0))))
