@@ -13,10 +13,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## run: sample the report's [2,2] classifier briefly and diagnose the chains
+## run: the rotation experiment with its defaults (a few minutes on 2 cores); prints where REPORT.md is
 run: $(STAMP)
-	$(BIN)/landscape sample --arch 2,2 --chains 16 --draws 5000 --seed 0 --out runs/quickstart.h5 --force
-	$(BIN)/landscape diagnose runs/quickstart.h5
+	$(BIN)/landscape rotation --out runs/rotation --force
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

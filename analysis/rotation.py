@@ -40,8 +40,8 @@ class RotationSettings:
     sampler: str = "rw"
     chains: int = 32
     draws: int = 10000
-    warmup: int = 20000
-    thin: int = 20
+    warmup: int = 100000
+    thin: int = 100
     seed: int = 0
     box: float = 10.0
     temperature: float = 1.0
@@ -49,7 +49,7 @@ class RotationSettings:
     max_draws: int = 20000
     n_boot: int = 200
     n_boot_kernel: int = 5
-    n_test: int = 300
+    n_test: int = 500
     n_perm: int = 200
     control: bool = True
     labels_seed: int = 1
@@ -90,15 +90,34 @@ def _sample(s: RotationSettings, angle: float, path: Path, reuse: bool, quiet: b
     start_run(cfg, path, "chains", force=True, device="auto").run(quiet=quiet)
 
 
-def _test_sample(path: Path, n: int, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """``n`` draws spread evenly over chains and draws (far apart in each chain, so nearly independent)."""
+def _pool(path: Path, threshold: float | None = None) -> np.ndarray:
+    """All draws of a run, or those with loss below ``threshold``."""
     with ChainReader(path) as r:
-        theta = r.get_chain()
-        cfg = r.config
-    rng = np.random.default_rng(seed)
-    flat = theta.reshape(-1, theta.shape[-1])
-    idx = np.sort(rng.choice(len(flat), min(n, len(flat)), replace=False))
-    return flat[idx], cfg
+        flat = r.get_chain(flat=True)
+        loss = r.get_energy(flat=True) / len(r.extra("data/y"))
+    return flat if threshold is None else flat[loss < threshold]
+
+
+def _in_both_boxes(theta0: np.ndarray, spec: MLPSpec, angles: tuple[float, float], box: float) -> np.ndarray:
+    """Rows (in angle-0 coordinates) inside the images of the box of both runs: B_a = {θ : unrotate(θ, -a) ∈ B}."""
+    keep = np.ones(len(theta0), bool)
+    for a in angles:
+        keep &= np.all(np.abs(unrotate(theta0, spec, -a)) <= box * (1 + 1e-12), axis=1)
+    return keep
+
+
+def _matched_samples(pool_ref: np.ndarray, pool: np.ndarray, spec: MLPSpec, a_ref: float, a: float, box: float,
+                     n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both runs mapped to angle 0 and cut to the intersection of their boxes, where the isometry is exact; then
+    ``n`` random draws of each, canonicalized."""
+    out = []
+    for k, (P, angle) in enumerate(((pool_ref, a_ref), (pool, a))):
+        T = unrotate(P, spec, angle)
+        T = T[_in_both_boxes(T, spec, (a_ref, a), box)]
+        rng = np.random.default_rng(seed + k)
+        T = T[np.sort(rng.choice(len(T), min(n, len(T)), replace=False))]
+        out.append(canonicalize(T, spec) if len(T) else T)
+    return out[0], out[1]
 
 
 def data_figure(path: Path, x: np.ndarray, y: np.ndarray, title: str) -> Path:
@@ -162,13 +181,18 @@ def run_rotation(s: RotationSettings, out: str | Path, reuse: bool = False, quie
 
 def compare(s: RotationSettings, out: Path, names: list[str], angles: list[float]) -> dict[str, Any]:
     spec = MLPSpec.from_string(s.arch, activation=s.activation)
-    samples = {}
-    for i, (name, angle) in enumerate(zip(names, angles, strict=True)):
-        theta, _ = _test_sample(out / name / "chains.h5", s.n_test, s.seed + i)
-        samples[name] = canonicalize(unrotate(theta, spec, angle), spec)
+    # (a) the isometry test, on all draws and on the good minima alone (the isometry preserves the energy, so both
+    # sets must match); the good minima depend on the labels most, which gives the test its power. Draws are compared
+    # in angle-0 coordinates on the intersection of the two runs' boxes, where the isometry maps one target onto the
+    # other exactly.
     ref = names[0]
-    tests = {name: energy_test(samples[ref], samples[name], s.n_perm, s.seed)
-             for name in names[1:]}
+    tests: dict[str, dict[str, Any]] = {}
+    for subset, thr in (("all", None), ("good", s.threshold)):
+        pools = {name: _pool(out / name / "chains.h5", thr) for name in names}
+        for i, (name, angle) in enumerate(zip(names[1:], angles[1:], strict=True)):
+            A, B = _matched_samples(pools[ref], pools[name], spec, angles[0], angle, s.box, s.n_test, s.seed + 2 * i)
+            if min(len(A), len(B)) >= 10:
+                tests.setdefault(name, {})[subset] = energy_test(A, B, s.n_perm, s.seed)
     # (b) one kernel-PCA fit shared by all angles, on the draws as sampled (canonicalized, not mapped back)
     pooled, good_sets = [], {}
     for name in names:
@@ -255,30 +279,43 @@ def report_markdown(result: dict[str, Any]) -> str:
         verdicts.append(d["converged"])
     c = result["comparison"]
     lines += ["", "## Comparison", "", f"Reference: `{c['reference']}`. Draws of each run are mapped back to angle 0 by "
-              "the isometry W1 → Rᵀ W1, canonicalized, and tested against the reference (energy distance, "
+              "the isometry W1 → Rᵀ W1, cut to the intersection of both runs' boxes (where the isometry is exact), "
+              "canonicalized, and tested against the reference (energy distance, "
               f"permutation p-value, {s['n_test']} draws each, {s['n_perm']} permutations).", "",
-              "| run | energy distance | p-value | good minima | 2-D explained variance (shared fit) [95% CI] | "
-              "plane angle to reference |", "|---|---:|---:|---:|---|---:|"]
+              "| run | all draws: energy distance, p | good minima: energy distance, p | good minima | "
+              "2-D explained variance (shared fit) [95% CI] | plane angle to reference |",
+              "|---|---|---|---:|---|---:|"]
+
+    def cell(t: dict | None) -> str:
+        return f"{_fmt(t['energy_distance'], '.4f')}, p = {_fmt(t['p_value'], '.3f')}" if t else "—"
+
     for name, sh in c["shared_embedding"].items():
-        t = c["isometry_tests"].get(name)
+        t = c["isometry_tests"].get(name, {})
         ev = sh.get("explained_variance_ratio")
         ci = sh.get("ci") or [None, None]
-        lines.append(f"| {name} | {_fmt(t['energy_distance'], '.4f') if t else '—'} | "
-                     f"{_fmt(t['p_value'], '.3f') if t else '—'} | {sh['n_good']} | "
+        lines.append(f"| {name} | {cell(t.get('all'))} | {cell(t.get('good'))} | {sh['n_good']} | "
                      f"{_fmt(ev)} [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
                      f"{_fmt(sh.get('plane_angle_to_reference_deg'), '.1f')}° |")
     lines += ["", "## Conclusions (generated from the numbers above)", ""]
     rotated = [n for n, r in result["runs"].items() if not r["control"] and n != c["reference"]]
     control = [n for n, r in result["runs"].items() if r["control"]]
-    same = [n for n in rotated if c["isometry_tests"][n]["p_value"] >= 0.01]
+
+    def key_test(n: str) -> tuple[str, dict]:
+        t = c["isometry_tests"].get(n, {})
+        return ("good minima", t["good"]) if "good" in t else ("all draws", t["all"])
+
+    same = [n for n in rotated if key_test(n)[1]["p_value"] >= 0.01]
     lines.append(f"- Convergence: {sum(verdicts)} of {len(verdicts)} runs pass `diagnose` (R-hat < 1.01, ESS ≥ 400)."
                  + ("" if all(verdicts) else " Where they do not, differences between runs may come from sampling "
                     "rather than from the landscape; run longer (`--draws`, `--thin`) or use `--sampler hmc`."))
     lines.append(f"- Isometry: {len(same)} of {len(rotated)} rotated runs are statistically indistinguishable from the "
-                 "reference after mapping back (p ≥ 0.01): " + (", ".join(same) or "none") + ".")
+                 "reference after mapping back (p ≥ 0.01; the test on good minima where there are enough, else on all "
+                 "draws): " + (", ".join(same) or "none") + ".")
     for n in control:
-        p = c["isometry_tests"][n]["p_value"]
-        lines.append(f"- Control ({n}): p = {p:.3f}; the test " + ("detects" if p < 0.01 else "does NOT detect")
+        which, t = key_test(n)
+        p = t["p_value"]
+        lines.append(f"- Control ({n}, test on {which}): p = {p:.3f}; the test "
+                     + ("detects" if p < 0.01 else "does NOT detect")
                      + " the change of labels, " + ("so it has power here." if p < 0.01 else
                                                     "so a 'same' verdict above carries little weight."))
     evs = [c["shared_embedding"][n]["explained_variance_ratio"] for n in [c["reference"], *rotated]]

@@ -25,7 +25,7 @@ def test_rotation_writes_every_stage_and_a_generated_report(tiny_run):
     assert "| angle_120 | 120 |" in report and "Conclusions" in report and "Control" in report
     tests = result["comparison"]["isometry_tests"]
     assert set(tests) == {"angle_120", "angle_240", "control_relabelled"}
-    assert all(0 < t["p_value"] <= 1 for t in tests.values())
+    assert all(0 < t["all"]["p_value"] <= 1 and 0 < t["good"]["p_value"] <= 1 for t in tests.values())
     saved = json.loads((out / "results.json").read_text())
     assert saved["comparison"]["reference"] == "angle_0"
 
@@ -60,3 +60,16 @@ def test_reuse_keeps_finished_chains(tiny_run):
     before = (out / "angle_0" / "chains.h5").stat().st_mtime_ns
     run_rotation(RotationSettings(**TINY), out, reuse=True, quiet=True)
     assert (out / "angle_0" / "chains.h5").stat().st_mtime_ns == before
+
+
+def test_box_intersection_keeps_exactly_the_points_inside_both_boxes():
+    from analysis.comparison import unrotate
+    from analysis.rotation import _in_both_boxes
+    from mcmc_landscape.nets import MLPSpec
+
+    spec = MLPSpec.from_string("2,2")
+    theta = np.random.default_rng(0).uniform(-10, 10, size=(2000, 18))
+    keep = _in_both_boxes(theta, spec, (0.0, 120.0), 10.0)
+    assert 0 < keep.mean() < 1  # the rotated box cuts some draws away
+    inside = np.all(np.abs(unrotate(theta, spec, -120.0)) <= 10.0, axis=1)
+    np.testing.assert_array_equal(keep, inside)  # angle 0's box holds every row already
