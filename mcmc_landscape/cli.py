@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -19,44 +20,26 @@ from .sampling import RUN_KEYS
 
 log = logging.getLogger("landscape")
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _number(convert: Any, accept: Any, requirement: str) -> Any:
+    """An argparse type: ``convert`` the text, then keep it only if ``accept(value)``, else say ``requirement``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if convert is int else 'number'}") \
+                from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
+        return value
+
+    return parse
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
-
-
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value != value or abs(value) == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
-    return value
+_positive_int = _number(int, lambda v: v >= 1, "at least 1")
+_nonneg_int = _number(int, lambda v: v >= 0, "0 or more")
+_positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a positive finite number")
+_finite_float = _number(float, math.isfinite, "finite")
 
 
 class _Parser(argparse.ArgumentParser):
