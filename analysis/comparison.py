@@ -55,3 +55,43 @@ def plane_angle_degrees(U: np.ndarray, V: np.ndarray) -> float:
     """Largest principal angle between two planes given by orthonormal 2 × d bases (0 = the same plane)."""
     s = np.linalg.svd(np.asarray(U) @ np.asarray(V).T, compute_uv=False)
     return float(np.degrees(np.arccos(np.clip(s.min(), -1.0, 1.0))))
+
+
+def matched_procrustes(A: np.ndarray, B: np.ndarray, n: int = 300, iters: int = 20, random_state: int = 0) -> float:
+    """Procrustes disparity between two unpaired 2-D arrangements.
+
+    The points of two runs do not correspond, so pairs are found as well: ``n`` random points of each, then, from each
+    of the four sign choices of B's principal axes, alternate an optimal one-to-one assignment (Hungarian, on distances)
+    with a Procrustes fit (rotation, reflection, scale, translation) until the pairing settles. Returns the smallest
+    disparity (0: the same shape; 1: nothing in common). Two samples of one distribution score near 0 as n grows.
+    """
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial import procrustes
+
+    rng = np.random.default_rng(random_state)
+    k = min(n, len(A), len(B))
+    if k < 3:
+        return float("nan")
+    A = np.asarray(A, float)[rng.choice(len(A), k, replace=False)]
+    B = np.asarray(B, float)[rng.choice(len(B), k, replace=False)]
+
+    def standard(X: np.ndarray) -> np.ndarray:
+        X = X - X.mean(axis=0)
+        _, _, vt = np.linalg.svd(X, full_matrices=False)
+        X = X @ vt.T
+        return X / np.linalg.norm(X)
+
+    A, B = standard(A), standard(B)
+    best = np.inf
+    for signs in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+        Bs = B * np.array(signs)  # B in A's frame, all points, its own order
+        order = None
+        for _ in range(iters):
+            _, cols = linear_sum_assignment(cdist(A, Bs))
+            if order is not None and np.array_equal(cols, order):
+                break
+            order = cols
+            u, _, vt = np.linalg.svd(B[order].T @ A)  # orthogonal map of B onto A for this pairing
+            Bs = B @ (u @ vt)
+        best = min(best, float(procrustes(A, B[order])[2]))
+    return best

@@ -3,9 +3,10 @@
 For each angle: rotate the 10-point data set, sample exp(-U), diagnose, run the analysis pipeline. Then compare:
 (a) map every angle's draws back to angle 0 by the isometry W1 → Rᵀ W1 and test them against the angle-0 draws
 (energy distance, permutation p-value), canonicalized modulo hidden-unit symmetries; (b) one kernel-PCA fit shared by
-all angles, with each angle's plane of good minima, its explained-variance spectrum and the principal angle between
-planes; (c) a control that must come out different: angle 0 with its labels drawn afresh. Every stage is stored
-under the output folder, so ``reuse`` redoes only what is missing. REPORT.md is generated from the numbers.
+all angles, with each angle's plane of good minima, its explained-variance spectrum, the principal angle between
+planes and the Procrustes disparity of the 2-D arrangements (pairs found by assignment); (c) a control that must
+come out different: angle 0 with its labels drawn afresh. Every stage is stored under the output folder, so ``reuse``
+redoes only what is missing. REPORT.md is generated from the numbers.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from mcmc_landscape.diagnostics import _json_safe, diagnose
 from mcmc_landscape.nets import MLPSpec
 from mcmc_landscape.store import ChainReader
 
-from .comparison import energy_test, plane_angle_degrees, unrotate
+from .comparison import energy_test, matched_procrustes, plane_angle_degrees, unrotate
 from .minima import bootstrap_ci, plane_share
 from .pipeline import AnalysisSettings, analyze_file, write_outputs
 from .reduction import KernelEmbedding, PlaneFit
@@ -205,13 +206,14 @@ def compare(s: RotationSettings, out: Path, names: list[str], angles: list[float
         pooled.append(canon[keep])
         good_sets[name] = canon[loss < s.threshold]
     emb = KernelEmbedding(3, random_state=s.seed).fit(np.concatenate(pooled))
-    planes, shared = {}, {}
+    planes, arrangements, shared = {}, {}, {}
     for name in names:
         G = good_sets[name]
         if len(G) > 3:
             Y = emb.transform(G)
             fit = PlaneFit().fit(Y)
             planes[name] = fit.components_
+            arrangements[name] = fit.transform(Y)
             shared[name] = {"n_good": len(G), "explained_variance_ratio": fit.explained_variance_ratio_,
                             "ci": bootstrap_ci(plane_share, Y, s.n_boot, random_state=s.seed),
                             "spectrum_3d": fit.spectrum_.tolist()}
@@ -220,6 +222,8 @@ def compare(s: RotationSettings, out: Path, names: list[str], angles: list[float
     for name in names:
         if name in planes and ref in planes:
             shared[name]["plane_angle_to_reference_deg"] = plane_angle_degrees(planes[ref], planes[name])
+            shared[name]["procrustes_to_reference"] = matched_procrustes(arrangements[ref], arrangements[name],
+                                                                         random_state=s.seed)
     return {"reference": ref, "isometry_tests": tests, "shared_embedding": shared,
             "shared_left_out_share": emb.left_out_share_}
 
@@ -283,8 +287,9 @@ def report_markdown(result: dict[str, Any]) -> str:
               "canonicalized, and tested against the reference (energy distance, "
               f"permutation p-value, {s['n_test']} draws each, {s['n_perm']} permutations).", "",
               "| run | all draws: energy distance, p | good minima: energy distance, p | good minima | "
-              "2-D explained variance (shared fit) [95% CI] | plane angle to reference |",
-              "|---|---|---|---:|---|---:|"]
+              "2-D explained variance (shared fit) [95% CI] | plane angle to reference | "
+              "Procrustes disparity of the 2-D arrangement to reference |",
+              "|---|---|---|---:|---|---:|---:|"]
 
     def cell(t: dict | None) -> str:
         return f"{_fmt(t['energy_distance'], '.4f')}, p = {_fmt(t['p_value'], '.3f')}" if t else "—"
@@ -295,7 +300,8 @@ def report_markdown(result: dict[str, Any]) -> str:
         ci = sh.get("ci") or [None, None]
         lines.append(f"| {name} | {cell(t.get('all'))} | {cell(t.get('good'))} | {sh['n_good']} | "
                      f"{_fmt(ev)} [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
-                     f"{_fmt(sh.get('plane_angle_to_reference_deg'), '.1f')}° |")
+                     f"{_fmt(sh.get('plane_angle_to_reference_deg'), '.1f')}° | "
+                     f"{_fmt(sh.get('procrustes_to_reference'), '.3f')} |")
     lines += ["", "## Conclusions (generated from the numbers above)", ""]
     rotated = [n for n, r in result["runs"].items() if not r["control"] and n != c["reference"]]
     control = [n for n, r in result["runs"].items() if r["control"]]

@@ -18,7 +18,7 @@ import torch
 
 from mcmc_landscape.data import load_dataset
 from mcmc_landscape.diagnostics import summary_arrays
-from mcmc_landscape.energy import mlp_energy_model, mlp_energy_torch
+from mcmc_landscape.energy import mlp_energy_and_grad_torch, mlp_energy_model, mlp_energy_torch
 from mcmc_landscape.nets import MLPSpec
 from mcmc_landscape.samplers import hmc, rw
 
@@ -43,13 +43,18 @@ class Counted:
         self.calls += theta.shape[0]
         return mlp_energy_torch(theta, self.spec, self.x, self.y)
 
+    def with_grad(self, theta):
+        """U and ∇U by the hand-written backward pass, as `landscape sample --sampler hmc` uses."""
+        self.calls += theta.shape[0]
+        return mlp_energy_and_grad_torch(theta, self.spec, self.x, self.y)
+
 
 def run_ours(chains, warmup, draws, n_leapfrog, device, seed=0):
     f = Counted(device, torch.float64)
     s = hmc.HMCSettings(temperature=T, box=L, warmup=warmup, n_leapfrog=n_leapfrog)
     t0 = time.perf_counter()
-    state = hmc.init(f, chains, 18, seed, s, device=device)
-    state, theta, energy, acc = hmc.run_block(f, state, draws, s)
+    state = hmc.init(f, chains, 18, seed, s, device=device, grad_fn=f.with_grad)
+    state, theta, energy, acc = hmc.run_block(f, state, draws, s, grad_fn=f.with_grad)
     if device.type == "cuda":
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
@@ -97,13 +102,14 @@ def run_rw(chains, evals, seed=0):
 def grad_throughput(chains, device, dtype, iters):
     f = Counted(device, dtype)
     s = hmc.HMCSettings(temperature=T, box=L, warmup=0, n_leapfrog=16, thin=iters)
-    state = hmc.init(f, chains, 18, 0, s, device=device, dtype=dtype)
-    hmc.run_block(f, state, 1, hmc.HMCSettings(temperature=T, box=L, warmup=0, n_leapfrog=2))  # warm caches
+    state = hmc.init(f, chains, 18, 0, s, device=device, dtype=dtype, grad_fn=f.with_grad)
+    hmc.run_block(f, state, 1, hmc.HMCSettings(temperature=T, box=L, warmup=0, n_leapfrog=2),
+                  grad_fn=f.with_grad)  # warm caches
     f.calls = 0
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    hmc.run_block(f, state, 1, s)
+    hmc.run_block(f, state, 1, s, grad_fn=f.with_grad)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return f.calls / (time.perf_counter() - t0)

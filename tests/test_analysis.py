@@ -183,3 +183,17 @@ def test_energy_test_accepts_equal_and_rejects_different_distributions():
     same = energy_test(rng.normal(size=(150, 3)), rng.normal(size=(150, 3)), n_perm=200)
     diff = energy_test(rng.normal(size=(150, 3)), rng.normal(size=(150, 3)) + 0.5, n_perm=200)
     assert same["p_value"] > 0.05 and diff["p_value"] < 0.01
+
+
+def test_matched_procrustes_sees_shape_not_labels():
+    from analysis.comparison import matched_procrustes
+
+    rng = np.random.default_rng(10)
+    A = np.c_[rng.normal(size=400) * 3, rng.normal(size=400)]  # an elongated cloud
+    c, s = np.cos(1.1), np.sin(1.1)
+    B = (A @ np.array([[c, -s], [s, c]]).T * 2.5 + 7)[rng.permutation(400)]  # rotated, scaled, moved, shuffled
+    assert matched_procrustes(A, B, n=400) < 1e-6  # all points: the very same set, found again
+    assert matched_procrustes(A, B, n=200) < 0.05  # different halves of one shape
+    ring = rng.normal(size=(400, 2))
+    ring /= np.linalg.norm(ring, axis=1, keepdims=True)
+    assert matched_procrustes(A, ring, n=200) > 0.1

@@ -23,6 +23,8 @@ def test_rotation_writes_every_stage_and_a_generated_report(tiny_run):
     assert (out / "six_figures.png").stat().st_size > 10000
     report = (out / "REPORT.md").read_text()
     assert "| angle_120 | 120 |" in report and "Conclusions" in report and "Control" in report
+    assert "Procrustes disparity" in report
+    assert 0 <= result["comparison"]["shared_embedding"]["angle_120"]["procrustes_to_reference"] <= 1
     tests = result["comparison"]["isometry_tests"]
     assert set(tests) == {"angle_120", "angle_240", "control_relabelled"}
     assert all(0 < t["all"]["p_value"] <= 1 and 0 < t["good"]["p_value"] <= 1 for t in tests.values())
