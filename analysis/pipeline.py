@@ -79,12 +79,12 @@ def iter_selected(reader: ChainReader, sel: Selection, s: AnalysisSettings, rows
 
 def load_rows(reader: ChainReader, sel: Selection, s: AnalysisSettings, rows: np.ndarray | None = None
               ) -> tuple[np.ndarray, np.ndarray]:
-    n = len(sel.index) if rows is None else len(rows)
-    where = {int(r): i for i, r in enumerate(range(n) if rows is None else rows)}
-    theta = np.empty((n, reader.n_params))
-    energy = np.empty(n)
+    """Theta and energy of the selected draws (all, or the sorted positions ``rows`` in the selection)."""
+    wanted = np.arange(len(sel.index)) if rows is None else np.asarray(rows)
+    theta = np.empty((len(wanted), reader.n_params))
+    energy = np.empty(len(wanted))
     for pos, t, e in iter_selected(reader, sel, s, rows):
-        k = np.array([where[int(p)] for p in pos])
+        k = np.searchsorted(wanted, pos)
         theta[k], energy[k] = t, e
     return theta, energy
 
@@ -218,7 +218,7 @@ def write_outputs(summary: dict[str, Any], arrays: dict[str, dict[str, np.ndarra
     import json
     from pathlib import Path
 
-    from mcmc_landscape.diagnostics import _json_safe
+    from mcmc_landscape.diagnostics import json_safe
 
     from .plots import embedding_3d, good_minima_2d
 
@@ -232,6 +232,6 @@ def write_outputs(summary: dict[str, Any], arrays: dict[str, dict[str, np.ndarra
         if "plane" in arr:
             written.append(str(good_minima_2d(arr["plane"], arr["loss"][arr["good"]], out / f"good_minima_2d_{mode}.png",
                                               f"good minima (loss < {summary['settings']['threshold']}), {mode}")))
-    (out / "summary.json").write_text(json.dumps(_json_safe(summary), indent=1))
+    (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=1))
     written.append(str(out / "summary.json"))
     return written

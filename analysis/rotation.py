@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mcmc_landscape.diagnostics import _json_safe, diagnose
+from mcmc_landscape.diagnostics import diagnose, json_safe
 from mcmc_landscape.nets import MLPSpec
 from mcmc_landscape.store import ChainReader
 
@@ -174,7 +174,7 @@ def run_rotation(s: RotationSettings, out: str | Path, reuse: bool = False, quie
     comparison = compare(s, out, [n for n, _, _ in runs], [a for _, a, _ in runs])
     result = {"settings": asdict(s), "runs": per_angle, "comparison": comparison,
               "seconds": time.perf_counter() - t0}
-    (out / "results.json").write_text(json.dumps(_json_safe(result), indent=1))
+    (out / "results.json").write_text(json.dumps(json_safe(result), indent=1))
     six_figures(out, runs)
     (out / "REPORT.md").write_text(report_markdown(result))
     return result

@@ -59,18 +59,19 @@ class Diagnosis:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["verdict"] = self.verdict()
-        return _json_safe(d)
+        return json_safe(d)
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
+    """Numbers as plain JSON: NumPy scalars to Python ones, NaN and infinities to null."""
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, (np.floating, np.integer, np.bool_)):
-        return _json_safe(obj.item())
+        return json_safe(obj.item())
     return obj
 
 

@@ -238,14 +238,14 @@ class ChainReader:
     def n_params(self) -> int:
         return int(self._g["theta"].shape[2])
 
-    def _select(self, name: str, discard: int, thin: int) -> slice:
+    def _select(self, discard: int, thin: int) -> slice:
         if discard < 0 or thin < 1:
             raise StoreError(f"discard must be ≥ 0 and thin ≥ 1, got discard={discard}, thin={thin}.")
         return slice(min(discard, self.committed_draws), self.committed_draws, thin)
 
     def get(self, name: str, discard: int = 0, thin: int = 1, flat: bool = False) -> np.ndarray:
         """Committed draws of ``theta``, ``energy`` or ``accepted`` as (chains, draws, ...), or flattened."""
-        arr = self._g[name][:, self._select(name, discard, thin)]
+        arr = self._g[name][:, self._select(discard, thin)]
         return arr.reshape(-1, *arr.shape[2:]) if flat else arr
 
     def get_chain(self, discard: int = 0, thin: int = 1, flat: bool = False) -> np.ndarray:
