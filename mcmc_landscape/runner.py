@@ -40,15 +40,10 @@ def run(kernel: Any, writer: ChainWriter, state: Any, total_draws: int, *, block
     previous = signal.signal(signal.SIGINT, on_sigint) if _is_main_thread() else None
     progress = _Progress(quiet, kernel.warmup_left(state), total_draws, writer.committed_draws, n_chains)
     try:
-        while kernel.warmup_left(state) > 0:
-            state, theta, energy, accepted = kernel.run_block(state, 0, warm_block)
-            writer.append(theta, energy, accepted, kernel.state_arrays(state))
-            progress.update(kernel, state, writer.committed_draws)
-            if stop["flag"]:
-                raise Interrupted(_interrupt_message(writer))
-        while writer.committed_draws < total_draws:
-            n = min(draw_block, total_draws - writer.committed_draws)
-            state, theta, energy, accepted = kernel.run_block(state, n)
+        while kernel.warmup_left(state) > 0 or writer.committed_draws < total_draws:
+            # a block is either warm-up (at most warm_block steps, no draws) or draws (after warm-up)
+            n = 0 if kernel.warmup_left(state) > 0 else min(draw_block, total_draws - writer.committed_draws)
+            state, theta, energy, accepted = kernel.run_block(state, n, warm_block)
             writer.append(theta, energy, accepted, kernel.state_arrays(state))
             progress.update(kernel, state, writer.committed_draws)
             if stop["flag"]:
