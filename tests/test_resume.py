@@ -35,26 +35,37 @@ def reference(tmp_path_factory):
     return read_all(path)
 
 
-def test_kill_minus_9_at_random_moments_then_resume(tmp_path, reference):
-    path = tmp_path / "run.h5"
-    rng = random.Random(1234)
-    kills_mid_run = 0
-    proc = landscape(*ARGS, "--out", str(path))
-    for _ in range(5):
-        time.sleep(rng.uniform(0.5, 2.0))
+def kill_and_resume(args, path, seed, kills, window, resume_extra=(), check=None):
+    """Start ``args --out path``; ``kills`` times: wait a random time in ``window``, SIGKILL the run if still going,
+    call ``check()`` on the file, and start it again (resuming where a file exists). Returns the kills that hit a live
+    run, after the last run has finished successfully."""
+    rng = random.Random(seed)
+    hits = 0
+    proc = landscape(*args, "--out", str(path))
+    for _ in range(kills):
+        time.sleep(rng.uniform(*window))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
-            kills_mid_run += 1
+            hits += 1
         proc.communicate(timeout=300)
-        if path.exists():
-            n, theta, energy, accepted, _ = read_all(path)  # the file always re-opens ...
-            np.testing.assert_array_equal(theta, reference[1][:, :n])  # ... and holds a prefix of the reference
-            np.testing.assert_array_equal(energy, reference[2][:, :n])
-        args = ["sample", "--resume", str(path)] if path.exists() else [*ARGS, "--out", str(path)]
-        proc = landscape(*args)
+        if check is not None and path.exists():
+            check()
+        again = ["sample", "--resume", str(path), *resume_extra] if path.exists() else [*args, "--out", str(path)]
+        proc = landscape(*again)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    assert kills_mid_run >= 3
+    return hits
+
+
+def test_kill_minus_9_at_random_moments_then_resume(tmp_path, reference):
+    path = tmp_path / "run.h5"
+
+    def holds_a_prefix_of_the_reference():
+        n, theta, energy, _, _ = read_all(path)  # the file always re-opens ...
+        np.testing.assert_array_equal(theta, reference[1][:, :n])  # ... and holds a prefix of the reference
+        np.testing.assert_array_equal(energy, reference[2][:, :n])
+
+    assert kill_and_resume(ARGS, path, 1234, 5, (0.5, 2.0), check=holds_a_prefix_of_the_reference) >= 3
     n, theta, energy, accepted, state = read_all(path)
     assert n == 20000
     np.testing.assert_array_equal(theta, reference[1])
@@ -97,21 +108,7 @@ def test_hmc_killed_and_resumed_is_bit_identical_on_cpu(tmp_path):
     ref = tmp_path / "ref.h5"
     assert landscape(*HMC_ARGS, "--out", str(ref)).wait(timeout=300) == 0
     path = tmp_path / "run.h5"
-    rng = random.Random(99)
-    proc = landscape(*HMC_ARGS, "--out", str(path))
-    kills = 0
-    for _ in range(3):
-        time.sleep(rng.uniform(2.0, 4.0))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.communicate(timeout=300)
-        args = ["sample", "--resume", str(path), "--device", "cpu"] if path.exists() else [*HMC_ARGS, "--out",
-                                                                                           str(path)]
-        proc = landscape(*args)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    assert kills >= 1
+    assert kill_and_resume(HMC_ARGS, path, 99, 3, (2.0, 4.0), resume_extra=("--device", "cpu")) >= 1
     a, b = read_all(ref), read_all(path)
     assert a[0] == b[0] == 600
     for x, y in zip(a[1:4], b[1:4], strict=True):
