@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LandscapeError, SpecError
-from .sampling import RUN_KEYS
+from .sampling import RUN_KEYS, SAMPLE_DEFAULTS
 
 log = logging.getLogger("landscape")
 
@@ -58,8 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw θ from exp(-U/T) on [-L, L]^p into an HDF5 chain file",
                        description="Sample exp(-U(θ)/T) on the box [-L, L]^p for an MLP classifier. Flags left out "
                                    "take the defaults shown, or the stored values when resuming.")
-    from .sampling import SAMPLE_DEFAULTS
-
     d = SAMPLE_DEFAULTS
     s.add_argument("--arch", help=f"hidden widths, e.g. '2,2' or '10,10,10' (default {d['arch']})")
     s.add_argument("--activation", choices=["relu", "tanh", "sigmoid"], help="hidden activation (default relu)")
@@ -203,12 +201,17 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_nonempty(folder: Path, allowed: bool, how: str) -> None:
+    """An output folder that already holds files is written into only when the user said so."""
+    if folder.exists() and any(folder.iterdir()) and not allowed:
+        raise SpecError(f"output folder {str(folder)!r} is not empty; {how}.")
+
+
 # -- analyze ------------------------------------------------------------------------------------------------------------
 def cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.pipeline import AnalysisSettings, analyze_file, write_outputs
 
-    if args.out.exists() and any(args.out.iterdir()) and not args.force:
-        raise SpecError(f"output folder {str(args.out)!r} is not empty; pass --force to write into it.")
+    _refuse_nonempty(args.out, args.force, "pass --force to write into it")
     settings = AnalysisSettings(discard=args.discard, thin=args.thin, max_draws=args.max_draws,
                                 threshold=args.threshold, gamma=args.gamma, canonicalize=not args.no_canonicalize,
                                 solver=args.solver, n_landmarks=args.landmarks, n_boot=args.bootstrap, seed=args.seed,
@@ -244,8 +247,7 @@ def cmd_rotation(args: argparse.Namespace) -> int:
 
     from analysis.rotation import RotationSettings, load_toml, run_rotation
 
-    if args.out.exists() and any(args.out.iterdir()) and not (args.force or args.reuse):
-        raise SpecError(f"output folder {str(args.out)!r} is not empty; pass --reuse to continue it or --force.")
+    _refuse_nonempty(args.out, args.force or args.reuse, "pass --reuse to continue it or --force")
     values: dict[str, Any] = load_toml(args.config) if args.config else {}
     known = {f.name for f in fields(RotationSettings)}
     unknown = sorted(set(values) - known)
