@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,19 @@ def _matched_samples(pool_ref: np.ndarray, pool: np.ndarray, spec: MLPSpec, a_re
     return out[0], out[1]
 
 
+def relabelled_data(s: RotationSettings, folder: Path) -> Path:
+    """The control's data: the same 10 points, half of them labelled 1 at random (seed ``labels_seed``), as a CSV."""
+    from mcmc_landscape.data import load_dataset, write_points_csv
+
+    ds = load_dataset("points10")
+    rng = np.random.default_rng(s.labels_seed)
+    y = rng.permutation(np.r_[np.zeros(ds.n // 2, int), np.ones(ds.n - ds.n // 2, int)]).astype(np.int64)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "data.csv"
+    write_points_csv(replace(ds, y=y), path, header=f"points10 with labels drawn afresh (seed {s.labels_seed})")
+    return path
+
+
 def data_figure(path: Path, x: np.ndarray, y: np.ndarray, title: str) -> Path:
     import matplotlib
 
@@ -153,7 +166,7 @@ def run_rotation(s: RotationSettings, out: str | Path, reuse: bool = False, quie
     per_angle: dict[str, Any] = {}
     runs = [(f"angle_{a:g}", a, None) for a in s.angles]
     if s.control:
-        runs.append(("control_relabelled", s.angles[0], {"labels_seed": s.labels_seed}))
+        runs.append(("control_relabelled", s.angles[0], {"data": str(relabelled_data(s, out / "control_relabelled"))}))
     for name, angle, extra in runs:
         folder = out / name
         folder.mkdir(exist_ok=True)

@@ -126,14 +126,6 @@ def start_run(explicit: dict[str, Any], out: str | Path, run: str | None = None,
     if foreign:
         raise SpecError(f"--{foreign[0]} applies to --sampler hmc only; drop it or choose hmc.")
     ds = load_dataset(cfg["data"], cfg["angle"])
-    if "labels_seed" in cfg:  # a control: the same points with labels drawn afresh
-        import numpy as np
-
-        from .data import Dataset
-
-        rng = np.random.default_rng(int(cfg["labels_seed"]))
-        y = rng.permutation(np.r_[np.zeros(ds.n // 2, int), np.ones(ds.n - ds.n // 2, int)])
-        ds = Dataset(ds.x, y.astype(np.int64), ds.name + "-relabelled", ds.angle)
     cfg["data_sha256"] = data_digest(ds.x, ds.y)
     spec, kernel = make_kernel(cfg, ds.x, ds.y, device)
     cfg["n_params"] = spec.n_params
