@@ -30,8 +30,15 @@ def bootstrap_ci(stat: Callable[[np.ndarray], float], X: np.ndarray, n_boot: int
     """Percentile bootstrap interval of ``stat`` over rows of ``X`` resampled with replacement."""
     rng = np.random.default_rng(random_state)
     n = len(X)
-    values = np.array([stat(X[rng.integers(0, n, n)]) for _ in range(n_boot)])
-    lo, hi = np.nanpercentile(values, [50 * (1 - level), 50 * (1 + level)])
+    return percentile_interval([stat(X[rng.integers(0, n, n)]) for _ in range(n_boot)], level)
+
+
+def percentile_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` interval of ``values`` (NaN ignored; (nan, nan) when there are none)."""
+    v = np.asarray(values, float)
+    if not np.any(np.isfinite(v)):
+        return float("nan"), float("nan")
+    lo, hi = np.nanpercentile(v, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)
 
 

@@ -20,7 +20,7 @@ from sklearn.decomposition import IncrementalPCA
 from mcmc_landscape.nets import MLPSpec
 from mcmc_landscape.store import ChainReader
 
-from .minima import bootstrap_ci, null_sets, pca_spectrum, plane_share, twonn_dimension
+from .minima import bootstrap_ci, null_sets, pca_spectrum, percentile_interval, plane_share, twonn_dimension
 from .reduction import KernelEmbedding, PlaneFit, reconstruction_error
 from .symmetry import canonicalize
 
@@ -59,8 +59,10 @@ def select_draws(reader: ChainReader, s: AnalysisSettings) -> Selection:
     return Selection(reader.n_chains, kept, index)
 
 
-def iter_selected(reader: ChainReader, sel: Selection, s: AnalysisSettings, rows: np.ndarray | None = None):
-    """Yield (positions in the selection, theta rows, energy rows) chunk by chunk, reading only needed chunks."""
+def iter_selected(reader: ChainReader, sel: Selection, s: AnalysisSettings, rows: np.ndarray | None = None,
+                  read_theta: bool = True):
+    """Yield (positions in the selection, theta rows or None, energy rows) chunk by chunk, reading only needed
+    chunks (and no theta at all when ``read_theta`` is false)."""
     idx = sel.index if rows is None else sel.index[rows]
     pos_all = np.arange(len(sel.index)) if rows is None else np.asarray(rows)
     chain, draw = np.divmod(idx, sel.draws) if sel.draws else (idx, idx)
@@ -71,10 +73,9 @@ def iter_selected(reader: ChainReader, sel: Selection, s: AnalysisSettings, rows
         if not in_chunk.any():
             continue
         stop = min(start + step, reader.committed_draws)
-        block_t = reader.read_block("theta", start, stop)
-        block_e = reader.read_block("energy", start, stop)
         c, d = chain[in_chunk], file_draw[in_chunk] - start
-        yield pos_all[in_chunk], block_t[c, d], block_e[c, d]
+        theta = reader.read_block("theta", start, stop)[c, d] if read_theta else None
+        yield pos_all[in_chunk], theta, reader.read_block("energy", start, stop)[c, d]
 
 
 def load_rows(reader: ChainReader, sel: Selection, s: AnalysisSettings, rows: np.ndarray | None = None
@@ -107,9 +108,9 @@ def _geometry(theta_fit: np.ndarray, loss_fit: np.ndarray, transform_all, loss: 
     out: dict[str, Any] = {
         "kernel_pca": {
             "gamma": emb.gamma_, "solver": s.solver, "n_fit": len(theta_fit),
-            "left_out_share": emb.left_out_share_, "left_out_share_ci": _pct(boot_left),
+            "left_out_share": emb.left_out_share_, "left_out_share_ci": percentile_interval(boot_left),
             "eigenvalues": emb.eigenvalues_.tolist(),
-            "reconstruction_error": float(np.median(recon)), "reconstruction_error_ci": _pct(recon),
+            "reconstruction_error": float(np.median(recon)), "reconstruction_error_ci": percentile_interval(recon),
         },
         "n_draws": len(loss), "n_good": n_good, "good_share": n_good / len(loss),
     }
@@ -152,11 +153,6 @@ def _ipca_spectrum(X: np.ndarray, s: AnalysisSettings) -> list[float]:
     return ipca.explained_variance_ratio_.tolist()
 
 
-def _pct(values: list[float]) -> tuple[float, float]:
-    v = np.asarray(values, float)
-    return (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) if len(v) else (float("nan"),) * 2
-
-
 def analyze_file(path: str, s: AnalysisSettings, run: str | None = None) -> tuple[dict[str, Any], dict]:
     """Run the pipeline on a chain file; returns (numbers, arrays) for the canonical and the raw draws."""
     with ChainReader(path, run) as reader:
@@ -166,14 +162,14 @@ def analyze_file(path: str, s: AnalysisSettings, run: str | None = None) -> tupl
         sel = select_draws(reader, s)
         if len(sel.index) < 10:
             raise ValueError(f"only {len(sel.index)} draws to analyse")
-        row_bytes = reader.n_params * 8
-        n_fit = int(min(len(sel.index), max(100, s.memory_budget_mb * 2**20 / row_bytes / 4)))
+        budget_rows = int(max(100, s.memory_budget_mb * 2**20 / (reader.n_params * 8) / 4))  # draws held in RAM
+        n_fit = min(len(sel.index), budget_rows)
         rng = np.random.default_rng(s.seed + 7)
         fit_rows = np.sort(rng.choice(len(sel.index), n_fit, replace=False)) if n_fit < len(sel.index) \
             else np.arange(len(sel.index))
         theta_fit_raw, energy_fit = load_rows(reader, sel, s, fit_rows)
         energy_all = np.empty(len(sel.index))
-        for pos, _, e in iter_selected(reader, sel, s):
+        for pos, _, e in iter_selected(reader, sel, s, read_theta=False):
             energy_all[pos] = e
         loss = energy_all / n_data
         spec_info = {"box": float(cfg["box"]), "n_data": n_data}
@@ -191,9 +187,8 @@ def analyze_file(path: str, s: AnalysisSettings, run: str | None = None) -> tupl
 
             def good_loader(good, prep=prep):
                 rows = np.flatnonzero(good)
-                cap = int(max(100, s.memory_budget_mb * 2**20 / row_bytes / 4))
-                if len(rows) > cap:
-                    rows = np.sort(np.random.default_rng(s.seed).choice(rows, cap, replace=False))
+                if len(rows) > budget_rows:
+                    rows = np.sort(np.random.default_rng(s.seed).choice(rows, budget_rows, replace=False))
                 return prep(load_rows(reader, sel, s, rows)[0])
 
             key = "canonical" if canon else "raw"
