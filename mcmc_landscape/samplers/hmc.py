@@ -159,8 +159,6 @@ def init(energy_fn: EnergyFn, n_chains: int, p: int, seed: int, settings: HMCSet
     )
 
 
-
-
 def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCSettings,
               max_warmup_steps: int | None = None, grad_fn: EnergyGradFn | None = None):
     """Advance all chains: warm-up iterations first (at most ``max_warmup_steps``), then ``n_draws`` kept draws.
@@ -204,10 +202,10 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
         r = torch.randn(pos.shape, generator=gen, device=device, dtype=pos.dtype) / inv_mass.sqrt()
         h0 = u * inv_t + 0.5 * (r * r * inv_mass).sum(dim=1)
         eps = log_step.exp().unsqueeze(1)
-        x, rr, gg = pos, r - 0.5 * eps * g * inv_t, g
-        uu = u
-        for j in range(n_lf):
-            x = x + eps * inv_mass * rr
+        drift = eps * inv_mass  # the position step's scale, fixed over the trajectory
+        x, rr = pos, r - 0.5 * eps * g * inv_t
+        for j in range(n_lf):  # n_lf ≥ 1, so uu and gg are always set
+            x = x + drift * rr
             if bool((x.abs() > s.box).any()):
                 x, rr = reflect(x, rr, s.box)
             uu, gg = eg(x)
