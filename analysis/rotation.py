@@ -91,12 +91,10 @@ def _sample(s: RotationSettings, angle: float, path: Path, reuse: bool, quiet: b
     start_run(cfg, path, "chains", force=True, device="auto").run(quiet=quiet)
 
 
-def _pool(path: Path, threshold: float | None = None) -> np.ndarray:
-    """All draws of a run, or those with loss below ``threshold``."""
+def _load(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """All committed draws of a run, flattened, with their loss U/n."""
     with ChainReader(path) as r:
-        flat = r.get_chain(flat=True)
-        loss = r.get_energy(flat=True) / len(r.extra("data/y"))
-    return flat if threshold is None else flat[loss < threshold]
+        return r.get_chain(flat=True), r.get_energy(flat=True) / len(r.extra("data/y"))
 
 
 def _in_both_boxes(theta0: np.ndarray, spec: MLPSpec, angles: tuple[float, float], box: float) -> np.ndarray:
@@ -200,9 +198,10 @@ def compare(s: RotationSettings, out: Path, names: list[str], angles: list[float
     # in angle-0 coordinates on the intersection of the two runs' boxes, where the isometry maps one target onto the
     # other exactly.
     ref = names[0]
+    draws = {name: _load(out / name / "chains.h5") for name in names}
     tests: dict[str, dict[str, Any]] = {}
     for subset, thr in (("all", None), ("good", s.threshold)):
-        pools = {name: _pool(out / name / "chains.h5", thr) for name in names}
+        pools = {name: th if thr is None else th[loss < thr] for name, (th, loss) in draws.items()}
         for i, (name, angle) in enumerate(zip(names[1:], angles[1:], strict=True)):
             A, B = _matched_samples(pools[ref], pools[name], spec, angles[0], angle, s.box, s.n_test, s.seed + 2 * i)
             if min(len(A), len(B)) >= 10:
@@ -210,14 +209,11 @@ def compare(s: RotationSettings, out: Path, names: list[str], angles: list[float
     # (b) one kernel-PCA fit shared by all angles, on the draws as sampled (canonicalized, not mapped back)
     pooled, good_sets = [], {}
     for name in names:
-        with ChainReader(out / name / "chains.h5") as r:
-            th = r.get_chain(flat=True)
-            loss = r.get_energy(flat=True) / len(r.extra("data/y"))
+        th, loss = draws[name]
         rng = np.random.default_rng(s.seed)
         keep = rng.choice(len(th), min(len(th), s.max_draws // len(names)), replace=False)
-        canon = canonicalize(th, spec)
-        pooled.append(canon[keep])
-        good_sets[name] = canon[loss < s.threshold]
+        pooled.append(canonicalize(th[keep], spec))  # canonicalization is row by row: only the rows used
+        good_sets[name] = canonicalize(th[loss < s.threshold], spec)
     emb = KernelEmbedding(3, random_state=s.seed).fit(np.concatenate(pooled))
     planes, arrangements, shared = {}, {}, {}
     for name in names:
