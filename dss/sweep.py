@@ -1,0 +1,142 @@
+"""Sweeps over the level L0: train pairs of independent models, connect them, tabulate length and beads (paper Figs 2-3).
+
+Levels run from the highest L0 down. Warm start (the default, said in every output): the models of a level are the
+models of the level above trained further down, so each pair is followed as it descends; the strings themselves are
+found afresh at each level. All models of a level are trained together in one batch, and all strings of a level grow
+in lockstep (one batched scan and one batch of beads per depth). A model that does not reach α·L0 within its step
+budget is replaced by a fresh random one (up to ``retries`` times); pairs still missing are reported, not hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .optim import train_to
+from .store import save_string
+from .string import CONVENTIONS, DSSSettings, StringState, connect_many, start_string
+
+
+@dataclass
+class SweepSettings:
+    levels: tuple[float, ...]
+    pairs: int = 10
+    seed: int = 0
+    warm_start: bool = True
+    endpoint_steps: int = 20000
+    retries: int = 3
+
+
+def train_models(task, n: int, target: float, generator: torch.Generator, dss: DSSSettings, max_steps: int,
+                 retries: int, start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """``n`` models with held-out loss ≤ ``target``, trained together; ones that miss are redrawn.
+
+    Returns (models, reached mask, gradient steps, redraws).
+    """
+    theta = task.init(n, generator) if start is None else start.clone()
+    res = train_to(task, theta, target, max_steps, dss.lr, dss.optimizer, dss.check_every)
+    theta, reached, steps, redraws = res.theta, res.reached.clone(), int(res.steps.sum()), 0
+    for _ in range(retries):
+        miss = torch.nonzero(~reached).flatten()
+        if not miss.numel():
+            break
+        redraws += int(miss.numel())
+        again = train_to(task, task.init(int(miss.numel()), generator), target, max_steps, dss.lr, dss.optimizer,
+                         dss.check_every)
+        theta[miss], reached[miss] = again.theta, again.reached
+        steps += int(again.steps.sum())
+    return theta, reached, steps, redraws
+
+
+def run_sweep(task, sweep: SweepSettings, dss: DSSSettings, out: Path | None = None, baselines: bool = False,
+              log: Any = None) -> dict[str, Any]:
+    """Run the sweep; with ``out``, save every string (``strings/``) and the table (``sweep.json``, ``sweep.csv``)."""
+    from .baselines import bezier_curve, straight_line
+
+    generator = torch.Generator().manual_seed(sweep.seed)
+    levels = sorted(sweep.levels, reverse=True)
+    rows: list[dict[str, Any]] = []
+    models = None
+    t_start = time.perf_counter()
+    for level in levels:
+        settings = replace(dss, l0=level)
+        t0 = time.perf_counter()
+        models, reached, steps, redraws = train_models(
+            task, 2 * sweep.pairs, settings.alpha * level, generator, settings, sweep.endpoint_steps, sweep.retries,
+            start=models if (sweep.warm_start and models is not None) else None)
+        train_s = time.perf_counter() - t0
+        pairs = [k for k in range(sweep.pairs) if reached[2 * k] and reached[2 * k + 1]]
+        states: list[StringState] = [start_string(task, models[2 * k].numpy(), models[2 * k + 1].numpy(), settings)
+                                     for k in pairs]
+        t1 = time.perf_counter()
+        connect_many(task, states, settings)
+        connect_s = time.perf_counter() - t1
+        for k, st in zip(pairs, states, strict=True):
+            row = {"l0": level, "pair": k, **st.outcome(settings)}
+            row.pop("conventions")
+            a, b = models[2 * k].numpy(), models[2 * k + 1].numpy()
+            limit = settings.tau * level
+            row["straight_found"] = straight_line(task, a, b, limit).found
+            if baselines:
+                bz = bezier_curve(task, a, b, limit, seed=sweep.seed + k)
+                row.update(bezier_found=bz.found, bezier_grad_evals=bz.grad_evals, bezier_max_loss=bz.max_loss,
+                           bezier_normalized_length=bz.normalized_length)
+            rows.append(row)
+            if out is not None:
+                save_string(Path(out) / "strings" / f"l0_{level:g}_pair_{k:02d}.h5", st,
+                            {"task": task.config(), "settings": asdict(settings), "pair": k, "sweep": asdict(sweep)},
+                            {kk: v for kk, v in row.items() if kk != "failed_links"})
+        if log is not None:
+            done = [r for r in rows if r["l0"] == level]
+            log.info("L0 = %g: %d of %d pairs connected; training %.1f s (%d redrawn), strings %.1f s", level,
+                     sum(r["connected"] for r in done), sweep.pairs, train_s, redraws, connect_s)
+    table = summarize(rows, levels, sweep.pairs)
+    result = {"task": task.config(), "description": task.describe(), "settings": asdict(dss), "sweep": asdict(sweep),
+              "warm_start": ("each level's models are the level above's trained further down; strings found afresh"
+                             if sweep.warm_start else "fresh random models at every level"),
+              "conventions": CONVENTIONS, "levels": table, "pairs": rows,
+              "wall_s": time.perf_counter() - t_start}
+    if out is not None:
+        write_table(result, Path(out))
+    return result
+
+
+def summarize(rows: list[dict[str, Any]], levels: list[float], n_pairs: int) -> list[dict[str, Any]]:
+    """Per level: mean and standard deviation of normalized length and beads over connected pairs, and counts."""
+    table = []
+    for level in levels:
+        done = [r for r in rows if r["l0"] == level]
+        ok = [r for r in done if r["connected"]]
+        length = np.array([r["normalized_length"] for r in ok])
+        beads = np.array([r["n_beads"] for r in ok], dtype=float)
+        entry = {"l0": level, "pairs": n_pairs, "trained_pairs": len(done), "connected": len(ok),
+                 "straight_found": sum(bool(r["straight_found"]) for r in done),
+                 "length_mean": float(length.mean()) if len(ok) else float("nan"),
+                 "length_sd": float(length.std(ddof=1)) if len(ok) > 1 else float("nan"),
+                 "beads_mean": float(beads.mean()) if len(ok) else float("nan"),
+                 "beads_sd": float(beads.std(ddof=1)) if len(ok) > 1 else float("nan"),
+                 "grad_steps_mean": float(np.mean([r["grad_steps"] for r in done])) if done else float("nan"),
+                 "failures": {reason: sum(r["reason"] == reason for r in done)
+                              for reason in sorted({r["reason"] for r in done if not r["connected"]})}}
+        if done and "bezier_found" in done[0]:
+            entry["bezier_found"] = sum(bool(r["bezier_found"]) for r in done)
+            entry["bezier_grad_evals_mean"] = float(np.mean([r["bezier_grad_evals"] for r in done]))
+        table.append(entry)
+    return table
+
+
+def write_table(result: dict[str, Any], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps(result, indent=1, default=float))
+    cols = ["l0", "pairs", "trained_pairs", "connected", "straight_found", "length_mean", "length_sd", "beads_mean",
+            "beads_sd", "grad_steps_mean"]
+    lines = [",".join(cols)] + [",".join(f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c]) for c in cols)
+                                for row in result["levels"]]
+    (out / "sweep.csv").write_text("\n".join(lines) + "\n")
+    return [out / "sweep.json", out / "sweep.csv"]
