@@ -141,13 +141,13 @@ class StringState:
         connected = self.finished and not failed and not pending
         reason = "" if connected else ("persistent" if "persistent" in reasons else reasons[0] if reasons
                                        else "unfinished")
-        maxima = [self.links[i].max_loss for i in links]
+        maxima = [m for m in (self.links[i].max_loss for i in links) if not np.isnan(m)]
         return {
             "connected": bool(connected), "reason": reason, "variant": settings.variant,
             "l0": settings.l0, "tau": settings.tau, "alpha": settings.alpha, "limit": settings.tau * settings.l0,
             "n_beads": len(self.order), "length": float(seg.sum()), "straight_distance": straight,
             "normalized_length": float(seg.sum() / straight) if straight > 0 else float("nan"),
-            "max_interpolated_loss": float(np.nanmax(maxima)) if maxima else float("nan"),
+            "max_interpolated_loss": float(max(maxima)) if maxima else float("nan"),
             "max_bead_loss": float(max(self.bead_loss[i] for i in self.order)),
             "depth": int(max((self.links[i].depth for i in links), default=0)),
             "rounds": self.rounds, "grad_steps": int(self.grad_steps), "wall_s": round(self.wall_s, 3),

@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-control", action="store_true", help="skip the relabelled control run")
     r.add_argument("--reuse", action="store_true", help="keep finished stages in --out and redo only the rest")
     r.add_argument("--force", action="store_true", help="write into an --out folder that is not empty")
+    from .cli_dss import add_parser as add_dss_parser
+
+    add_dss_parser(sub, _number)
     return parser
 
 
@@ -288,9 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
+    from .cli_dss import cmd_dss
     from .runner import Interrupted
 
-    commands = {"sample": cmd_sample, "diagnose": cmd_diagnose, "analyze": cmd_analyze, "rotation": cmd_rotation}
+    commands = {"sample": cmd_sample, "diagnose": cmd_diagnose, "analyze": cmd_analyze, "rotation": cmd_rotation,
+                "dss": cmd_dss}
     try:
         return commands[args.command](args)
     except Interrupted as exc:

@@ -1,0 +1,311 @@
+"""``landscape dss …``: Dynamic String Sampling from the command line (part of the CLI, which alone knows every layer).
+
+    landscape dss connect --task quadratic --l0 0.01 --out runs/dss/quad.h5
+    landscape dss sweep --task cubic --l0 0.168,0.158,0.05,0.01 --pairs 10 --out runs/dss/cubic
+    landscape dss minima runs/theta0.h5 --l0 0.1,0.05,0.02 --count 24 --out runs/theta0-graph
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .errors import ResumeMismatch, SpecError, StoreError
+
+log = logging.getLogger("landscape")
+
+_SETTING_FLAGS = {  # DSSSettings field → (flag, type, help)
+    "alpha": ("--alpha", float, "beads are trained to α·L0 (default 0.95)"),
+    "tau": ("--tau", float, "a link passes when its maximum is ≤ τ·L0 (default 1: strict; the paper's code used 1.1)"),
+    "max_depth": ("--max-depth", int, "recursion depth limit (default 10)"),
+    "t_star": ("--t-star", str, "'peak': insert at the maximum of the interpolated loss (default); 'mid': at t = 0.5"),
+    "lr": ("--lr", float, "learning rate of bead training (default 0.05)"),
+    "optimizer": ("--optimizer", str, "adam (default) or rmsprop"),
+    "max_steps": ("--max-steps", int, "gradient steps a bead may take to reach α·L0 (default 20000)"),
+    "max_beads": ("--max-beads", int, "beads a string may hold (default 512)"),
+    "zeta": ("--zeta", float, "constrained DSS: spring weight ζ (default 0)"),
+    "kappa": ("--kappa", float, "constrained DSS: weight κ of the equidistant-hyperplane term (default 0)"),
+}
+_TASK_FLAGS = ("activation", "loss", "arch", "data", "angle", "box")
+
+
+def _levels(text: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+    if not values or any(not (math.isfinite(v) and v > 0) for v in values):
+        raise argparse.ArgumentTypeError(f"levels must be positive finite numbers, got {text!r}")
+    return values
+
+
+def add_parser(sub: Any, number: Any) -> None:
+    """Register ``landscape dss`` and its subcommands; ``number(convert, accept, requirement)`` makes checked types."""
+    positive_int = number(int, lambda v: v >= 1, "at least 1")
+    nonneg_int = number(int, lambda v: v >= 0, "0 or more")
+    d = sub.add_parser("dss", help="Dynamic String Sampling: connect models of equal loss by a string of beads")
+    dsub = d.add_subparsers(dest="dss_command", required=True, parser_class=type(d))
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--task", choices=["quadratic", "cubic", "permutation", "classifier"],
+                       help="quadratic/cubic: the paper's 1-4-4-1 regressions; permutation: appendix D's 2-3-2 relu "
+                            "net; classifier: the sampling side's MLP energy (default quadratic)")
+        p.add_argument("--activation", choices=["relu", "tanh", "sigmoid"],
+                       help="hidden activation (default sigmoid for regression, relu otherwise)")
+        p.add_argument("--loss", choices=["mae", "mse"], help="regression loss (default mae, as the paper's code)")
+        p.add_argument("--arch", help="classifier: hidden widths (default 2,2)")
+        p.add_argument("--data", help="classifier: points10 or a CSV (default points10)")
+        p.add_argument("--angle", type=float, help="classifier: rotate the data by this many degrees (default 0)")
+        p.add_argument("--box", type=float, help="classifier: keep beads inside [-L, L]^p (default 10)")
+        p.add_argument("--variant", choices=["greedy", "constrained", "breadth-first"],
+                       help="greedy (Algorithm 1, default), constrained (springs ζ, κ) or breadth-first (appendix A)")
+        for name, (flag, kind, text) in _SETTING_FLAGS.items():
+            conv = positive_int if kind is int else (str if kind is str else
+                                                     number(float, lambda v: math.isfinite(v) and v >= 0, "≥ 0"))
+            p.add_argument(flag, dest=name, type=conv, help=text)
+        p.add_argument("--seed", type=nonneg_int, help="seed of the models' random initialization (default 0)")
+        p.add_argument("--endpoint-steps", type=positive_int, default=20000,
+                       help="gradient steps to train each model to α·L0 before connecting (default 20000)")
+        p.add_argument("--force", action="store_true", help="overwrite existing output")
+
+    c = dsub.add_parser("connect", help="train two models below L0 and connect them (resumable)")
+    common(c)
+    c.add_argument("--l0", type=number(float, lambda v: math.isfinite(v) and v > 0, "positive"),
+                   help="the level L0 (required for a new string)")
+    c.add_argument("--out", "-o", type=Path, help="string file to create (.h5)")
+    c.add_argument("--resume", type=Path, metavar="FILE", help="continue the string stored in FILE")
+    c.add_argument("--rounds", type=positive_int, default=40, help="breadth-first: rounds (default 40)")
+    c.add_argument("--no-plots", action="store_true", help="skip the figures")
+    c.add_argument("--no-gif", action="store_true", help="skip the animated GIF")
+    c.add_argument("--baselines", action="store_true", help="also fit the Bézier curve on the same pair")
+
+    s = dsub.add_parser("sweep", help="pairs of models at several levels L0: length and beads against L0 (Figs 2-3)")
+    common(s)
+    s.add_argument("--l0", type=_levels, required=True, help="comma-separated levels, e.g. 0.168,0.158,0.05,0.01")
+    s.add_argument("--pairs", type=positive_int, default=10, help="pairs of models per level (default 10)")
+    s.add_argument("--no-warm-start", action="store_true",
+                   help="fresh random models at every level (default: continue training the level above's models)")
+    s.add_argument("--baselines", action="store_true", help="also fit the Bézier curve on every pair")
+    s.add_argument("--out", "-o", type=Path, required=True, help="output folder")
+
+    m = dsub.add_parser("minima", help="the level-set connectivity graph of good minima from a chain file")
+    m.add_argument("file", type=Path, help="chain file written by `landscape sample`")
+    m.add_argument("--l0", type=_levels, required=True, help="comma-separated levels, highest first, e.g. 0.1,0.05")
+    m.add_argument("--count", type=positive_int, default=24, help="minima to pick (default 24)")
+    m.add_argument("--run", help="run inside the file (needed only if it holds several)")
+    m.add_argument("--discard", type=nonneg_int, default=0, help="draws per chain to drop first")
+    m.add_argument("--no-canonicalize", action="store_true",
+                   help="farthest-point selection on raw θ (default: modulo hidden-unit symmetries)")
+    m.add_argument("--symmetric", type=nonneg_int, default=3,
+                   help="minima also connected to a symmetric copy of themselves (default 3)")
+    m.add_argument("--max-depth", type=positive_int, help="DSS depth limit (default 10)")
+    m.add_argument("--tau", type=float, help="a link passes when its maximum is ≤ τ·L0 (default 1)")
+    m.add_argument("--seed", type=nonneg_int, default=0)
+    m.add_argument("--out", "-o", type=Path, required=True, help="output folder")
+    m.add_argument("--force", action="store_true", help="write into an --out folder that is not empty")
+
+
+# -- shared helpers ------------------------------------------------------------------------------------------------------
+def _task_options(args: argparse.Namespace) -> dict[str, Any]:
+    task = args.task or "quadratic"
+    opts: dict[str, Any] = {}
+    for key in _TASK_FLAGS:
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        if task in ("quadratic", "cubic") and key not in ("activation", "loss"):
+            raise SpecError(f"--{key} applies to the classifier task, not to {task!r}.")
+        if task == "permutation" and key != "activation":
+            raise SpecError(f"--{key} does not apply to the permutation task (only --activation does).")
+        if task == "classifier" and key == "loss":
+            raise SpecError("the classifier task's loss is the sampler's energy U; --loss applies to regression.")
+        opts[key] = value
+    return opts
+
+
+def _explicit_settings(args: argparse.Namespace) -> dict[str, Any]:
+    out = {k: getattr(args, k) for k in _SETTING_FLAGS if getattr(args, k, None) is not None}
+    if out.get("t_star", "peak") not in ("peak", "mid"):
+        raise SpecError(f"--t-star must be 'peak' or 'mid', got {out['t_star']!r}.")
+    if out.get("optimizer", "adam") not in ("adam", "rmsprop"):
+        raise SpecError(f"--optimizer must be adam or rmsprop, got {out['optimizer']!r}.")
+    return out
+
+
+def _settings(args: argparse.Namespace, l0: float) -> Any:
+    from dss.string import DSSSettings
+
+    values = _explicit_settings(args)
+    if (args.variant or "greedy") == "constrained" and not (values.get("zeta") or values.get("kappa")):
+        values.setdefault("zeta", 0.01)
+        values.setdefault("kappa", 0.01)
+    if (args.variant or "greedy") != "constrained" and (values.get("zeta") or values.get("kappa")):
+        raise SpecError("--zeta and --kappa belong to the constrained variant; add --variant constrained.")
+    return DSSSettings(l0=l0, **values)
+
+
+def _summary(outcome: dict[str, Any]) -> str:
+    verdict = "connected" if outcome["connected"] else f"NOT connected ({outcome['reason']})"
+    lines = [f"{verdict} at L0 = {outcome['l0']:g} (links ≤ τ·L0 = {outcome['limit']:g}, {outcome['variant']})",
+             f"beads {outcome['n_beads']} (incl. both ends), normalized geodesic length "
+             f"{outcome['normalized_length']:.4f} (length {outcome['length']:.4g} over straight distance "
+             f"{outcome['straight_distance']:.4g}), max interpolated loss {outcome['max_interpolated_loss']:.4g}",
+             f"depth {outcome['depth']}, {outcome['rounds']} rounds, {outcome['grad_steps']} gradient steps, "
+             f"{outcome['wall_s']:.2f} s"]
+    for f in outcome["failed_links"][:5]:
+        lines.append(f"failed link {f['left']}→{f['right']} ({f['reason']}): max {f['max_loss']:.4g} at t = "
+                     f"{f['t_max']:.3f}; maxima over its splits (newest first) "
+                     + ", ".join(f"{x:.3g}" for x in f["lineage_maxima"][:6]))
+    return "\n".join(lines)
+
+
+# -- connect -------------------------------------------------------------------------------------------------------------
+def cmd_connect(args: argparse.Namespace) -> int:
+    import torch
+
+    from dss.store import load_string, save_string
+    from dss.string import DSSSettings, connect, start_string
+    from dss.sweep import train_models
+    from dss.tasks import make_task
+
+    from .runner import Interrupted
+
+    if args.resume is not None:
+        if args.out is not None and Path(args.out) != Path(args.resume):
+            raise SpecError("give either --out (a new string) or --resume (an existing one), not both.")
+        state, config, _ = load_string(args.resume)
+        _check_resume(args, config)
+        task = make_task(config["task"]["task"], **config["task_options"])
+        if task.config() != config["task"]:
+            raise ResumeMismatch(f"the task rebuilt from {str(args.resume)!r} differs from the stored one (the data "
+                                 "changed?); start a new string with --out.")
+        settings = DSSSettings(**config["settings"])
+        out = Path(args.resume)
+        if state.finished:
+            log.info("the string in %s is finished; nothing to resume.", out)
+    else:
+        if args.out is None:
+            raise SpecError("say where to write the string with --out FILE (or continue one with --resume FILE).")
+        if args.l0 is None:
+            raise SpecError("a new string needs its level: add --l0, e.g. --l0 0.01.")
+        out = Path(args.out)
+        if out.exists() and not args.force:
+            raise StoreError(f"{str(out)!r} exists; pass --force to overwrite it or --resume to continue it.")
+        options = _task_options(args)
+        task = make_task(args.task or "quadratic", **options)
+        settings = _settings(args, args.l0)
+        seed = args.seed or 0
+        models, reached, steps, redraws = train_models(task, 2, settings.alpha * settings.l0,
+                                                       torch.Generator().manual_seed(seed), settings,
+                                                       args.endpoint_steps, retries=3)
+        if not bool(reached.all()):
+            raise SpecError(f"could not train two {task.name} models below α·L0 = {settings.alpha * settings.l0:.4g} "
+                            f"in {args.endpoint_steps} steps (4 tries); raise --l0 or --endpoint-steps.")
+        state = start_string(task, models[0].numpy(), models[1].numpy(), settings)
+        config = {"task": task.config(), "task_options": options, "settings": asdict(settings),
+                  "variant": args.variant or settings.variant, "seed": seed,
+                  "endpoints": {"steps": steps, "redrawn": redraws, "max_steps": args.endpoint_steps}}
+        save_string(out, state, config)
+    log.info("%s", task.describe())
+
+    def save(st: Any) -> None:
+        save_string(out, st, config, st.outcome(settings))
+
+    try:
+        if config["variant"] == "breadth-first":
+            from dss.variants import connect_breadth_first
+
+            if state.rounds:
+                log.info("breadth-first strings move every bead each round; restarting it from the two models.")
+            state = connect_breadth_first(task, state.beads[0], state.beads[1], settings,
+                                          rounds=config.get("rounds", args.rounds), on_round=save)
+            config["rounds"] = config.get("rounds", args.rounds)
+        elif not state.finished:
+            state = connect(task, settings=settings, state=state, on_round=save)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; the string so far is saved in {out}: continue it with "
+                          f"`landscape dss connect --resume {out}`.") from None
+    outcome = state.outcome(settings)
+    from dss.baselines import bezier_curve, straight_line
+
+    a, b = state.beads[0], state.beads[1]
+    outcome["straight_line"] = straight_line(task, a, b, outcome["limit"]).to_dict()
+    if args.baselines:
+        outcome["bezier"] = bezier_curve(task, a, b, outcome["limit"], seed=config["seed"]).to_dict()
+    save_string(out, state, config, outcome)
+    print(_summary(outcome))
+    sl = outcome["straight_line"]
+    print(f"straight line: max loss {sl['max_loss']:.4g} → {'passes' if sl['found'] else 'fails'} at τ·L0")
+    if "bezier" in outcome:
+        bz = outcome["bezier"]
+        print(f"Bézier curve: {'found' if bz['found'] else 'not found'}, max loss {bz['max_loss']:.4g}, "
+              f"{bz['grad_evals']} gradient evaluations, normalized length {bz['normalized_length']:.4f}")
+    if not args.no_plots:
+        from dss.plots import plot_string
+
+        folder = out.with_name(out.stem + "_figures")
+        files = plot_string(state, outcome, folder, gif=not args.no_gif)
+        print(f"figures: {folder} ({len(files)} files); string: {out}")
+    return 0
+
+
+def _check_resume(args: argparse.Namespace, config: dict[str, Any]) -> None:
+    """Flags given with --resume must agree with the stored run; anything else is a mismatch."""
+    stored = config["settings"]
+    for key, value in _explicit_settings(args).items():
+        if stored.get(key) != value:
+            raise ResumeMismatch(f"--{key.replace('_', '-')} {value} differs from the stored {stored.get(key)}; drop "
+                                 "it to resume, or start a new string with --out.")
+    if args.l0 is not None and args.l0 != stored["l0"]:
+        raise ResumeMismatch(f"--l0 {args.l0:g} differs from the stored L0 = {stored['l0']:g}; drop it to resume.")
+    if args.task is not None and args.task != config["task"]["task"]:
+        raise ResumeMismatch(f"--task {args.task} differs from the stored task {config['task']['task']!r}.")
+    if args.variant is not None and args.variant != config["variant"]:
+        raise ResumeMismatch(f"--variant {args.variant} differs from the stored {config['variant']!r}.")
+    for key in _TASK_FLAGS:
+        value = getattr(args, key, None)
+        if value is not None and config["task_options"].get(key) != value:
+            raise ResumeMismatch(f"--{key} {value} differs from the stored task's {config['task_options'].get(key)}.")
+
+
+# -- sweep ---------------------------------------------------------------------------------------------------------------
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from dss.plots import plot_sweep
+    from dss.sweep import SweepSettings, run_sweep
+    from dss.tasks import make_task
+
+    from .cli import _refuse_nonempty
+
+    _refuse_nonempty(args.out, args.force, "pass --force to write into it")
+    if args.variant == "breadth-first":
+        raise SpecError("sweeps run the greedy or constrained variant; use `dss connect --variant breadth-first`.")
+    task = make_task(args.task or "quadratic", **_task_options(args))
+    settings = _settings(args, 1.0)
+    sweep = SweepSettings(tuple(args.l0), args.pairs, args.seed or 0, not args.no_warm_start, args.endpoint_steps)
+    result = run_sweep(task, sweep, settings, args.out, baselines=args.baselines, log=log)
+    fig = plot_sweep(result, args.out / "sweep.png")
+    print(f"{task.describe()}; {result['warm_start']}")
+    print(f"{'L0':>8} {'connected':>9} {'straight':>8} {'length mean ± sd':>18} {'beads mean ± sd':>16}"
+          f"{'  Bézier found' if args.baselines else ''}")
+    for r in result["levels"]:
+        extra = f"  {r['bezier_found']}/{r['trained_pairs']}" if "bezier_found" in r else ""
+        print(f"{r['l0']:>8g} {r['connected']:>4}/{r['trained_pairs']:<4} {r['straight_found']:>4}/{r['trained_pairs']:<3}"
+              f" {r['length_mean']:>8.3f} ± {r['length_sd']:<7.3f} {r['beads_mean']:>7.1f} ± {r['beads_sd']:<6.1f}"
+              f"{extra}")
+    print(f"done in {result['wall_s']:.1f} s; table {args.out / 'sweep.csv'}, figure {fig}")
+    return 0
+
+
+def cmd_dss(args: argparse.Namespace) -> int:
+    if args.dss_command == "connect":
+        return cmd_connect(args)
+    if args.dss_command == "sweep":
+        return cmd_sweep(args)
+    from .cli_minima import cmd_minima
+
+    return cmd_minima(args)
+
