@@ -19,6 +19,7 @@ class TrainResult:
     loss: torch.Tensor       # (B,) held-out loss at the end
     steps: torch.Tensor      # (B,) gradient steps taken by each bead
     reached: torch.Tensor    # (B,) bool: loss ≤ target
+    stalled: torch.Tensor    # (B,) bool: the rate was cut at least three times (a plateau or a local minimum)
 
 
 def train_to(task, theta: torch.Tensor, target: torch.Tensor | float, max_steps: int = 5000, lr: float = 0.01,
@@ -86,4 +87,4 @@ def train_to(task, theta: torch.Tensor, target: torch.Tensor | float, max_steps:
             rate[plateau] = (rate[plateau] * decay).clamp_min(min_lr)
             stall[plateau] = 0
         active = rows[loss[rows] > target[rows]]
-    return TrainResult(theta, loss, steps, loss <= target)
+    return TrainResult(theta, loss, steps, loss <= target, rate <= lr * decay**3 * (1 + 1e-9))

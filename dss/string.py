@@ -12,7 +12,10 @@ over ‖θ_B − θ_A‖. A connection *fails* in one of three ways, reported pe
 reached), ``budget`` (a bead could not be trained below τ·L0 within its step budget, or the run's budget ran out), or
 ``persistent`` (a high-loss link: its maximum is at least ``persist_factor``·τ·L0 and its excess over τ·L0 is still at
 least ``persist_ratio`` times its ancestor's excess ``persist_depth`` splits earlier; splitting does not bring it
-down, the paper's sign of a disconnection). A link that hovers just above the limit at the depth limit is ``depth``.
+down, the paper's sign of a disconnection), also when the bead inserted at its maximum settles on a plateau or local
+minimum at ``persist_factor``·τ·L0 or more (it cannot be trained into the level set from there; the midpoint of θ and
+θ with two hidden units swapped is such a point). A link that hovers just above the limit at the depth limit is
+``depth``.
 
 Constrained DSS (the paper's appendix A) trains a bead on F̃(θ) = F(θ) + ζ(‖θ_l − θ‖ + ‖θ_r − θ‖) + κ·|cos∠(θ_l − θ_r,
 θ − m)| with θ_l, θ_r the link's ends and m their midpoint: ζ makes the string springy, κ keeps the bead near the
@@ -60,6 +63,8 @@ class DSSSettings:
     persist_ratio: float = 0.5
     persist_depth: int = 3
     persist_factor: float = 2.0
+    jitter: float = 1e-3
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.l0) and self.l0 > 0):
@@ -155,6 +160,7 @@ class StringState:
             "failed_links": [{"link": i, "left": self.links[i].left, "right": self.links[i].right,
                               "reason": self.links[i].reason, "max_loss": self.links[i].max_loss,
                               "t_max": self.links[i].t_max, "lineage_maxima": self.lineage(i),
+                              "rejected_bead_loss": [self.bead_loss[j] for j, lk in enumerate(self.bead_link) if lk == i],
                               "length": float(np.linalg.norm(self.beads[self.links[i].right]
                                                              - self.beads[self.links[i].left]))}
                              for i in failed],
@@ -253,13 +259,17 @@ def connect_many(task, states: list[StringState], settings: DSSSettings,
             right = torch.as_tensor(np.stack([st.beads[st.links[i].right] for st, i in to_split]), dtype=dtype)
             t = torch.as_tensor([st.links[i].t_max if settings.t_star == "peak" else 0.5 for st, i in to_split],
                                 dtype=dtype).unsqueeze(1)
+            start = left + t * (right - left)
+            if settings.jitter > 0:
+                start = start + _jitter(to_split, left, right, settings)
             penalty = (_spring_penalty(left, right, settings.zeta, settings.kappa) if settings.variant == "constrained"
                        else None)
-            res = train_to(task, left + t * (right - left), settings.alpha * settings.l0, settings.max_steps,
+            res = train_to(task, start, settings.alpha * settings.l0, settings.max_steps,
                            settings.lr, settings.optimizer, settings.check_every, penalty)
             for k, (st, i) in enumerate(to_split):
+                stuck = bool(res.stalled[k]) and float(res.loss[k]) >= settings.persist_factor * limit
                 _insert(st, i, res.theta[k].cpu().numpy().astype(np.float64), float(res.loss[k]), int(res.steps[k]),
-                        limit)
+                        limit, stuck)
         elapsed = time.perf_counter() - t0
         busy = {id(st) for st, _ in pending}
         for st in states:
@@ -274,8 +284,28 @@ def connect_many(task, states: list[StringState], settings: DSSSettings,
     return states
 
 
-def _insert(st: StringState, link: int, bead_theta: np.ndarray, loss: float, steps: int, limit: float) -> None:
-    """Record a trained bead; if it lies in the level set, split the link at it, else the link fails (budget)."""
+def _jitter(items: list[tuple[StringState, int]], left: torch.Tensor, right: torch.Tensor,
+            settings: DSSSettings) -> torch.Tensor:
+    """A tiny seeded perturbation of each new bead (``jitter`` × link length / √p in norm, on average).
+
+    The midpoint of θ and its copy with two hidden units swapped has those two units identical, and gradient descent
+    keeps them identical forever; stochastic training would break that tie, so we do, reproducibly: the noise depends
+    only on the seed and the bead's index, so a resumed string is the same string.
+    """
+    out = torch.empty_like(left)
+    scale = settings.jitter * (right - left).norm(dim=1) / left.shape[1] ** 0.5
+    seen: dict[int, int] = {}
+    for k, (st, _) in enumerate(items):
+        j = seen[id(st)] = seen.get(id(st), -1) + 1  # the bead's index among its own string's new beads
+        gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + len(st.beads) + j)
+        out[k] = scale[k] * torch.randn(left.shape[1], generator=gen, dtype=left.dtype)
+    return out
+
+
+def _insert(st: StringState, link: int, bead_theta: np.ndarray, loss: float, steps: int, limit: float,
+            stuck: bool = False) -> None:
+    """Record a trained bead; if it lies in the level set, split the link at it, else the link fails: ``persistent``
+    when the bead settled (a plateau or local minimum) at ``persist_factor``·τ·L0 or more, else ``budget``."""
     lk = st.links[link]
     bead = len(st.beads)
     st.beads.append(bead_theta)
@@ -284,7 +314,7 @@ def _insert(st: StringState, link: int, bead_theta: np.ndarray, loss: float, ste
     st.bead_link.append(link)
     st.grad_steps += steps
     if not loss <= limit:
-        lk.status, lk.reason = "failed", "budget"
+        lk.status, lk.reason = "failed", "persistent" if stuck else "budget"
         return
     lk.status = "split"
     st.order.insert(st.order.index(lk.left) + 1, bead)

@@ -1,0 +1,189 @@
+"""DSS: tasks, scans, the greedy string and its variants, the store and resume, the disconnection check."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dss.baselines import bezier_curve, straight_line
+from dss.interpolation import scan_links
+from dss.optim import train_to
+from dss.store import load_string, save_string
+from dss.string import DSSSettings, connect, connect_many, start_string
+from dss.sweep import train_models
+from dss.tasks import ModuleTask, make_task
+from dss.variants import connect_breadth_first
+
+
+class Landscape:
+    """A synthetic task: the loss is an explicit function of a 2-D θ (no data)."""
+
+    dtype = torch.float64
+    box = None
+    p = 2
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def loss_train(self, theta):
+        return self.fn(theta)
+
+    loss_eval = loss_train
+
+
+ANNULUS = Landscape(lambda th: (th.norm(dim=1) - 1.0) ** 2)               # one connected, non-convex level set
+TWO_BASINS = Landscape(lambda th: torch.minimum((th[:, 0] - 1) ** 2, (th[:, 0] + 1) ** 2) + th[:, 1] ** 2)
+
+
+def test_mlp_task_matches_functional_call_module():
+    task = make_task("cubic", activation="tanh")
+    net = torch.nn.Sequential(torch.nn.Linear(1, 4), torch.nn.Tanh(), torch.nn.Linear(4, 4), torch.nn.Tanh(),
+                              torch.nn.Linear(4, 1)).double()
+    x_tr, y_tr = (torch.as_tensor(a) for a in (task.x_train, task.y_train))
+    mt = ModuleTask("cubic-module", net, lambda out, y: (out - y).abs().mean(), (x_tr, y_tr), (x_tr, y_tr))
+    theta = task.init(5, torch.Generator().manual_seed(1))
+    # our layout: per layer W (in × out) then b; the module's: weight (out × in) then bias
+    parts = []
+    for w_off, b_off, fan_in, fan_out in task.offsets():
+        W = theta[:, w_off:b_off].reshape(-1, fan_in, fan_out)
+        parts += [W.transpose(1, 2).reshape(5, -1), theta[:, b_off:b_off + fan_out]]
+    assert torch.allclose(task.loss_train(theta), mt.loss_train(torch.cat(parts, 1)), atol=1e-12)
+
+
+def test_classifier_task_is_the_sampler_energy(points10):
+    from mcmc_landscape.energy import mlp_energy_model
+    from mcmc_landscape.nets import MLPSpec
+
+    for act, angle in (("relu", 0.0), ("tanh", 120.0)):
+        task = make_task("classifier", arch="2,2", activation=act, angle=angle)
+        spec = MLPSpec((2, 2), 2, 2, act)
+        theta = np.random.default_rng(0).uniform(-10, 10, (64, spec.n_params))
+        numba = mlp_energy_model(spec, points10.rotated(angle)).energy(theta)
+        assert np.allclose(task.loss_eval(torch.as_tensor(theta)).numpy(), numba, rtol=1e-10, atol=1e-10)
+
+
+def test_permuting_hidden_units_keeps_the_loss():
+    task = make_task("permutation")
+    theta = task.init(3, torch.Generator().manual_seed(0))
+    swapped = task.permute_hidden(theta, 0, [1, 0, 2])
+    assert not torch.allclose(theta, swapped)
+    assert torch.allclose(task.loss_eval(theta), task.loss_eval(swapped), atol=1e-14)
+
+
+def test_scan_refines_a_peak_between_grid_points():
+    peak = 0.4137
+    task = Landscape(lambda th: torch.exp(-(((th[:, 0] - peak) / 0.004) ** 2)))
+    a, b = torch.tensor([[0.0, 0.0]], dtype=torch.float64), torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    coarse = task.loss_eval(torch.stack([torch.linspace(0, 1, 65, dtype=torch.float64), torch.zeros(65)], 1)).max()
+    curve = scan_links(task, a, b)[0]
+    assert coarse < 0.9                                   # the grid alone misses the top
+    assert abs(curve.t_max - peak) < 1e-6 and curve.max_loss > 1 - 1e-9
+
+
+def test_train_to_stops_each_row_at_its_own_target():
+    task = make_task("quadratic")
+    theta = task.init(4, torch.Generator().manual_seed(0))
+    targets = torch.tensor([0.1, 0.05, 0.02, 0.02], dtype=torch.float64)
+    res = train_to(task, theta, targets, max_steps=5000)
+    assert bool(res.reached.all()) and bool((res.loss <= targets).all())
+    assert res.steps[0] < res.steps[2]                    # the easy row stopped early
+
+
+def test_straight_pair_needs_no_beads():
+    s = DSSSettings(l0=0.1)
+    st = connect(ANNULUS, np.array([1.0, 0.0]), np.array([math.cos(0.3), math.sin(0.3)]), s)
+    out = st.outcome(s)
+    assert out["connected"] and out["n_beads"] == 2 and out["normalized_length"] == pytest.approx(1.0)
+    assert out["grad_steps"] == 0
+
+
+@pytest.mark.parametrize("variant", ["greedy", "constrained", "breadth-first"])
+def test_annulus_is_connected_around_the_hole(variant):
+    s = DSSSettings(l0=0.01, lr=0.01, zeta=0.01 if variant == "constrained" else 0.0)
+    a, b = np.array([1.0, 0.0]), np.array([-1.0, 0.02])
+    assert not straight_line(ANNULUS, a, b, 0.01).found
+    st = (connect_breadth_first(ANNULUS, a, b, s) if variant == "breadth-first" else connect(ANNULUS, a, b, s))
+    out = st.outcome(s)
+    assert out["connected"], out
+    assert out["max_interpolated_loss"] <= 0.01
+    assert out["n_beads"] >= 3
+    # half the circle: π/2 of the straight distance 2, up to the width of the annulus' level set
+    assert 1.3 < out["normalized_length"] < 1.9
+
+
+def test_two_basins_are_not_connected():
+    s = DSSSettings(l0=0.05, lr=0.01, max_depth=6)
+    st = connect(TWO_BASINS, np.array([1.0, 0.0]), np.array([-1.0, 0.0]), s)
+    out = st.outcome(s)
+    assert not out["connected"] and out["reason"] == "persistent"
+    assert all(f["max_loss"] > 0.5 for f in out["failed_links"])
+
+
+def test_permuted_copy_is_disconnected_and_independent_models_connect():
+    """The paper's appendix D: θ and θ with two hidden units swapped (same function) are not connected; two
+    independently trained quadratic models at an easy level are."""
+    perm = make_task("permutation")
+    s = DSSSettings(l0=0.01, lr=0.01, max_depth=6, max_steps=3000)
+    models, reached, _, _ = train_models(perm, 1, s.alpha * s.l0, torch.Generator().manual_seed(0), s, 5000, 5)
+    assert bool(reached.all())
+    theta = models[0]
+    swapped = perm.permute_hidden(theta, 0, [1, 0, 2])
+    out = connect(perm, theta.numpy(), swapped.numpy(), s).outcome(s)
+    assert not out["connected"] and out["reason"] == "persistent"
+    worst = max(out["failed_links"], key=lambda f: f["max_loss"])
+    assert worst["max_loss"] > 10 * s.l0                   # the persistent high-loss link, shown in the outcome
+
+    quad = make_task("quadratic")
+    s2 = DSSSettings(l0=0.025)
+    m, reached, _, _ = train_models(quad, 2, s2.alpha * s2.l0, torch.Generator().manual_seed(3), s2, 5000, 3)
+    a, b = m[0].numpy(), m[1].numpy()
+    assert not straight_line(quad, a, b, s2.l0).found
+    out2 = connect(quad, a, b, s2).outcome(s2)
+    assert out2["connected"] and out2["n_beads"] > 2 and out2["max_interpolated_loss"] <= s2.l0
+
+
+def test_lockstep_strings_equal_strings_alone():
+    quad = make_task("quadratic")
+    s = DSSSettings(l0=0.025)
+    m, _, _, _ = train_models(quad, 4, s.alpha * s.l0, torch.Generator().manual_seed(5), s, 5000, 3)
+    alone = [connect(quad, m[2 * k].numpy(), m[2 * k + 1].numpy(), s) for k in range(2)]
+    together = connect_many(quad, [start_string(quad, m[2 * k].numpy(), m[2 * k + 1].numpy(), s) for k in range(2)], s)
+    for x, y in zip(alone, together, strict=True):
+        assert x.order == y.order
+        assert np.array_equal(x.path(), y.path())
+
+
+def test_interrupted_string_resumes_to_the_same_string(tmp_path):
+    quad = make_task("cubic")
+    s = DSSSettings(l0=0.05)
+    m, _, _, _ = train_models(quad, 2, s.alpha * s.l0, torch.Generator().manual_seed(2), s, 5000, 3)
+    full = connect(quad, m[0].numpy(), m[1].numpy(), s)
+    assert full.rounds >= 3
+    path = tmp_path / "s.h5"
+
+    class Stop(Exception):
+        pass
+
+    def save_then_stop(st):
+        save_string(path, st, {"k": 1}, st.outcome(s))
+        if st.rounds == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        connect(quad, m[0].numpy(), m[1].numpy(), s, on_round=save_then_stop)
+    state, config, outcome = load_string(path)
+    assert config == {"k": 1} and state.rounds == 2 and not state.finished and outcome["rounds"] == 2
+    resumed = connect(quad, settings=s, state=state)
+    assert resumed.order == full.order
+    assert np.array_equal(resumed.path(), full.path())
+    assert resumed.outcome(s)["connected"] == full.outcome(s)["connected"]
+    save_string(path, resumed, config)
+    again, _, _ = load_string(path)
+    assert again.order == resumed.order and set(again.curves) == set(resumed.curves)
+    assert all(np.array_equal(again.curves[k].loss, resumed.curves[k].loss) for k in again.curves)
+
+
+def test_bezier_baseline_finds_the_annulus_path():
+    res = bezier_curve(ANNULUS, np.array([1.0, 0.0]), np.array([-1.0, 0.3]), 0.05, lr=0.05, max_grad_evals=40000)
+    assert res.found and res.max_loss <= 0.05 and res.grad_evals > 0 and res.normalized_length > 1.1

@@ -1,0 +1,58 @@
+"""`landscape dss connect|sweep` from the command line: outputs, resume, and one-sentence errors."""
+
+import json
+
+from test_cli import assert_one_sentence_error, run_cli
+
+from dss.store import load_string
+
+
+def test_connect_writes_string_figures_and_resumes(tmp_path, capsys):
+    out = tmp_path / "quad.h5"
+    code, text, err = run_cli(capsys, "dss", "connect", "--task", "quadratic", "--l0", "0.025", "--out", str(out),
+                              "--no-gif")
+    assert code == 0, err
+    assert "connected at L0 = 0.025" in text and "straight line" in text
+    state, config, outcome = load_string(out)
+    assert state.finished and outcome["connected"] and outcome["n_beads"] == len(state.order)
+    assert config["settings"]["l0"] == 0.025 and config["task"]["task"] == "quadratic"
+    figures = tmp_path / "quad_figures"
+    assert (figures / "string_pca3d.png").is_file() and (figures / "string_profile.png").is_file()
+    assert json.loads((figures / "string_outcome.json").read_text())["connected"]
+    # resuming a finished string changes nothing
+    code, text2, _ = run_cli(capsys, "dss", "connect", "--resume", str(out), "--no-plots")
+    assert code == 0 and load_string(out)[0].order == state.order
+
+
+def test_connect_errors_are_one_sentence(tmp_path, capsys):
+    out = tmp_path / "q.h5"
+    assert run_cli(capsys, "dss", "connect", "--l0", "0.1", "--out", str(out), "--no-plots")[0] == 0
+    before = out.read_bytes()
+    for args in (["--l0", "0.1", "--out", str(out)],                      # exists, no --force
+                 ["--resume", str(out), "--l0", "0.2"],                    # resume mismatch
+                 ["--resume", str(out), "--alpha", "0.5"],
+                 ["--l0", "0.1", "--out", str(tmp_path / "x.h5"), "--arch", "2,2"],   # flag of another task
+                 ["--task", "classifier", "--arch", "2,,x", "--l0", "1", "--out", str(tmp_path / "y.h5")],
+                 ["--l0", "-1", "--out", str(tmp_path / "z.h5")],
+                 ["--out", str(tmp_path / "z.h5")]):                        # no --l0
+        code, _, err = run_cli(capsys, "dss", "connect", *args)
+        assert_one_sentence_error(code, err)
+    assert out.read_bytes() == before
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not hdf5 at all")
+    code, _, err = run_cli(capsys, "dss", "connect", "--resume", str(bad))
+    assert_one_sentence_error(code, err)
+
+
+def test_sweep_table_and_figure(tmp_path, capsys):
+    code, text, err = run_cli(capsys, "dss", "sweep", "--task", "cubic", "--l0", "0.158,0.05", "--pairs", "2",
+                              "--out", str(tmp_path / "sw"), "--baselines")
+    assert code == 0, err
+    rows = (tmp_path / "sw" / "sweep.csv").read_text().splitlines()
+    assert rows[0].startswith("l0,") and len(rows) == 3
+    result = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert [r["l0"] for r in result["levels"]] == [0.158, 0.05]
+    assert result["levels"][1]["connected"] == 2 and "bezier_found" in result["levels"][1]
+    assert "warm" in text or "level above" in text
+    assert (tmp_path / "sw" / "sweep.png").is_file()
+    assert len(list((tmp_path / "sw" / "strings").glob("*.h5"))) == 4
