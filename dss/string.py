@@ -62,7 +62,7 @@ class DSSSettings:
     check_every: int = 10
     persist_ratio: float = 0.5
     persist_depth: int = 3
-    persist_factor: float = 2.0
+    persist_factor: float = 5.0
     jitter: float = 1e-3
     seed: int = 0
 

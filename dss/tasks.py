@@ -62,6 +62,7 @@ class MLPTask:
     box: float | None = None
     dtype: torch.dtype = torch.float64
     description: str = ""
+    energy_scale: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -107,7 +108,7 @@ class MLPTask:
             from mcmc_landscape.nets import MLPSpec
 
             spec = MLPSpec(tuple(self.widths[1:-1]), self.widths[0], self.widths[-1], self.activation)
-            return mlp_energy_torch(theta, spec, x, y)
+            return mlp_energy_torch(theta, spec, x, y) * self.energy_scale
         err = self.forward(theta, x) - y.reshape(1, y.shape[0], -1)
         return err.abs().mean(dim=(1, 2)) if self.loss == "mae" else (err**2).mean(dim=(1, 2))
 
@@ -246,10 +247,11 @@ def permutation_task(activation: str = "relu") -> MLPTask:
 
 
 def classifier_task(arch: str = "2,2", activation: str = "relu", data: str = "points10", angle: float = 0.0,
-                    box: float | None = 10.0) -> MLPTask:
+                    box: float | None = 10.0, per_point: bool = False) -> MLPTask:
     """The classifier of the sampling side; its loss is the sampler's energy U(θ) (summed cross-entropy) on the same
-    data, rotation, activation and layout, so a sampled minimum keeps its loss. There is no held-out set: U is the
-    quantity the sampler thresholds, so evaluation and training use the same points.
+    data, rotation, activation and layout, so a sampled minimum keeps its loss. With ``per_point`` it is U/n, the
+    mean loss that ``landscape analyze --threshold`` uses. There is no held-out set: U is the quantity the sampler
+    thresholds, so evaluation and training use the same points.
     """
     from mcmc_landscape.data import load_dataset
     from mcmc_landscape.nets import MLPSpec
@@ -257,8 +259,10 @@ def classifier_task(arch: str = "2,2", activation: str = "relu", data: str = "po
     ds = load_dataset(data, angle)
     spec = MLPSpec.from_string(arch, ds.n_in, ds.n_classes, activation)
     return MLPTask("classifier", spec.widths, activation, ds.x, ds.y, ds.x, ds.y, loss="energy", box=box,
-                   description=f"classifier on {ds.name} rotated by {angle:g}°",
-                   extra={"data": data, "angle": float(angle), "arch": spec.arch_string})
+                   description=f"classifier on {ds.name} rotated by {angle:g}°"
+                               + (" (mean loss U/n)" if per_point else " (energy U)"),
+                   energy_scale=1.0 / ds.n if per_point else 1.0,
+                   extra={"data": data, "angle": float(angle), "arch": spec.arch_string, "per_point": per_point})
 
 
 def make_task(name: str, **options: Any) -> MLPTask:
