@@ -187,3 +187,43 @@ def test_interrupted_string_resumes_to_the_same_string(tmp_path):
 def test_bezier_baseline_finds_the_annulus_path():
     res = bezier_curve(ANNULUS, np.array([1.0, 0.0]), np.array([-1.0, 0.3]), 0.05, lr=0.05, max_grad_evals=40000)
     assert res.found and res.max_loss <= 0.05 and res.grad_evals > 0 and res.normalized_length > 1.1
+
+
+class Synthetic(Landscape):
+    def config(self):
+        return {"task": "synthetic"}
+
+
+def _ring_points(centres, n_each, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.concatenate([c + 0.05 * rng.standard_normal((n_each, 2)) for c in centres])
+
+
+def test_union_find():
+    from dss.graph import UnionFind
+
+    uf = UnionFind(5)
+    assert uf.union(0, 1) and uf.union(3, 4) and not uf.union(1, 0)
+    assert uf.components() == [[0, 1], [3, 4], [2]]
+
+
+def test_graph_of_two_basins_has_two_components_and_one_basin_one():
+    from dss.graph import GraphSettings, build_graph
+
+    two = Synthetic(lambda th: torch.minimum((th[:, 0] - 1) ** 2, (th[:, 0] + 1) ** 2) + th[:, 1] ** 2)
+    pts = _ring_points([np.array([1.0, 0.0]), np.array([-1.0, 0.0])], 5)
+    gs = GraphSettings(levels=(0.05, 0.02), max_depth=5, symmetric=0)
+    graph = build_graph(two, pts, gs)
+    for lv in graph["levels"]:
+        assert lv["n_components"] == 2 and sorted(lv["sizes"]) == [5, 5]
+        assert sorted(lv["components"][0]) in ([0, 1, 2, 3, 4], [5, 6, 7, 8, 9])
+        assert lv["dss_runs"] < 3 * len(pts)
+        assert lv["failed"] and all(f["reason"] in ("persistent", "depth") for f in lv["failed"])
+    one = Synthetic(lambda th: (th.norm(dim=1) - 1.0) ** 2)          # the annulus: one curved basin
+    angles = np.linspace(0, 2 * np.pi, 10, endpoint=False)
+    ring = np.stack([np.cos(angles), np.sin(angles)], 1)
+    graph = build_graph(one, ring, GraphSettings(levels=(0.01,), symmetric=0))
+    lv = graph["levels"][0]
+    assert lv["n_components"] == 1 and lv["dss_runs"] <= 3 * len(ring) - 1
+    assert len(lv["edges"]) == len(ring) - 1                          # a spanning tree, every edge certified
+    assert all(e["max_interpolated_loss"] <= 0.01 for e in lv["edges"])

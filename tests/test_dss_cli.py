@@ -56,3 +56,36 @@ def test_sweep_table_and_figure(tmp_path, capsys):
     assert "warm" in text or "level above" in text
     assert (tmp_path / "sw" / "sweep.png").is_file()
     assert len(list((tmp_path / "sw" / "strings").glob("*.h5"))) == 4
+
+
+def test_minima_graph_from_a_chain_file(tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    from dss.graph import task_from_chain
+    from mcmc_landscape.store import ChainReader
+
+    chains = tmp_path / "theta0.h5"
+    assert run_cli(capsys, "sample", "--chains", "16", "--draws", "5000",
+                   "--out", str(chains))[0] == 0
+    with ChainReader(chains) as r:                # the DSS task evaluates the sampler's own energy
+        task = task_from_chain(r.config, r.extra("data/x"), r.extra("data/y"))
+        theta, energy = r.get_chain(flat=True)[:200], r.get_energy(flat=True)[:200]
+    assert np.allclose(task.loss_eval(torch.as_tensor(theta)).numpy() * len(task.y_eval), energy, rtol=1e-9)
+    out = tmp_path / "graph"
+    code, text, err = run_cli(capsys, "dss", "minima", str(chains), "--l0", "0.1,0.05", "--count", "6",
+                              "--symmetric", "1", "--max-depth", "4", "--out", str(out))
+    assert code == 0, err
+    graph = json.loads((out / "graph.json").read_text())
+    assert [lv["l0"] for lv in graph["levels"]] == [0.1, 0.05]
+    n = graph["n_minima"]
+    for lv in graph["levels"]:
+        assert sum(lv["sizes"]) == n and lv["dss_runs"] < 3 * n
+        assert len(lv["edges"]) == n - lv["n_components"]
+        assert all(e["max_interpolated_loss"] <= lv["l0"] for e in lv["edges"])
+    assert all(node["loss"] <= 0.95 * 0.05 for node in graph["nodes"])
+    assert len(graph["symmetric_copies"]) == 2
+    assert (out / "REPORT.md").read_text().startswith("# Connectivity of good minima")
+    assert (out / "graph.graphml").is_file() and (out / "graph_kpca3d.png").is_file()
+    code, _, err = run_cli(capsys, "dss", "minima", str(chains), "--l0", "0.1", "--out", str(out))
+    assert_one_sentence_error(code, err)          # not empty, no --force
