@@ -21,7 +21,7 @@ def unrotate(theta: np.ndarray, spec: MLPSpec, angle_deg: float) -> np.ndarray:
     theta = np.array(theta, dtype=np.float64, copy=True)
     w_off, b_off, fan_in, fan_out = spec.offsets()[0]
     W1 = theta[..., w_off:b_off].reshape(*theta.shape[:-1], fan_in, fan_out)
-    theta[..., w_off:b_off] = (rotation_matrix(angle_deg).T @ W1).reshape(*theta.shape[:-1], -1)
+    theta[..., w_off:b_off] = (rotation_matrix(angle_deg).T @ W1).reshape(*theta.shape[:-1], fan_in * fan_out)
     return theta
 
 

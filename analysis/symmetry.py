@@ -29,6 +29,8 @@ def canonicalize(theta: np.ndarray, spec: MLPSpec) -> np.ndarray:
         theta = theta[None]
     offsets = spec.offsets()
     n = theta.shape[0]
+    if n == 0:
+        return theta[0] if single else theta
     for layer in range(len(offsets) - 1):
         w_off, b_off, fan_in, width = offsets[layer]
         nw_off, nb_off, _, fan_out = offsets[layer + 1]

@@ -31,7 +31,9 @@ def train_to(task, theta: torch.Tensor, target: torch.Tensor | float, max_steps:
     ``penalty(theta_active, rows)`` adds a regularizer (the constrained DSS springs); the stopping test uses the plain
     held-out loss. A task with a ``box`` keeps its rows inside [-box, box] (projected steps). Each row's learning
     rate is multiplied by ``decay`` when its held-out loss has not improved for ``patience`` checks (a plateau):
-    low levels such as L0 = 0.001 on the quadratic task are out of reach at a fixed rate.
+    low levels such as L0 = 0.001 on the quadratic task are out of reach at a fixed rate. A row whose rate has been cut
+    six times while its loss is still twice its target or more is given up (it sits on a plateau or in a local
+    minimum; ``stalled`` reports it).
     """
     theta = theta.detach().clone()
     n = theta.shape[0]
@@ -86,5 +88,7 @@ def train_to(task, theta: torch.Tensor, target: torch.Tensor | float, max_steps:
             plateau = rows[stall[rows] >= patience]
             rate[plateau] = (rate[plateau] * decay).clamp_min(min_lr)
             stall[plateau] = 0
-        active = rows[loss[rows] > target[rows]]
+        # give up on rows stuck far above their target: the rate was cut six times and the loss is still ≥ 2·target
+        hopeless = (rate[rows] <= lr * decay**6 * (1 + 1e-9)) & (loss[rows] >= 2 * target[rows])
+        active = rows[(loss[rows] > target[rows]) & ~hopeless]
     return TrainResult(theta, loss, steps, loss <= target, rate <= lr * decay**3 * (1 + 1e-9))

@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=_nonneg_int)
     r.add_argument("--threshold", type=_positive_float)
     r.add_argument("--no-control", action="store_true", help="skip the relabelled control run")
+    r.add_argument("--graph", action="store_true",
+                   help="add the DSS connectivity graph of each run's good minima to the report (dss minima)")
+    r.add_argument("--graph-levels", default="0.1,0.05,0.02", help="levels for --graph (default 0.1,0.05,0.02)")
+    r.add_argument("--graph-count", type=_positive_int, default=12, help="minima per run for --graph (default 12)")
     r.add_argument("--reuse", action="store_true", help="keep finished stages in --out and redo only the rest")
     r.add_argument("--force", action="store_true", help="write into an --out folder that is not empty")
     from .cli_dss import add_parser as add_dss_parser
@@ -271,7 +275,20 @@ def cmd_rotation(args: argparse.Namespace) -> int:
 
     settings = RotationSettings(**values)
     parse_arch(settings.arch)
+    if args.graph:
+        try:
+            levels = sorted((float(x) for x in args.graph_levels.split(",")), reverse=True)
+        except ValueError:
+            raise SpecError(f"--graph-levels {args.graph_levels!r} is not a comma-separated list of numbers.") from None
+        if not all(math.isfinite(x) and x > 0 for x in levels):
+            raise SpecError(f"--graph-levels {args.graph_levels!r} must be positive numbers.")
     result = run_rotation(settings, args.out, reuse=args.reuse, quiet=args.quiet)
+    if args.graph:
+        from .cli_minima import rotation_graphs
+
+        section = rotation_graphs(args.out, list(result["runs"]), levels, args.graph_count, settings.seed)
+        with open(args.out / "REPORT.md", "a") as fh:
+            fh.write(section)
     print(f"rotation experiment done in {result['seconds']:.0f} s; report: {args.out / 'REPORT.md'}")
     return 0
 

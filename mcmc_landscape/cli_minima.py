@@ -47,6 +47,19 @@ def good_draws(path: Path, run: str | None, level: float, discard: int, max_keep
 
 
 def cmd_minima(args: argparse.Namespace) -> int:
+    graph = run_minima(args)
+    for lv in graph["levels"]:
+        print(f"L0 = {lv['l0']:g}: {lv['n_components']} component(s) of sizes {lv['sizes']}; {lv['dss_runs']} DSS runs "
+              f"(cap {lv['run_cap']}); normalized edge length mean {lv['normalized_length_mean']:.3f}")
+    for s in graph["symmetric_copies"]:
+        print(f"L0 = {s['level']:g}: minimum {s['i']} and its symmetric copy: "
+              + ("connected" if s["connected"] else f"not connected ({s['reason']})"))
+    print(f"{graph['n_minima']} minima in {graph['seconds']:.0f} s; report {args.out / 'REPORT.md'}")
+    return 0
+
+
+def run_minima(args: argparse.Namespace) -> dict[str, Any]:
+    """Everything `dss minima` does, printing nothing; returns the graph (also written under ``args.out``)."""
     import torch
 
     from analysis.graph_plots import fit_maps, plot_graph
@@ -101,16 +114,30 @@ def cmd_minima(args: argparse.Namespace) -> int:
     files += plot_graph(graph, minima, emb, plane, args.out)
     graph["seconds"] = time.perf_counter() - t0
     (args.out / "graph.json").write_text(json.dumps({**graph, "minima": minima.tolist()}, indent=1, default=float))
-    report = args.out / "REPORT.md"
-    report.write_text(graph_report(graph, settings.threshold))
-    for lv in graph["levels"]:
-        print(f"L0 = {lv['l0']:g}: {lv['n_components']} component(s) of sizes {lv['sizes']}; {lv['dss_runs']} DSS runs "
-              f"(cap {lv['run_cap']}); normalized edge length mean {lv['normalized_length_mean']:.3f}")
-    for s in graph["symmetric_copies"]:
-        print(f"L0 = {s['level']:g}: minimum {s['i']} and its symmetric copy: "
-              + ("connected" if s["connected"] else f"not connected ({s['reason']})"))
-    print(f"{len(minima)} minima in {graph['seconds']:.0f} s; report {report}")
-    return 0
+    (args.out / "REPORT.md").write_text(graph_report(graph, settings.threshold))
+    return graph
+
+
+def rotation_graphs(out: Path, names: list[str], levels: list[float], count: int, seed: int) -> str:
+    """`landscape rotation --graph`: the graph of every angle's chains, and the section it adds to REPORT.md."""
+    lines = ["", "## Connectivity of good minima (DSS graph per run)", "",
+             f"{count} minima per run, picked and polished as by `landscape dss minima`; levels "
+             f"{', '.join(f'{x:g}' for x in levels)} (mean loss U/n). Each run's own REPORT.md is in `<run>/graph/`.",
+             "", "| run | " + " | ".join(f"L0 = {x:g}: components (sizes)" for x in levels) + " | symmetric copies joined |",
+             "|---|" + "---|" * len(levels) + "---|"]
+    for name in names:
+        ns = argparse.Namespace(file=out / name / "chains.h5", l0=levels, count=count, run=None, discard=0,
+                                no_canonicalize=False, symmetric=2, max_depth=None, tau=None, seed=seed,
+                                out=out / name / "graph", force=True)
+        try:
+            graph = run_minima(ns)
+        except SpecError as exc:
+            lines.append(f"| {name} | " + " | ".join("—" for _ in levels) + f" | skipped: {exc} |")
+            continue
+        cells = [f"{lv['n_components']} ({lv['sizes']})" for lv in graph["levels"]]
+        sym = graph["symmetric_copies"]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {sum(s['connected'] for s in sym)} of {len(sym)} |")
+    return "\n".join(lines) + "\n"
 
 
 def graph_report(graph: dict[str, Any], threshold: float) -> str:
