@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python bench/rw_vs_emcee.py
 	$(BIN)/python bench/hmc.py
+	$(BIN)/python bench/dss.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
