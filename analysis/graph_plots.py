@@ -15,7 +15,7 @@ import numpy as np
 
 from mcmc_landscape.store import ChainReader
 
-from .pipeline import AnalysisSettings, iter_selected, load_rows, select_draws
+from .pipeline import AnalysisSettings, fit_rows_for, iter_selected, load_rows, select_draws
 from .plots import _plt, _save
 from .reduction import KernelEmbedding, PlaneFit
 
@@ -25,11 +25,7 @@ def fit_maps(path: str | Path, s: AnalysisSettings, run: str | None = None) -> t
     with ChainReader(path, run) as reader:
         n_data = int(len(reader.extra("data/y")))
         sel = select_draws(reader, s)
-        budget_rows = int(max(100, s.memory_budget_mb * 2**20 / (reader.n_params * 8) / 4))
-        n_fit = min(len(sel.index), budget_rows)
-        rng = np.random.default_rng(s.seed + 7)
-        fit_rows = np.sort(rng.choice(len(sel.index), n_fit, replace=False)) if n_fit < len(sel.index) \
-            else np.arange(len(sel.index))
+        _, fit_rows = fit_rows_for(reader, sel, s)
         theta_fit, _ = load_rows(reader, sel, s, fit_rows)
         emb = KernelEmbedding(3, s.gamma, s.solver, s.n_landmarks, s.seed).fit(theta_fit)
         Y = np.empty((len(sel.index), 3))

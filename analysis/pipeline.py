@@ -153,6 +153,16 @@ def _ipca_spectrum(X: np.ndarray, s: AnalysisSettings) -> list[float]:
     return ipca.explained_variance_ratio_.tolist()
 
 
+def fit_rows_for(reader: ChainReader, sel: Selection, s: AnalysisSettings) -> tuple[int, np.ndarray]:
+    """Rows held in RAM under the memory budget, and the (seeded) selected rows the kernel PCA is fitted on."""
+    budget_rows = int(max(100, s.memory_budget_mb * 2**20 / (reader.n_params * 8) / 4))
+    n_fit = min(len(sel.index), budget_rows)
+    rng = np.random.default_rng(s.seed + 7)
+    fit_rows = np.sort(rng.choice(len(sel.index), n_fit, replace=False)) if n_fit < len(sel.index) \
+        else np.arange(len(sel.index))
+    return budget_rows, fit_rows
+
+
 def analyze_file(path: str, s: AnalysisSettings, run: str | None = None) -> tuple[dict[str, Any], dict]:
     """Run the pipeline on a chain file; returns (numbers, arrays) for the canonical and the raw draws."""
     with ChainReader(path, run) as reader:
@@ -162,11 +172,7 @@ def analyze_file(path: str, s: AnalysisSettings, run: str | None = None) -> tupl
         sel = select_draws(reader, s)
         if len(sel.index) < 10:
             raise ValueError(f"only {len(sel.index)} draws to analyse")
-        budget_rows = int(max(100, s.memory_budget_mb * 2**20 / (reader.n_params * 8) / 4))  # draws held in RAM
-        n_fit = min(len(sel.index), budget_rows)
-        rng = np.random.default_rng(s.seed + 7)
-        fit_rows = np.sort(rng.choice(len(sel.index), n_fit, replace=False)) if n_fit < len(sel.index) \
-            else np.arange(len(sel.index))
+        budget_rows, fit_rows = fit_rows_for(reader, sel, s)
         theta_fit_raw, energy_fit = load_rows(reader, sel, s, fit_rows)
         energy_all = np.empty(len(sel.index))
         for pos, _, e in iter_selected(reader, sel, s, read_theta=False):
