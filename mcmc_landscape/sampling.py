@@ -61,7 +61,7 @@ def make_kernel(cfg: dict[str, Any], x: Any, y: Any, device: str = "auto"):
 def _make_hmc(cfg: dict[str, Any], spec: Any, ds: Any, device: str):
     import torch
 
-    from .energy import mlp_energy_and_grad_torch, mlp_energy_torch
+    from .energy import mlp_energy_torch, mlp_torch_energy_grad_fn, mlp_torch_trajectory_fn
     from .samplers import hmc
 
     dev = hmc.resolve_device(device)
@@ -75,11 +75,10 @@ def _make_hmc(cfg: dict[str, Any], spec: Any, ds: Any, device: str):
     settings = hmc.HMCSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
                                warmup=cfg["warmup"], thin=cfg["thin"], n_leapfrog=cfg["leapfrog"],
                                jitter=bool(cfg["jitter"]), initial_step=cfg["initial_step"])
-    def energy_and_grad(theta: Any) -> Any:
-        return mlp_energy_and_grad_torch(theta, spec, xt, yt)
-
+    energy_and_grad = mlp_torch_energy_grad_fn(spec, ds, dev, dtype)
     log.debug("hmc on %s in %s", dev, cfg["dtype"])
-    return hmc.HMCKernel(energy, spec.n_params, settings, dev, dtype, grad_fn=energy_and_grad)
+    return hmc.HMCKernel(energy, spec.n_params, settings, dev, dtype, grad_fn=energy_and_grad,
+                         trajectory_fn=mlp_torch_trajectory_fn(spec, ds, dev))
 
 
 

@@ -78,3 +78,26 @@ def test_handwritten_gradient_equals_autograd(points10, arch, act):
     u, g = mlp_energy_and_grad_torch(theta, spec, x, y)
     torch.testing.assert_close(u, u_ref, atol=1e-10, rtol=0)
     torch.testing.assert_close(g, g_ref, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("arch,act,classes", [("2,2", "relu", 2), ("3", "tanh", 2), ("4,3", "sigmoid", 3),
+                                              ("", "relu", 2), ("5", "relu", 4)])
+def test_numba_gradient_equals_autograd(arch, act, classes):
+    """The CPU gradient HMC runs on: equal to autograd in float64, close in float32, for 2 and more classes."""
+    from mcmc_landscape.data import Dataset
+    from mcmc_landscape.energy import mlp_energy_and_grad_nb, mlp_torch_energy_grad_fn
+    from mcmc_landscape.samplers.hmc import energy_and_grad
+
+    rng = np.random.default_rng(7)
+    data = Dataset(x=rng.normal(size=(13, 2)), y=np.arange(13) % classes, name="t")
+    spec = MLPSpec.from_string(arch, activation=act, n_out=classes)
+    x, y = torch.tensor(data.x), torch.tensor(data.y)
+    theta = rng.uniform(-5, 5, size=(37, spec.n_params))
+    u_ref, g_ref = energy_and_grad(lambda t: mlp_energy_torch(t, spec, x, y), torch.tensor(theta))
+    u, g = mlp_energy_and_grad_nb(theta, mlp_energy_model(spec, data))
+    np.testing.assert_allclose(u, u_ref.numpy(), atol=1e-10, rtol=0)
+    np.testing.assert_allclose(g, g_ref.numpy(), atol=1e-10, rtol=0)
+    u32, g32 = mlp_torch_energy_grad_fn(spec, data, "cpu", torch.float32)(torch.tensor(theta, dtype=torch.float32))
+    assert u32.dtype == torch.float32 and g32.dtype == torch.float32
+    np.testing.assert_allclose(u32.numpy(), u_ref.numpy(), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(g32.numpy(), g_ref.numpy(), rtol=1e-4, atol=1e-3)

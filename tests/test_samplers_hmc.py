@@ -65,6 +65,13 @@ def test_reflect_folds_and_flips():
     y, rr = hmc.reflect(x, r, 1.0)
     torch.testing.assert_close(y, torch.tensor([[0.5, 0.8, -0.5, -0.5]]))
     torch.testing.assert_close(rr, torch.tensor([[1.0, -1.0, -1.0, 1.0]]))
+    # the one-wall fast path agrees with the general fold everywhere, multi-wall excursions included
+    x = torch.tensor(np.random.default_rng(0).uniform(-9.0, 9.0, size=(200, 5)))
+    r = torch.tensor(np.random.default_rng(1).normal(size=(200, 5)))
+    y, rr = hmc.reflect(x, r, 1.0)
+    y_ref, rr_ref = hmc._fold(x, r, 1.0)
+    torch.testing.assert_close(y, y_ref, atol=1e-12, rtol=0)
+    torch.testing.assert_close(rr, rr_ref)
 
 
 def test_blocks_of_any_size_give_the_same_draws():
@@ -179,3 +186,31 @@ def test_hmc_and_random_walk_agree_on_the_classifier():
     th_c, e_c, acc_c = rw_energies(1.3, 2)
     c = thinned(e_c, diagnose(th_c, e_c, acc_c).energy["ess_bulk"])
     assert stats.ks_2samp(a, c).pvalue < 1e-3
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-9), (torch.float32, 2e-3)])
+def test_fused_cpu_trajectory_equals_the_torch_leapfrog(dtype, tol):
+    """The Numba trajectory the CLI runs on the CPU takes the same steps, walls included, as the torch loop."""
+    from mcmc_landscape.data import load_dataset
+    from mcmc_landscape.energy import mlp_torch_energy_grad_fn, mlp_torch_trajectory_fn
+    from mcmc_landscape.nets import MLPSpec
+
+    spec, data = MLPSpec.from_string("2,2", activation="tanh"), load_dataset("points10")
+    eg = mlp_torch_energy_grad_fn(spec, data, "cpu", dtype)
+    traj = mlp_torch_trajectory_fn(spec, data, "cpu")
+    rng = np.random.default_rng(3)
+    box, C = 2.0, 64
+    pos = torch.tensor(rng.uniform(-box, box, size=(C, spec.n_params)), dtype=dtype)
+    r = torch.tensor(rng.normal(size=(C, spec.n_params)), dtype=dtype)
+    drift = torch.tensor(rng.uniform(0.01, 0.2, size=(C, spec.n_params)), dtype=dtype)
+    kick = torch.tensor(rng.uniform(0.01, 0.05, size=(C, 1)), dtype=dtype)
+    _, g = eg(pos)
+    ref = hmc.leapfrog(eg, pos, r, g, drift, kick, 7, box)
+    got = traj(pos, r, g, drift, kick, 7, box)
+    assert not torch.equal(ref[0], pos) and bool((ref[0].abs() <= box).all())
+    free = hmc.leapfrog(eg, pos, r, g, drift, kick, 7, 1e9)[0]
+    assert bool((free.abs() > box).any()), "the test should send some chains through a wall"
+    for a, b in zip(got, ref, strict=True):
+        assert a.dtype == dtype
+        torch.testing.assert_close(a, b, atol=tol, rtol=tol)
+    assert mlp_torch_trajectory_fn(spec, data, "meta") is None

@@ -34,6 +34,9 @@ from ..errors import SpecError
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]  # (C, p) -> (C,)
 #: Optional (C, p) -> (U (C,), ∇U (C, p)); without one, autograd differentiates the energy.
 EnergyGradFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+#: Optional fused trajectory with the signature of :func:`leapfrog` after its first argument; without one, the torch
+#: loop of :func:`leapfrog` runs (a CPU energy can supply a compiled one: every step of a chain in one call).
+TrajectoryFn = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 class HMCSettings(NamedTuple):
@@ -119,14 +122,39 @@ def energy_and_grad(energy_fn: EnergyFn, theta: torch.Tensor) -> tuple[torch.Ten
 
 
 def reflect(x: torch.Tensor, r: torch.Tensor, box: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fold positions back into [-L, L] by reflection at the walls, negating momentum once per wall crossed."""
+    """Fold positions back into [-L, L] by reflection at the walls, negating momentum once per wall crossed.
+
+    A leapfrog step crosses at most one wall unless it is longer than the box, so that case is done with two
+    comparisons; the general fold handles whatever is still outside after it.
+    """
+    inside = torch.clamp(x, -box, box)
+    r = torch.where(inside != x, -r, r)
+    x = torch.add(-x, inside, alpha=2.0)  # 2·wall - x outside, x itself inside
+    if bool(x.abs().amax() > box):
+        x, r = _fold(x, r, box)
+    return x, r
+
+
+def _fold(x: torch.Tensor, r: torch.Tensor, box: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reflection for any number of wall crossings: unfold the coordinate on a circle of length 4L."""
     width = 2.0 * box
-    y = x + box
-    crossings = torch.floor(y / width)
-    y = torch.remainder(y, 2.0 * width)
-    y = torch.where(y > width, 2.0 * width - y, y)
-    flip = torch.remainder(crossings, 2.0) != 0
-    return y - box, torch.where(flip, -r, r)
+    crossings = torch.floor((x + box) / width)  # walls crossed, signed; the coordinate sits in copy k of the box
+    odd = torch.remainder(crossings, 2.0) != 0
+    y = x - crossings * width  # back into [-L, L), then mirrored where an odd number of walls was crossed
+    return torch.where(odd, -y, y), torch.where(odd, -r, r)
+
+
+def leapfrog(eg: EnergyGradFn, pos: torch.Tensor, r: torch.Tensor, g: torch.Tensor, drift: torch.Tensor,
+             kick: torch.Tensor, n_lf: int, box: float) -> tuple[torch.Tensor, ...]:
+    """``n_lf`` ≥ 1 leapfrog steps from (pos, r) with ∇U = g there: position steps ``drift``·r (drift = εM⁻¹, (C, p)),
+    momentum kicks ``kick``·∇U (kick = ε/T, (C, 1)), walls reflected inside each position step. Returns the end point,
+    its momentum, U and ∇U."""
+    x, rr = pos, torch.addcmul(r, kick, g, value=-0.5)
+    for j in range(n_lf):
+        x, rr = reflect(torch.addcmul(x, drift, rr), rr, box)
+        uu, gg = eg(x)
+        rr = torch.addcmul(rr, kick, gg, value=-1.0 if j < n_lf - 1 else -0.5)
+    return x, rr, uu, gg
 
 
 def init(energy_fn: EnergyFn, n_chains: int, p: int, seed: int, settings: HMCSettings,
@@ -160,7 +188,8 @@ def init(energy_fn: EnergyFn, n_chains: int, p: int, seed: int, settings: HMCSet
 
 
 def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCSettings,
-              max_warmup_steps: int | None = None, grad_fn: EnergyGradFn | None = None):
+              max_warmup_steps: int | None = None, grad_fn: EnergyGradFn | None = None,
+              trajectory_fn: TrajectoryFn | None = None):
     """Advance all chains: warm-up iterations first (at most ``max_warmup_steps``), then ``n_draws`` kept draws.
 
     Returns (state, theta (C, k, p), energy (C, k), accepted (C, k)) with draws as CPU numpy arrays, so device memory
@@ -168,6 +197,7 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
     """
     s = settings
     eg = grad_fn if grad_fn is not None else (lambda t: energy_and_grad(energy_fn, t))
+    traj = trajectory_fn if trajectory_fn is not None else (lambda *args: leapfrog(eg, *args))
     warm_left = max(s.warmup - state.iteration, 0)
     warm_steps = warm_left if max_warmup_steps is None else min(warm_left, max_warmup_steps)
     if warm_steps < warm_left:
@@ -202,16 +232,8 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
         r = torch.randn(pos.shape, generator=gen, device=device, dtype=pos.dtype) / inv_mass.sqrt()
         h0 = u * inv_t + 0.5 * (r * r * inv_mass).sum(dim=1)
         eps = log_step.exp().unsqueeze(1)
-        drift = eps * inv_mass  # the position step's scale, fixed over the trajectory
-        x, rr = pos, r - 0.5 * eps * g * inv_t
-        for j in range(n_lf):  # n_lf ≥ 1, so uu and gg are always set
-            x = x + drift * rr
-            if bool((x.abs() > s.box).any()):
-                x, rr = reflect(x, rr, s.box)
-            uu, gg = eg(x)
-            if j < n_lf - 1:
-                rr = rr - eps * gg * inv_t
-        rr = rr - 0.5 * eps * gg * inv_t
+        # the position step's scale and the momentum kick, fixed over the trajectory
+        x, rr, uu, gg = traj(pos, r, g, eps * inv_mass, eps * inv_t, n_lf, s.box)
         h1 = uu * inv_t + 0.5 * (rr * rr * inv_mass).sum(dim=1)
         finite = torch.isfinite(h1) & torch.isfinite(gg).all(dim=1)
         log_a = torch.where(finite, torch.clamp(h0 - h1, max=0.0), torch.full_like(h1, -math.inf))
@@ -265,9 +287,11 @@ class HMCKernel:
     name = "hmc"
 
     def __init__(self, energy_fn: EnergyFn, p: int, settings: HMCSettings, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float64, grad_fn: EnergyGradFn | None = None):
+                 dtype: torch.dtype = torch.float64, grad_fn: EnergyGradFn | None = None,
+                 trajectory_fn: TrajectoryFn | None = None):
         validate_settings(settings)
         self.energy_fn, self.p, self.settings, self.grad_fn = energy_fn, p, settings, grad_fn
+        self.trajectory_fn = trajectory_fn
         self.device, self.dtype = torch.device(device), dtype
 
     def init(self, n_chains: int, seed: int) -> HMCState:
@@ -281,7 +305,8 @@ class HMCKernel:
         return self.settings.thin * self.settings.n_leapfrog
 
     def run_block(self, state: HMCState, n_draws: int, max_warmup_steps: int | None = None):
-        return run_block(self.energy_fn, state, n_draws, self.settings, max_warmup_steps, self.grad_fn)
+        return run_block(self.energy_fn, state, n_draws, self.settings, max_warmup_steps, self.grad_fn,
+                         self.trajectory_fn)
 
     @staticmethod
     def state_arrays(state: HMCState) -> dict[str, np.ndarray]:
