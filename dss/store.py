@@ -74,6 +74,8 @@ def save_string(path: str | os.PathLike, state: StringState, config: dict[str, A
         finally:
             os.close(fd)
         os.replace(tmp, path)
+        for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a writer killed mid-write
+            stale.unlink(missing_ok=True)
     finally:
         if tmp.exists():
             tmp.unlink()

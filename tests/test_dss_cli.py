@@ -89,3 +89,45 @@ def test_minima_graph_from_a_chain_file(tmp_path, capsys):
     assert (out / "graph.graphml").is_file() and (out / "graph_kpca3d.png").is_file()
     code, _, err = run_cli(capsys, "dss", "minima", str(chains), "--l0", "0.1", "--out", str(out))
     assert_one_sentence_error(code, err)          # not empty, no --force
+
+
+def test_connect_killed_minus_9_mid_string_resumes_to_the_same_string(tmp_path):
+    """SIGKILL while the string grows: the file holds the last finished depth, loads cleanly, and resuming it gives
+    the string of an uninterrupted run, bead for bead."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import h5py
+    import numpy as np
+
+    args = [sys.executable, "-m", "mcmc_landscape.cli", "-q", "dss", "connect", "--task", "cubic", "--l0", "0.01",
+            "--seed", "1", "--no-plots"]
+    ref = tmp_path / "ref.h5"
+    subprocess.run([*args, "--out", str(ref)], check=True, capture_output=True, timeout=300)
+    path = tmp_path / "run.h5"
+    proc = subprocess.Popen([*args, "--out", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    rounds, deadline = 0, time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if path.exists():
+            try:
+                with h5py.File(path, "r") as f:
+                    rounds = int(f.attrs["rounds"])
+            except OSError:  # caught between a file and its replacement
+                pass
+            if rounds >= 2:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+        time.sleep(0.005)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run should have been killed mid-string"
+    state, _, _ = load_string(path)
+    assert not state.finished and state.rounds >= 2
+    (tmp_path / ".run.h5.tmp-999999").write_bytes(b"half a file")  # what a kill during a write leaves
+    subprocess.run([*args[:6], "--resume", str(path), "--no-plots"], check=True, capture_output=True, timeout=300)
+    got, want = load_string(path)[0], load_string(ref)[0]
+    assert got.finished and got.order == want.order and got.rounds == want.rounds
+    np.testing.assert_array_equal(np.stack(got.beads), np.stack(want.beads))
+    assert not list(tmp_path.glob(".run.h5.tmp-*")), "a killed writer's temporary file is cleaned up"
