@@ -6,7 +6,9 @@ exceeds τ·L(r) gets a new bead at its maximum; then every interior bead above 
 batch, at most ``steps_per_round`` steps). The string is connected when, at L(r) = L0, every bead and every link is
 ≤ τ·L0. Otherwise it fails when the rounds run out: a link still above ``persist_factor``·τ·L0 is ``persistent`` (the
 variant's early sign of a disconnection), one just above the limit is ``budget``. Beads move in this variant, so the
-stored snapshots give the bead order per round and the bead positions are the final ones.
+stored snapshots give the bead order per round and the bead positions are the final ones. Every round is a function of
+the string after the one before (the level follows from the round number and the two ends; Adam restarts each round),
+so a string saved after round r continues from there to the same result.
 
 Constrained DSS is the greedy algorithm with springs (``DSSSettings.zeta``, ``kappa``): see :mod:`dss.string`.
 """
@@ -26,14 +28,19 @@ from .string import DSSSettings, Link, StringState, start_string
 
 def connect_breadth_first(task, a: np.ndarray, b: np.ndarray, settings: DSSSettings, rounds: int = 40,
                           steps_per_round: int = 500,
-                          on_round: Callable[[StringState], None] | None = None) -> StringState:
+                          on_round: Callable[[StringState], None] | None = None,
+                          state: StringState | None = None) -> StringState:
+    """Run the rounds from the two models, or continue ``state`` (a string saved after some round) to the end."""
     dtype = getattr(task, "dtype", torch.float64)
     limit = settings.tau * settings.l0
-    state = start_string(task, a, b, settings)
+    if state is None:
+        state = start_string(task, a, b, settings)
+    elif state.finished:
+        return state
     first = scan_links(task, torch.as_tensor(a, dtype=dtype)[None], torch.as_tensor(b, dtype=dtype)[None])[0]
     top = max(first.max_loss, settings.l0)
     decay = max(1, rounds // 2)
-    for r in range(rounds):
+    for r in range(state.rounds, rounds):
         t0 = time.perf_counter()
         level = settings.l0 * (top / settings.l0) ** max(0.0, 1.0 - (r + 1) / decay)
         links = state.current_links()

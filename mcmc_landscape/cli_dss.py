@@ -219,11 +219,9 @@ def cmd_connect(args: argparse.Namespace) -> int:
         if config["variant"] == "breadth-first":
             from dss.variants import connect_breadth_first
 
-            if state.rounds:
-                log.info("breadth-first strings move every bead each round; restarting it from the two models.")
-            state = connect_breadth_first(task, state.beads[0], state.beads[1], settings,
-                                          rounds=config.get("rounds", args.rounds), on_round=save)
             config["rounds"] = config.get("rounds", args.rounds)
+            state = connect_breadth_first(task, state.beads[0], state.beads[1], settings,
+                                          rounds=config["rounds"], on_round=save, state=state)
         elif not state.finished:
             state = connect(task, settings=settings, state=state, on_round=save)
     except KeyboardInterrupt:

@@ -227,3 +227,28 @@ def test_graph_of_two_basins_has_two_components_and_one_basin_one():
     assert lv["n_components"] == 1 and lv["dss_runs"] <= 3 * len(ring) - 1
     assert len(lv["edges"]) == len(ring) - 1                          # a spanning tree, every edge certified
     assert all(e["max_interpolated_loss"] <= 0.01 for e in lv["edges"])
+
+
+def test_breadth_first_string_saved_mid_run_resumes_to_the_same_string(tmp_path):
+    s = DSSSettings(l0=0.01, lr=0.01)
+    a, b = np.array([1.0, 0.0]), np.array([-1.0, 0.02])
+    full = connect_breadth_first(ANNULUS, a, b, s)
+    assert full.rounds > 5 and full.outcome(s)["connected"]
+    path = tmp_path / "bf.h5"
+
+    class Stop(Exception):
+        pass
+
+    def save_then_stop(st):
+        save_string(path, st, {}, st.outcome(s))
+        if st.rounds == 5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        connect_breadth_first(ANNULUS, a, b, s, on_round=save_then_stop)
+    state, _, _ = load_string(path)
+    assert state.rounds == 5 and not state.finished
+    resumed = connect_breadth_first(ANNULUS, a, b, s, state=state)
+    assert resumed.rounds == full.rounds and resumed.order == full.order
+    assert np.array_equal(resumed.path(), full.path())
+    assert connect_breadth_first(ANNULUS, a, b, s, state=resumed) is resumed  # a finished string is left as it is
