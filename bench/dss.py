@@ -1,11 +1,13 @@
 """DSS benchmark: one quadratic connection where the straight line fails, the paper's two sweeps, and DSS against the
-straight line and the Bézier curve of Garipov et al. on the same pairs.
+straight line, the Bézier curve of Garipov et al. and AutoNEB (Draxler et al.) on the same pairs.
 
-    python bench/dss.py                # ~3 minutes on 2 cores
-    python bench/dss.py --pairs 4      # quicker
+    python bench/dss.py                    # ~5 minutes on 2 cores
+    python bench/dss.py --pairs 4          # quicker
+    python bench/dss.py --baselines-only   # only the table against the other methods
 
 Prints a table and, last, one JSON line. Gradient evaluations count one model gradient each: a bead step for DSS
-(endpoint training excluded, it is the same for every method), one random t of a step for the Bézier fit.
+(endpoint training excluded, it is the same for every method), one random t of a step for the Bézier fit, one pivot
+of a NEB step for AutoNEB.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).re
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from dss.baselines import bezier_curve, straight_line  # noqa: E402
+from dss.baselines import auto_neb, bezier_curve, straight_line  # noqa: E402
 from dss.string import DSSSettings, connect  # noqa: E402
 from dss.sweep import SweepSettings, run_sweep, train_models  # noqa: E402
 from dss.tasks import make_task  # noqa: E402
@@ -57,18 +59,24 @@ def compare(task_name: str, l0: float, pairs: int, seed: int) -> dict:
         a, b = models[2 * k].numpy(), models[2 * k + 1].numpy()
         out = connect(task, a, b, s).outcome(s)
         bz = bezier_curve(task, a, b, l0, seed=k)
+        neb = auto_neb(task, a, b, l0)
         rows.append({"straight": straight_line(task, a, b, l0).found, "dss": out["connected"],
                      "dss_evals": out["grad_steps"], "dss_length": out["normalized_length"], "dss_s": out["wall_s"],
                      "bezier": bz.found, "bezier_evals": bz.grad_evals, "bezier_length": bz.normalized_length,
-                     "bezier_s": bz.wall_s})
-    both = [r for r in rows if r["dss"] and r["bezier"]]
+                     "bezier_s": bz.wall_s, "autoneb": neb.found, "autoneb_evals": neb.grad_evals,
+                     "autoneb_length": neb.normalized_length, "autoneb_s": neb.wall_s})
     med = lambda key, rs: float(np.median([r[key] for r in rs])) if rs else float("nan")  # noqa: E731
-    return {"task": task_name, "l0": l0, "pairs": len(rows), "straight_found": sum(r["straight"] for r in rows),
-            "dss_found": sum(r["dss"] for r in rows), "bezier_found": sum(r["bezier"] for r in rows),
-            "dss_evals_median": med("dss_evals", both), "bezier_evals_median": med("bezier_evals", both),
-            "evals_ratio_bezier_over_dss": (med("bezier_evals", both) / max(med("dss_evals", both), 1.0)),
-            "dss_length_median": med("dss_length", both), "bezier_length_median": med("bezier_length", both),
-            "dss_s_median": med("dss_s", both), "bezier_s_median": med("bezier_s", both)}
+    out = {"task": task_name, "l0": l0, "pairs": len(rows), "straight_found": sum(r["straight"] for r in rows),
+           "dss_found": sum(r["dss"] for r in rows)}
+    for other in ("bezier", "autoneb"):  # medians over the pairs that both DSS and the other method joined
+        both = [r for r in rows if r["dss"] and r[other]]
+        out |= {f"{other}_found": sum(r[other] for r in rows), f"{other}_both": len(both),
+                f"{other}_evals_median": med(f"{other}_evals", both),
+                f"dss_evals_median_vs_{other}": med("dss_evals", both),
+                f"evals_ratio_{other}_over_dss": med(f"{other}_evals", both) / max(med("dss_evals", both), 1.0),
+                f"{other}_length_median": med(f"{other}_length", both),
+                f"dss_length_median_vs_{other}": med("dss_length", both)}
+    return out
 
 
 def main() -> None:
@@ -76,12 +84,13 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
+    ap.add_argument("--baselines-only", action="store_true", help="only the table against the other methods")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
-    single = [one_connection(seed) for seed in range(3)]
+    single = [] if args.baselines_only else [one_connection(seed) for seed in range(3)]
     for r in single:
         line = "passes" if r["straight_found"] else "fails"
         print(f"quadratic L0 = {r['l0']}: straight line max {r['straight_max']:.3f} ({line});"
@@ -90,7 +99,7 @@ def main() -> None:
 
     sweeps = {}
     t0 = time.perf_counter()
-    for name, levels in PAPER_LEVELS.items():
+    for name, levels in ({} if args.baselines_only else PAPER_LEVELS).items():
         res = run_sweep(make_task(name), SweepSettings(levels, args.pairs, args.seed), DSSSettings(l0=1.0))
         sweeps[name] = res
         print(f"\n{name} sweep ({args.pairs} pairs per level, {res['wall_s']:.1f} s; {res['warm_start']})")
@@ -100,16 +109,20 @@ def main() -> None:
                   f"{r['length_mean']:6.3f} ± {r['length_sd']:<6.3f} {r['beads_mean']:5.1f} ± {r['beads_sd']:<5.1f}  "
                   f"{r['failures']}")
     sweeps_s = time.perf_counter() - t0
-    print(f"\nboth sweeps: {sweeps_s:.1f} s")
+    if sweeps:
+        print(f"\nboth sweeps: {sweeps_s:.1f} s")
 
     comparisons = [compare(name, l0, args.pairs, args.seed + 100)
                    for name, l0 in (("quadratic", 0.025), ("quadratic", 0.01), ("cubic", 0.05))]
-    print(f"\n{'task':>9} {'L0':>6} {'pairs':>5} {'line':>4} {'DSS':>4} {'Bézier':>6} {'DSS evals':>9} {'Bézier evals':>12} "
-          f"{'ratio':>6} {'DSS len':>7} {'Bz len':>6}")
+    print(f"\n{'task':>9} {'L0':>6} {'pairs':>5} {'line':>4} {'DSS':>4} {'method':>8} {'found':>5} {'both':>4} "
+          f"{'DSS evals':>9} {'its evals':>10} {'ratio':>6} {'DSS len':>7} {'its len':>7}")
     for c in comparisons:
-        print(f"{c['task']:>9} {c['l0']:>6g} {c['pairs']:>5} {c['straight_found']:>4} {c['dss_found']:>4} "
-              f"{c['bezier_found']:>6} {c['dss_evals_median']:>9.0f} {c['bezier_evals_median']:>12.0f} "
-              f"{c['evals_ratio_bezier_over_dss']:>6.1f} {c['dss_length_median']:>7.3f} {c['bezier_length_median']:>6.3f}")
+        for other, label in (("bezier", "Bézier"), ("autoneb", "AutoNEB")):
+            print(f"{c['task']:>9} {c['l0']:>6g} {c['pairs']:>5} {c['straight_found']:>4} {c['dss_found']:>4} "
+                  f"{label:>8} {c[other + '_found']:>5} {c[other + '_both']:>4} "
+                  f"{c['dss_evals_median_vs_' + other]:>9.0f} {c[other + '_evals_median']:>10.0f} "
+                  f"{c['evals_ratio_' + other + '_over_dss']:>6.1f} {c['dss_length_median_vs_' + other]:>7.3f} "
+                  f"{c[other + '_length_median']:>7.3f}")
     print(json.dumps({
         "single_connection_s": [round(r["connect_s"], 3) for r in single],
         "single_connection_with_training_s": [round(r["total_s"], 3) for r in single],
@@ -120,6 +133,8 @@ def main() -> None:
         "sweep_beads_mean": {n: [round(r["beads_mean"], 2) for r in s["levels"]] for n, s in sweeps.items()},
         "bezier_over_dss_grad_evals": {f"{c['task']}@{c['l0']}": round(c["evals_ratio_bezier_over_dss"], 2)
                                        for c in comparisons},
+        "autoneb_over_dss_grad_evals": {f"{c['task']}@{c['l0']}": round(c["evals_ratio_autoneb_over_dss"], 2)
+                                        for c in comparisons},
     }))
 
 

@@ -57,7 +57,7 @@ def train_models(task, n: int, target: float, generator: torch.Generator, dss: D
 def run_sweep(task, sweep: SweepSettings, dss: DSSSettings, out: Path | None = None, baselines: bool = False,
               log: Any = None) -> dict[str, Any]:
     """Run the sweep; with ``out``, save every string (``strings/``) and the table (``sweep.json``, ``sweep.csv``)."""
-    from .baselines import bezier_curve, straight_line
+    from .baselines import auto_neb, bezier_curve, straight_line
 
     generator = torch.Generator().manual_seed(sweep.seed)
     levels = sorted(sweep.levels, reverse=True)
@@ -87,6 +87,9 @@ def run_sweep(task, sweep: SweepSettings, dss: DSSSettings, out: Path | None = N
                 bz = bezier_curve(task, a, b, limit, seed=sweep.seed + k)
                 row.update(bezier_found=bz.found, bezier_grad_evals=bz.grad_evals, bezier_max_loss=bz.max_loss,
                            bezier_normalized_length=bz.normalized_length)
+                neb = auto_neb(task, a, b, limit)
+                row.update(autoneb_found=neb.found, autoneb_grad_evals=neb.grad_evals, autoneb_max_loss=neb.max_loss,
+                           autoneb_normalized_length=neb.normalized_length)
             rows.append(row)
             if out is not None:
                 save_string(Path(out) / "strings" / f"l0_{level:g}_pair_{k:02d}.h5", st,
@@ -127,6 +130,8 @@ def summarize(rows: list[dict[str, Any]], levels: list[float], n_pairs: int) -> 
         if done and "bezier_found" in done[0]:
             entry["bezier_found"] = sum(bool(r["bezier_found"]) for r in done)
             entry["bezier_grad_evals_mean"] = float(np.mean([r["bezier_grad_evals"] for r in done]))
+            entry["autoneb_found"] = sum(bool(r["autoneb_found"]) for r in done)
+            entry["autoneb_grad_evals_mean"] = float(np.mean([r["autoneb_grad_evals"] for r in done]))
         table.append(entry)
     return table
 

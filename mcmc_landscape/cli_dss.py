@@ -81,7 +81,7 @@ def add_parser(sub: Any, number: Any) -> None:
     c.add_argument("--rounds", type=positive_int, default=40, help="breadth-first: rounds (default 40)")
     c.add_argument("--no-plots", action="store_true", help="skip the figures")
     c.add_argument("--no-gif", action="store_true", help="skip the animated GIF")
-    c.add_argument("--baselines", action="store_true", help="also fit the Bézier curve on the same pair")
+    c.add_argument("--baselines", action="store_true", help="also fit the Bézier curve and AutoNEB on the same pair")
 
     s = dsub.add_parser("sweep", help="pairs of models at several levels L0: length and beads against L0 (Figs 2-3)")
     common(s)
@@ -89,7 +89,7 @@ def add_parser(sub: Any, number: Any) -> None:
     s.add_argument("--pairs", type=positive_int, default=10, help="pairs of models per level (default 10)")
     s.add_argument("--no-warm-start", action="store_true",
                    help="fresh random models at every level (default: continue training the level above's models)")
-    s.add_argument("--baselines", action="store_true", help="also fit the Bézier curve on every pair")
+    s.add_argument("--baselines", action="store_true", help="also fit the Bézier curve and AutoNEB on every pair")
     s.add_argument("--out", "-o", type=Path, required=True, help="output folder")
 
     m = dsub.add_parser("minima", help="the level-set connectivity graph of good minima from a chain file")
@@ -228,20 +228,22 @@ def cmd_connect(args: argparse.Namespace) -> int:
         raise Interrupted(f"interrupted; the string so far is saved in {out}: continue it with "
                           f"`landscape dss connect --resume {out}`.") from None
     outcome = state.outcome(settings)
-    from dss.baselines import bezier_curve, straight_line
+    from dss.baselines import auto_neb, bezier_curve, straight_line
 
     a, b = state.beads[0], state.beads[1]
     outcome["straight_line"] = straight_line(task, a, b, outcome["limit"]).to_dict()
     if args.baselines:
         outcome["bezier"] = bezier_curve(task, a, b, outcome["limit"], seed=config["seed"]).to_dict()
+        outcome["autoneb"] = auto_neb(task, a, b, outcome["limit"]).to_dict()
     save_string(out, state, config, outcome)
     print(_summary(outcome))
     sl = outcome["straight_line"]
     print(f"straight line: max loss {sl['max_loss']:.4g} → {'passes' if sl['found'] else 'fails'} at τ·L0")
-    if "bezier" in outcome:
-        bz = outcome["bezier"]
-        print(f"Bézier curve: {'found' if bz['found'] else 'not found'}, max loss {bz['max_loss']:.4g}, "
-              f"{bz['grad_evals']} gradient evaluations, normalized length {bz['normalized_length']:.4f}")
+    for key, name in (("bezier", "Bézier curve"), ("autoneb", "AutoNEB")):
+        if key in outcome:
+            bz = outcome[key]
+            print(f"{name}: {'found' if bz['found'] else 'not found'}, max loss {bz['max_loss']:.4g}, "
+                  f"{bz['grad_evals']} gradient evaluations, normalized length {bz['normalized_length']:.4f}")
     if not args.no_plots:
         from dss.plots import plot_string
 
@@ -288,9 +290,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     fig = plot_sweep(result, args.out / "sweep.png")
     print(f"{task.describe()}; {result['warm_start']}")
     print(f"{'L0':>8} {'connected':>9} {'straight':>8} {'length mean ± sd':>18} {'beads mean ± sd':>16}"
-          f"{'  Bézier found' if args.baselines else ''}")
+          f"{'  Bézier found  AutoNEB found' if args.baselines else ''}")
     for r in result["levels"]:
-        extra = f"  {r['bezier_found']}/{r['trained_pairs']}" if "bezier_found" in r else ""
+        extra = (f"  {r['bezier_found']:>6}/{r['trained_pairs']:<6} {r['autoneb_found']:>6}/{r['trained_pairs']}"
+                 if "bezier_found" in r else "")
         print(f"{r['l0']:>8g} {r['connected']:>4}/{r['trained_pairs']:<4} {r['straight_found']:>4}/{r['trained_pairs']:<3}"
               f" {r['length_mean']:>8.3f} ± {r['length_sd']:<7.3f} {r['beads_mean']:>7.1f} ± {r['beads_sd']:<6.1f}"
               f"{extra}")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dss.baselines import bezier_curve, straight_line
+from dss.baselines import auto_neb, bezier_curve, straight_line
 from dss.interpolation import scan_links
 from dss.optim import train_to
 from dss.store import load_string, save_string
@@ -252,3 +252,11 @@ def test_breadth_first_string_saved_mid_run_resumes_to_the_same_string(tmp_path)
     assert resumed.rounds == full.rounds and resumed.order == full.order
     assert np.array_equal(resumed.path(), full.path())
     assert connect_breadth_first(ANNULUS, a, b, s, state=resumed) is resumed  # a finished string is left as it is
+
+
+def test_autoneb_baseline_goes_around_the_annulus_and_not_between_basins():
+    res = auto_neb(ANNULUS, np.array([1.0, 0.0]), np.array([-1.0, 0.02]), 0.01)
+    assert res.found and res.max_loss <= 0.01 and res.grad_evals > 0
+    assert 1.3 < res.normalized_length < 1.9  # half the circle, as DSS finds it
+    res = auto_neb(TWO_BASINS, np.array([1.0, 0.0]), np.array([-1.0, 0.0]), 0.05, max_grad_evals=5000)
+    assert not res.found and res.max_loss > 0.5 and 0 < res.grad_evals <= 5000

@@ -53,6 +53,7 @@ def test_sweep_table_and_figure(tmp_path, capsys):
     result = json.loads((tmp_path / "sw" / "sweep.json").read_text())
     assert [r["l0"] for r in result["levels"]] == [0.158, 0.05]
     assert result["levels"][1]["connected"] == 2 and "bezier_found" in result["levels"][1]
+    assert 0 <= result["levels"][1]["autoneb_found"] <= 2 and "AutoNEB found" in text
     assert "warm" in text or "level above" in text
     assert (tmp_path / "sw" / "sweep.png").is_file()
     assert len(list((tmp_path / "sw" / "strings").glob("*.h5"))) == 4
