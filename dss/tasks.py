@@ -30,7 +30,7 @@ POLYNOMIALS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "quadratic": ("0.5x² + 0.25x + 0.1", lambda x: 0.5 * x**2 + 0.25 * x + 0.1),
     "cubic": ("8x³ − 10x² + 3x", lambda x: 8 * x**3 - 10 * x**2 + 3 * x),
 }
-TASK_NAMES = ("quadratic", "cubic", "permutation", "classifier")
+TASK_NAMES = ("quadratic", "cubic", "permutation", "classifier", "mnist", "cifar10", "ptb")
 _ACT = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
 
 
@@ -170,14 +170,19 @@ class MLPTask:
 class ModuleTask:
     """Any ``nn.Module`` as a task: flat vectors in ``named_parameters()`` order, evaluated with ``functional_call``.
 
-    ``loss_fn(outputs, targets)`` returns a scalar for one model; batching over beads is ``vmap``'s job.
+    ``loss_fn(outputs, targets)`` returns a scalar for one model (the training loss, and the held-out loss unless
+    ``eval_fn`` gives another one, e.g. the classification error); batching over beads is ``vmap``'s job. ``options``
+    and a digest of ``digest_arrays`` enter :meth:`config`, so a resumed string is checked against the same data.
     """
 
     def __init__(self, name: str, module: torch.nn.Module, loss_fn: Callable, train: tuple, evaluation: tuple,
-                 box: float | None = None) -> None:
+                 box: float | None = None, eval_fn: Callable | None = None, level: str = "held-out loss",
+                 options: dict[str, Any] | None = None, digest_arrays: tuple = ()) -> None:
         from torch.func import functional_call, vmap
 
-        self.name, self.module, self.box = name, module, box
+        self.name, self.module, self.box, self.level = name, module, box, level
+        self.options = dict(options or {})
+        self.digest = _digest(*digest_arrays) if digest_arrays else None
         self.names = [n for n, _ in module.named_parameters()]
         self.shapes = [tuple(q.shape) for _, q in module.named_parameters()]
         self.sizes = [q.numel() for _, q in module.named_parameters()]
@@ -185,19 +190,20 @@ class ModuleTask:
         self.dtype = next(module.parameters()).dtype
         buffers = dict(module.named_buffers())
 
-        def single(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        def outputs(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             params = {n: t.reshape(s) for n, t, s in zip(self.names, torch.split(theta, self.sizes), self.shapes,
                                                          strict=True)}
-            return loss_fn(functional_call(module, (params, buffers), (x,)), y)
+            return functional_call(module, (params, buffers), (x,))
 
-        self._batched = vmap(single, in_dims=(0, None, None))
+        self._train_loss = vmap(lambda th, x, y: loss_fn(outputs(th, x), y), in_dims=(0, None, None))
+        self._eval_loss = vmap(lambda th, x, y: (eval_fn or loss_fn)(outputs(th, x), y), in_dims=(0, None, None))
         self._train, self._eval = train, evaluation
 
     def loss_train(self, theta: torch.Tensor) -> torch.Tensor:
-        return self._batched(theta, *self._train)
+        return self._train_loss(theta, *self._train)
 
     def loss_eval(self, theta: torch.Tensor) -> torch.Tensor:
-        return self._batched(theta, *self._eval)
+        return self._eval_loss(theta, *self._eval)
 
     def metric(self, theta: torch.Tensor) -> torch.Tensor:
         return self.loss_eval(theta)
@@ -207,14 +213,25 @@ class ModuleTask:
         return torch.cat([q.detach().reshape(-1) for q in self.module.parameters()])
 
     def init(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        base = self.flat()
-        return base.unsqueeze(0) + 0.1 * torch.randn(n, self.p, generator=generator, dtype=self.dtype)
+        """``n`` independent models drawn as PyTorch initializes layers: every tensor uniform in ±1/√fan-in, where a
+        bias takes the fan-in of the weight before it (an embedding table: standard normal)."""
+        parts, fan_in = [], 1
+        for name, shape in zip(self.names, self.shapes, strict=True):
+            if "embed" in name and len(shape) == 2:
+                parts.append(torch.randn(n, *shape, generator=generator, dtype=self.dtype))
+                continue
+            if len(shape) >= 2:
+                fan_in = int(np.prod(shape[1:]))
+            bound = 1.0 / max(fan_in, 1) ** 0.5
+            parts.append((2 * torch.rand(n, *shape, generator=generator, dtype=self.dtype) - 1) * bound)
+        return torch.cat([q.reshape(n, -1) for q in parts], dim=1)
 
     def config(self) -> dict[str, Any]:
-        return {"task": self.name, "p": self.p, "module": type(self.module).__name__, "box": self.box}
+        return {"task": self.name, "p": self.p, "module": type(self.module).__name__, "box": self.box,
+                "level": self.level, **self.options, **({"data_digest": self.digest} if self.digest else {})}
 
     def describe(self) -> str:
-        return f"{self.name}: {type(self.module).__name__}, p = {self.p}"
+        return f"{self.name}: {type(self.module).__name__}, p = {self.p}, level = {self.level}"
 
 
 # -- the tasks of the paper and of the sampling side ---------------------------------------------------------------------
@@ -265,8 +282,14 @@ def classifier_task(arch: str = "2,2", activation: str = "relu", data: str = "po
                    extra={"data": data, "angle": float(angle), "arch": spec.arch_string, "per_point": per_point})
 
 
-def make_task(name: str, **options: Any) -> MLPTask:
-    """A task by name: ``quadratic``, ``cubic``, ``permutation`` or ``classifier`` (options go to its builder)."""
+def make_task(name: str, **options: Any) -> MLPTask | ModuleTask:
+    """A task by name: ``quadratic``, ``cubic``, ``permutation``, ``classifier``, or the real-data ``mnist``,
+    ``cifar10`` and ``ptb`` (options go to its builder)."""
+    if name in ("mnist", "cifar10", "ptb"):
+        from . import real_tasks
+
+        return {"mnist": real_tasks.mnist_task, "cifar10": real_tasks.cifar10_task,
+                "ptb": real_tasks.ptb_task}[name](**options)
     if name in POLYNOMIALS:
         return polynomial_task(name, **options)
     if name == "permutation":

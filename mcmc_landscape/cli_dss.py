@@ -23,14 +23,18 @@ _SETTING_FLAGS = {  # DSSSettings field → (flag, type, help)
     "tau": ("--tau", float, "a link passes when its maximum is ≤ τ·L0 (default 1: strict; the paper's code used 1.1)"),
     "max_depth": ("--max-depth", int, "recursion depth limit (default 10)"),
     "t_star": ("--t-star", str, "'peak': insert at the maximum of the interpolated loss (default); 'mid': at t = 0.5"),
-    "lr": ("--lr", float, "learning rate of bead training (default 0.05)"),
+    "lr": ("--lr", float, "learning rate of bead training (default 0.05; 0.01 on mnist, cifar10, ptb)"),
     "optimizer": ("--optimizer", str, "adam (default) or rmsprop"),
     "max_steps": ("--max-steps", int, "gradient steps a bead may take to reach α·L0 (default 20000)"),
     "max_beads": ("--max-beads", int, "beads a string may hold (default 512)"),
     "zeta": ("--zeta", float, "constrained DSS: spring weight ζ (default 0)"),
     "kappa": ("--kappa", float, "constrained DSS: weight κ of the equidistant-hyperplane term (default 0)"),
 }
-_TASK_FLAGS = ("activation", "loss", "arch", "data", "angle", "box")
+_TASK_FLAGS = ("activation", "loss", "arch", "data", "angle", "box", "n_train", "n_eval")
+REAL_TASKS = ("mnist", "cifar10", "ptb")
+_ALLOWED_FLAGS = {"quadratic": ("activation", "loss"), "cubic": ("activation", "loss"), "permutation": ("activation",),
+                  "classifier": ("activation", "arch", "data", "angle", "box"), "mnist": ("n_train", "n_eval"),
+                  "cifar10": ("n_train", "n_eval"), "ptb": ("n_train", "n_eval")}
 
 
 def _levels(text: str) -> list[float]:
@@ -51,9 +55,11 @@ def add_parser(sub: Any, number: Any) -> None:
     dsub = d.add_subparsers(dest="dss_command", required=True, parser_class=type(d))
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--task", choices=["quadratic", "cubic", "permutation", "classifier"],
+        p.add_argument("--task", choices=["quadratic", "cubic", "permutation", "classifier", *REAL_TASKS],
                        help="quadratic/cubic: the paper's 1-4-4-1 regressions; permutation: appendix D's 2-3-2 relu "
-                            "net; classifier: the sampling side's MLP energy (default quadratic)")
+                            "net; classifier: the sampling side's MLP energy; mnist/cifar10: small convnets, level = "
+                            "held-out error; ptb: an LSTM language model, level = held-out cross-entropy per token "
+                            "(default quadratic)")
         p.add_argument("--activation", choices=["relu", "tanh", "sigmoid"],
                        help="hidden activation (default sigmoid for regression, relu otherwise)")
         p.add_argument("--loss", choices=["mae", "mse"], help="regression loss (default mae, as the paper's code)")
@@ -61,6 +67,12 @@ def add_parser(sub: Any, number: Any) -> None:
         p.add_argument("--data", help="classifier: points10 or a CSV (default points10)")
         p.add_argument("--angle", type=float, help="classifier: rotate the data by this many degrees (default 0)")
         p.add_argument("--box", type=float, help="classifier: keep beads inside [-L, L]^p (default 10)")
+        p.add_argument("--n-train", dest="n_train", type=positive_int,
+                       help="mnist/cifar10: training images (default 1000); ptb: training windows (default 256)")
+        p.add_argument("--n-eval", dest="n_eval", type=positive_int,
+                       help="mnist/cifar10: held-out test images (default 1000); ptb: validation windows (default 64)")
+        p.add_argument("--data-dir", type=Path, help="mnist/cifar10/ptb: folder holding mnist/, cifar10/, ptb/ "
+                                                     "(default $MCMC_LANDSCAPE_DATA, else ../shared/data)")
         p.add_argument("--variant", choices=["greedy", "constrained", "breadth-first"],
                        help="greedy (Algorithm 1, default), constrained (springs ζ, κ) or breadth-first (appendix A)")
         for name, (flag, kind, text) in _SETTING_FLAGS.items():
@@ -111,20 +123,26 @@ def add_parser(sub: Any, number: Any) -> None:
 
 # -- shared helpers ------------------------------------------------------------------------------------------------------
 def _task_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The task flags given, checked against the task they apply to (the data folder is not a task option: it is
+    read from --data-dir or the environment each time, so a string can resume on another machine)."""
     task = args.task or "quadratic"
     opts: dict[str, Any] = {}
     for key in _TASK_FLAGS:
         value = getattr(args, key, None)
         if value is None:
             continue
-        if task in ("quadratic", "cubic") and key not in ("activation", "loss"):
-            raise SpecError(f"--{key} applies to the classifier task, not to {task!r}.")
-        if task == "permutation" and key != "activation":
-            raise SpecError(f"--{key} does not apply to the permutation task (only --activation does).")
-        if task == "classifier" and key == "loss":
-            raise SpecError("the classifier task's loss is the sampler's energy U; --loss applies to regression.")
+        if key not in _ALLOWED_FLAGS[task]:
+            allowed = ", ".join("--" + k.replace("_", "-") for k in _ALLOWED_FLAGS[task])
+            raise SpecError(f"--{key.replace('_', '-')} does not apply to the {task} task (it takes {allowed}).")
         opts[key] = value
     return opts
+
+
+def _make_task(name: str, options: dict[str, Any], args: argparse.Namespace) -> Any:
+    from dss.tasks import make_task
+
+    extra = {"data_dir": args.data_dir} if name in REAL_TASKS and getattr(args, "data_dir", None) else {}
+    return make_task(name, **options, **extra)
 
 
 def _explicit_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -140,6 +158,8 @@ def _settings(args: argparse.Namespace, l0: float) -> Any:
     from dss.string import DSSSettings
 
     values = _explicit_settings(args)
+    if (args.task or "quadratic") in REAL_TASKS:
+        values.setdefault("lr", 0.01)  # Adam at 0.05 overshoots on the convnets and the LSTM
     if (args.variant or "greedy") == "constrained" and not (values.get("zeta") or values.get("kappa")):
         values.setdefault("zeta", 0.01)
         values.setdefault("kappa", 0.01)
@@ -170,7 +190,6 @@ def cmd_connect(args: argparse.Namespace) -> int:
     from dss.store import load_string, save_string
     from dss.string import DSSSettings, connect, start_string
     from dss.sweep import train_models
-    from dss.tasks import make_task
 
     from .runner import Interrupted
 
@@ -179,7 +198,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
             raise SpecError("give either --out (a new string) or --resume (an existing one), not both.")
         state, config, _ = load_string(args.resume)
         _check_resume(args, config)
-        task = make_task(config["task"]["task"], **config["task_options"])
+        task = _make_task(config["task"]["task"], config["task_options"], args)
         if task.config() != config["task"]:
             raise ResumeMismatch(f"the task rebuilt from {str(args.resume)!r} differs from the stored one (the data "
                                  "changed?); start a new string with --out.")
@@ -196,7 +215,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
         if out.exists() and not args.force:
             raise StoreError(f"{str(out)!r} exists; pass --force to overwrite it or --resume to continue it.")
         options = _task_options(args)
-        task = make_task(args.task or "quadratic", **options)
+        task = _make_task(args.task or "quadratic", options, args)
         settings = _settings(args, args.l0)
         seed = args.seed or 0
         models, reached, steps, redraws = train_models(task, 2, settings.alpha * settings.l0,
@@ -276,14 +295,13 @@ def _check_resume(args: argparse.Namespace, config: dict[str, Any]) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from dss.plots import plot_sweep
     from dss.sweep import SweepSettings, run_sweep
-    from dss.tasks import make_task
 
     from .cli import _refuse_nonempty
 
     _refuse_nonempty(args.out, args.force, "pass --force to write into it")
     if args.variant == "breadth-first":
         raise SpecError("sweeps run the greedy or constrained variant; use `dss connect --variant breadth-first`.")
-    task = make_task(args.task or "quadratic", **_task_options(args))
+    task = _make_task(args.task or "quadratic", _task_options(args), args)
     settings = _settings(args, 1.0)
     sweep = SweepSettings(tuple(args.l0), args.pairs, args.seed or 0, not args.no_warm_start, args.endpoint_steps)
     result = run_sweep(task, sweep, settings, args.out, baselines=args.baselines, log=log)

@@ -260,3 +260,38 @@ def test_autoneb_baseline_goes_around_the_annulus_and_not_between_basins():
     assert 1.3 < res.normalized_length < 1.9  # half the circle, as DSS finds it
     res = auto_neb(TWO_BASINS, np.array([1.0, 0.0]), np.array([-1.0, 0.0]), 0.05, max_grad_evals=5000)
     assert not res.found and res.max_loss > 0.5 and 0 < res.grad_evals <= 5000
+
+
+def test_written_out_lstm_equals_torch_lstm():
+    """The LSTM of the PTB task is written cell by cell so vmap batches it; it computes what nn.LSTM computes."""
+    from dss.real_tasks import SmallLSTM
+
+    torch.manual_seed(0)
+    net = SmallLSTM(vocab=11, embed=4, hidden=5).double()
+    ref = torch.nn.LSTM(4, 5, batch_first=True).double()
+    with torch.no_grad():
+        ref.weight_ih_l0.copy_(net.w_in.weight)
+        ref.bias_ih_l0.copy_(net.w_in.bias)
+        ref.weight_hh_l0.copy_(net.w_rec.weight)
+        ref.bias_hh_l0.zero_()
+    tokens = torch.randint(0, 11, (3, 7))
+    h, _ = ref(net.embed(tokens))
+    torch.testing.assert_close(net(tokens), net.decode(h))
+
+
+def test_ptb_task_trains_and_connects_on_a_small_corpus(tmp_path):
+    d = tmp_path / "ptb"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(12)]
+    for split, n in (("train", 400), ("valid", 100), ("test", 100)):
+        lines = [" ".join(words[(k + j) % 12] for j in range(rng.integers(3, 8))) for k in rng.integers(0, 12, n)]
+        (d / f"ptb.{split}.txt").write_text("\n".join(lines) + "\n")
+    task = make_task("ptb", data_dir=str(tmp_path), vocab_size=10, n_train=16, n_eval=8, seq_len=6, embed=4,
+                     hidden=6)
+    assert task.p == 10 * 4 + 4 * 24 + 24 + 6 * 24 + 6 * 10 + 10 and task.level.startswith("held-out cross-entropy")
+    s = DSSSettings(l0=1.6, lr=0.02, max_steps=3000)
+    models, reached, _, _ = train_models(task, 2, s.alpha * s.l0, torch.Generator().manual_seed(0), s, 3000, 1)
+    assert bool(reached.all()), task.loss_eval(models)
+    out = connect(task, models[0].numpy(), models[1].numpy(), s).outcome(s)
+    assert out["connected"] and out["max_interpolated_loss"] <= 1.6

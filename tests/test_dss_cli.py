@@ -132,3 +132,36 @@ def test_connect_killed_minus_9_mid_string_resumes_to_the_same_string(tmp_path):
     assert got.finished and got.order == want.order and got.rounds == want.rounds
     np.testing.assert_array_equal(np.stack(got.beads), np.stack(want.beads))
     assert not list(tmp_path.glob(".run.h5.tmp-*")), "a killed writer's temporary file is cleaned up"
+
+
+def test_real_data_tasks_connect_on_files_in_the_standard_formats(tmp_path, capsys):
+    """mnist and cifar10 run end to end on small synthetic files in the IDX / python-batch formats (the real sets
+    are not needed); the level is the held-out error, and the stored task resumes against the same data."""
+    from test_realdata import write_cifar, write_mnist
+
+    data = write_cifar(write_mnist(tmp_path / "data"))
+    for task in ("mnist", "cifar10"):
+        out = tmp_path / f"{task}.h5"
+        code, text, err = run_cli(capsys, "dss", "connect", "--task", task, "--data-dir", str(data), "--n-train", "40",
+                                  "--n-eval", "20", "--l0", "0.3", "--seed", "1", "--out", str(out), "--no-plots")
+        assert code == 0, err
+        state, config, outcome = load_string(out)
+        assert outcome["connected"] and state.finished
+        assert config["task"]["level"] == "held-out error" and config["task"]["n_train"] == 40
+        assert config["settings"]["lr"] == 0.01 and "data_digest" in config["task"]
+        code, _, err = run_cli(capsys, "dss", "connect", "--resume", str(out), "--data-dir", str(data), "--no-plots")
+        assert code == 0, err
+    from test_realdata import synthetic_images, write_idx
+
+    write_idx(data / "mnist" / "train-images-idx3-ubyte.gz", synthetic_images(60, 28, 1, 99)[0])  # other images
+    code, _, err = run_cli(capsys, "dss", "connect", "--resume", str(tmp_path / "mnist.h5"), "--data-dir", str(data))
+    assert_one_sentence_error(code, err)
+    assert "differs from the stored one" in err
+    code, _, err = run_cli(capsys, "dss", "connect", "--task", "mnist", "--arch", "2,2", "--l0", "0.3",
+                           "--out", str(tmp_path / "x.h5"))
+    assert_one_sentence_error(code, err)
+    assert "does not apply to the mnist task" in err
+    code, _, err = run_cli(capsys, "dss", "connect", "--task", "cifar10", "--data-dir", str(tmp_path / "none"),
+                           "--l0", "0.3", "--out", str(tmp_path / "y.h5"))
+    assert_one_sentence_error(code, err)
+    assert "MCMC_LANDSCAPE_DATA" in err and not (tmp_path / "y.h5").exists()
