@@ -18,6 +18,11 @@ every chain) uniformly from [⌈n/2⌉, ⌊3n/2⌋].
 
 One ``torch.Generator`` drives the whole batch; its state is part of the saved state, so on the CPU a resumed run
 continues bit for bit.
+
+The trajectory is :func:`leapfrog`, a torch loop with one batched gradient call per step, unless the caller passes a
+``trajectory_fn`` with the same signature: the classifier energy supplies a Numba one on the CPU
+(:func:`mcmc_landscape.energy.mlp_torch_trajectory_fn`, every step of a chain in one call, tested equal to the loop),
+which removes the per-step overhead of small tensors. Momenta, the accept step and adaptation stay here in torch.
 """
 
 from __future__ import annotations
