@@ -30,6 +30,38 @@ ENERGY_SIG = types.float64(types.float64[::1], types.float64[:, ::1], types.int6
 ENERGY_FN_TYPE = types.FunctionType(ENERGY_SIG)
 
 
+@nb.njit(fastmath=True, cache=True, inline="always")
+def _dense_layer(theta, off, inp, out, act, apply_act):  # pragma: no cover - compiled
+    """One layer over all points: ``out[j] = act(b_j + Σ_k W[k, j]·inp[k])`` with W (fan-in × fan-out, row-major)
+    and b read from θ at ``off``; ``inp`` is (fan-in, n), ``out`` (fan-out, n), points innermost so the loops
+    vectorize. Returns the offset of the next layer."""
+    fan_in = inp.shape[0]
+    fan_out = out.shape[0]
+    n = inp.shape[1]
+    boff = off + fan_in * fan_out
+    for j in range(fan_out):
+        z = out[j]
+        bj = theta[boff + j]
+        for i in range(n):
+            z[i] = bj
+        for k in range(fan_in):
+            w = theta[off + k * fan_out + j]
+            src = inp[k]
+            for i in range(n):
+                z[i] += w * src[i]
+        if apply_act:
+            if act == 0:
+                for i in range(n):
+                    z[i] = max(z[i], 0.0)
+            elif act == 1:
+                for i in range(n):
+                    z[i] = np.tanh(z[i])
+            else:
+                for i in range(n):
+                    z[i] = 1.0 / (1.0 + np.exp(-z[i]))
+    return boff + fan_out
+
+
 @nb.cfunc(ENERGY_SIG, cache=True, fastmath=True)
 def mlp_energy_nb(theta, xT, idata, scratch):
     """U(θ) for one flat θ. ``xT`` is (d, n); ``idata = [activation, n_widths, widths..., y...]``; ``scratch`` is
@@ -45,33 +77,9 @@ def mlp_energy_nb(theta, xT, idata, scratch):
     src = 0  # which half of scratch holds the current activations; layer 0 reads xT directly
     for layer in range(n_layers):
         fan_in = widths[layer]
-        fan_out = widths[layer + 1]
         dst = wmax if src == 0 else 0
-        boff = off + fan_in * fan_out
-        for j in range(fan_out):
-            row = scratch[dst + j]
-            bj = theta[boff + j]
-            for i in range(n):
-                row[i] = bj
-            for k in range(fan_in):
-                w = theta[off + k * fan_out + j]
-                if layer == 0:
-                    inp = xT[k]
-                else:
-                    inp = scratch[src + k]
-                for i in range(n):
-                    row[i] += w * inp[i]
-            if layer < n_layers - 1:
-                if act == 0:
-                    for i in range(n):
-                        row[i] = max(row[i], 0.0)
-                elif act == 1:
-                    for i in range(n):
-                        row[i] = np.tanh(row[i])
-                else:
-                    for i in range(n):
-                        row[i] = 1.0 / (1.0 + np.exp(-row[i]))
-        off = boff + fan_out
+        inp = xT if layer == 0 else scratch[src : src + fan_in]
+        off = _dense_layer(theta, off, inp, scratch[dst : dst + widths[layer + 1]], act, layer < n_layers - 1)
         src = dst
     n_out = widths[n_layers]
     total = 0.0
@@ -252,28 +260,8 @@ def _mlp_energy_grad_one(theta, grad, xT, idata, acts, delta, delta2):  # pragma
     for layer in range(n_layers):
         fan_in = widths[layer]
         fan_out = widths[layer + 1]
-        boff = off + fan_in * fan_out
-        for j in range(fan_out):
-            z = acts[row + j]
-            bj = theta[boff + j]
-            for i in range(n):
-                z[i] = bj
-            for k in range(fan_in):
-                w = theta[off + k * fan_out + j]
-                inp = xT[k] if layer == 0 else acts[row - fan_in + k]
-                for i in range(n):
-                    z[i] += w * inp[i]
-            if layer < n_layers - 1:
-                if act == 0:
-                    for i in range(n):
-                        z[i] = max(z[i], 0.0)
-                elif act == 1:
-                    for i in range(n):
-                        z[i] = np.tanh(z[i])
-                else:
-                    for i in range(n):
-                        z[i] = 1.0 / (1.0 + np.exp(-z[i]))
-        off = boff + fan_out
+        inp = xT if layer == 0 else acts[row - fan_in : row]
+        off = _dense_layer(theta, off, inp, acts[row : row + fan_out], act, layer < n_layers - 1)
         row += fan_out
     # loss and its gradient with respect to the logits, into delta
     top = rows - n_out
