@@ -384,12 +384,12 @@ def _mlp_leapfrog_batch(pos, r, g, drift, kick, n_lf, box, xT, idata, n_chunks,
             for j in range(n_lf):
                 for q in range(p):
                     xq = x[q] + drift[c, q] * rr[q]
-                    if xq > box or xq < -box:
-                        walls = np.floor((xq + box) / width)
-                        xq -= walls * width
-                        if walls % 2.0 != 0.0:
-                            xq = -xq
+                    if xq > box or xq < -box:  # unfold on a circle of length 4L, as hmc._fold does
+                        xq = (xq + box) % (2.0 * width)
+                        if xq > width:
+                            xq = 2.0 * width - xq
                             rr[q] = -rr[q]
+                        xq -= box
                     x[q] = xq
                 u = _mlp_energy_grad_one(x, gg, xT, idata, acts, delta, delta2)
                 step = k if j < n_lf - 1 else 0.5 * k

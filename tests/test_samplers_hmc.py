@@ -72,6 +72,8 @@ def test_reflect_folds_and_flips():
     y_ref, rr_ref = hmc._fold(x, r, 1.0)
     torch.testing.assert_close(y, y_ref, atol=1e-12, rtol=0)
     torch.testing.assert_close(rr, rr_ref)
+    huge, _ = hmc.reflect(torch.tensor([[1e30, -3e25, 7e17]], dtype=torch.float64), torch.ones(1, 3), 1.0)
+    assert bool((huge.abs() <= 1.0).all()), "a step of any size lands inside the box"
 
 
 def test_blocks_of_any_size_give_the_same_draws():
@@ -213,4 +215,6 @@ def test_fused_cpu_trajectory_equals_the_torch_leapfrog(dtype, tol):
     for a, b in zip(got, ref, strict=True):
         assert a.dtype == dtype
         torch.testing.assert_close(a, b, atol=tol, rtol=tol)
+    far = traj(pos, r, g, drift * 1e20, kick, 3, box)[0]  # absurd steps still land inside the box
+    assert bool(torch.isfinite(far).all() and (far.abs() <= box).all())
     assert mlp_torch_trajectory_fn(spec, data, "meta") is None

@@ -141,12 +141,12 @@ def reflect(x: torch.Tensor, r: torch.Tensor, box: float) -> tuple[torch.Tensor,
 
 
 def _fold(x: torch.Tensor, r: torch.Tensor, box: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reflection for any number of wall crossings: unfold the coordinate on a circle of length 4L."""
+    """Reflection for any number of wall crossings: unfold the coordinate on a circle of length 4L; the far half of
+    the circle is the mirrored box (an odd number of crossings). ``remainder`` keeps even a huge step inside the box."""
     width = 2.0 * box
-    crossings = torch.floor((x + box) / width)  # walls crossed, signed; the coordinate sits in copy k of the box
-    odd = torch.remainder(crossings, 2.0) != 0
-    y = x - crossings * width  # back into [-L, L), then mirrored where an odd number of walls was crossed
-    return torch.where(odd, -y, y), torch.where(odd, -r, r)
+    y = torch.remainder(x + box, 2.0 * width)
+    odd = y > width
+    return torch.where(odd, 2.0 * width - y, y) - box, torch.where(odd, -r, r)
 
 
 def leapfrog(eg: EnergyGradFn, pos: torch.Tensor, r: torch.Tensor, g: torch.Tensor, drift: torch.Tensor,
