@@ -126,6 +126,8 @@ def _task_options(args: argparse.Namespace) -> dict[str, Any]:
     """The task flags given, checked against the task they apply to (the data folder is not a task option: it is
     read from --data-dir or the environment each time, so a string can resume on another machine)."""
     task = args.task or "quadratic"
+    if getattr(args, "data_dir", None) is not None and task not in REAL_TASKS:
+        raise SpecError(f"--data-dir applies to the real-data tasks ({', '.join(REAL_TASKS)}), not to {task}.")
     opts: dict[str, Any] = {}
     for key in _TASK_FLAGS:
         value = getattr(args, key, None)

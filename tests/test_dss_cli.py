@@ -161,6 +161,10 @@ def test_real_data_tasks_connect_on_files_in_the_standard_formats(tmp_path, caps
                            "--out", str(tmp_path / "x.h5"))
     assert_one_sentence_error(code, err)
     assert "does not apply to the mnist task" in err
+    code, _, err = run_cli(capsys, "dss", "connect", "--task", "cubic", "--data-dir", str(data), "--l0", "0.3",
+                           "--out", str(tmp_path / "z.h5"))
+    assert_one_sentence_error(code, err)
+    assert "--data-dir applies to the real-data tasks" in err
     code, _, err = run_cli(capsys, "dss", "connect", "--task", "cifar10", "--data-dir", str(tmp_path / "none"),
                            "--l0", "0.3", "--out", str(tmp_path / "y.h5"))
     assert_one_sentence_error(code, err)
