@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .interpolation import scan_links
+from .interpolation import eval_in_batches, scan_links
 
 
 @dataclass
@@ -67,7 +67,7 @@ def bezier_curve(task, a: np.ndarray, b: np.ndarray, limit: float, max_grad_eval
 
     def curve_max() -> float:
         with torch.no_grad():
-            vals = task.loss_eval(_bezier(ta, c, tb, grid))
+            vals = eval_in_batches(task, _bezier(ta, c, tb, grid))
         return float(torch.nan_to_num(vals, nan=float("inf")).max())
 
     worst = curve_max()

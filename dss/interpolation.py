@@ -22,12 +22,17 @@ def segment_points(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.T
 
 
 @torch.no_grad()
-def link_losses(task, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, max_batch: int = 65536) -> torch.Tensor:
+def eval_in_batches(task, theta: torch.Tensor) -> torch.Tensor:
+    """``task.loss_eval`` over many rows, ``task.eval_batch`` rows at a time (tasks whose models are large, such as
+    the convnets, set it so that memory stays bounded however many links are scanned at once)."""
+    size = getattr(task, "eval_batch", None) or 65536
+    return torch.cat([task.loss_eval(theta[i : i + size]) for i in range(0, theta.shape[0], size)])
+
+
+def link_losses(task, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Held-out loss at θ(t) for every link and every t: ``a``, ``b`` (m, p), ``t`` (m, n) → (m, n)."""
     m, n = t.shape
-    pts = segment_points(a, b, t).reshape(m * n, -1)
-    out = torch.cat([task.loss_eval(pts[i : i + max_batch]) for i in range(0, m * n, max_batch)])
-    return out.reshape(m, n)
+    return eval_in_batches(task, segment_points(a, b, t).reshape(m * n, -1)).reshape(m, n)
 
 
 @dataclass

@@ -62,6 +62,22 @@ class SmallLSTM(nn.Module):
         return self.decode(torch.stack(outs, dim=-2))
 
 
+def _models_per_call(floats_per_model: int, budget: int = 50_000_000) -> int:
+    """How many models one held-out evaluation may batch so that its activations stay near ``budget`` floats."""
+    return max(1, budget // max(floats_per_model, 1))
+
+
+def activations_per_example(net: nn.Module, example: torch.Tensor) -> int:
+    """Floats of intermediate activations one example makes in ``net`` (counted once with forward hooks)."""
+    sizes: list[int] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel())) for m in net.children()]
+    with torch.no_grad():
+        net(example)
+    for h in hooks:
+        h.remove()
+    return int(sum(sizes))
+
+
 def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
@@ -100,7 +116,8 @@ def image_task(name: str, train: tuple[np.ndarray, np.ndarray], held_out: tuple[
                       eval_fn=_error, level="held-out error",
                       options={"n_train": n_train, "n_eval": n_eval, "seed": seed, "channels": list(channels),
                                **(extra or {})},
-                      digest_arrays=(ia, ib, ya[ia], yb[ib], xa[ia[:50]], xb[ib[:50]]))
+                      digest_arrays=(ia, ib, ya[ia], yb[ib], xa[ia[:50]], xb[ib[:50]]),
+                      eval_batch=_models_per_call(n_eval * activations_per_example(net, x_train[:1])))
 
 
 def mnist_task(n_train: int = 1000, n_eval: int = 1000, seed: int = 0, data_dir: str | None = None,
@@ -146,4 +163,5 @@ def ptb_task(vocab_size: int = 1000, n_train: int = 256, n_eval: int = 64, seq_l
     return ModuleTask("ptb", net, _ce, (xa, ya), (xb, yb), level="held-out cross-entropy per token",
                       options={"vocab_size": vocab_size, "n_train": n_train, "n_eval": n_eval, "seq_len": seq_len,
                                "embed": embed, "hidden": hidden, "seed": seed},
-                      digest_arrays=(xa.numpy(), xb.numpy()))
+                      digest_arrays=(xa.numpy(), xb.numpy()),
+                      eval_batch=_models_per_call(n_eval * seq_len * (4 * hidden + len(train.vocab))))

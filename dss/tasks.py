@@ -177,10 +177,11 @@ class ModuleTask:
 
     def __init__(self, name: str, module: torch.nn.Module, loss_fn: Callable, train: tuple, evaluation: tuple,
                  box: float | None = None, eval_fn: Callable | None = None, level: str = "held-out loss",
-                 options: dict[str, Any] | None = None, digest_arrays: tuple = ()) -> None:
+                 options: dict[str, Any] | None = None, digest_arrays: tuple = (), eval_batch: int | None = None) -> None:
         from torch.func import functional_call, vmap
 
         self.name, self.module, self.box, self.level = name, module, box, level
+        self.eval_batch = eval_batch  # models per held-out evaluation call in scans (None: no limit)
         self.options = dict(options or {})
         self.digest = _digest(*digest_arrays) if digest_arrays else None
         self.names = [n for n, _ in module.named_parameters()]

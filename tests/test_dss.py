@@ -295,3 +295,14 @@ def test_ptb_task_trains_and_connects_on_a_small_corpus(tmp_path):
     assert bool(reached.all()), task.loss_eval(models)
     out = connect(task, models[0].numpy(), models[1].numpy(), s).outcome(s)
     assert out["connected"] and out["max_interpolated_loss"] <= 1.6
+
+
+def test_scans_in_bounded_batches_give_the_same_curve():
+    from dss.interpolation import link_losses
+
+    task = make_task("cubic")
+    a, b = task.init(2, torch.Generator().manual_seed(3)), task.init(2, torch.Generator().manual_seed(4))
+    t = torch.linspace(0, 1, 33, dtype=a.dtype).expand(2, -1)
+    whole = link_losses(task, a, b, t)
+    task.eval_batch = 5  # what the convnet tasks set so that memory stays bounded
+    torch.testing.assert_close(link_losses(task, a, b, t), whole, rtol=0, atol=1e-12)
