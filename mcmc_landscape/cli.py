@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--angle", type=_finite_float, help="rotate the 2-D data by this many degrees (default 0)")
     s.add_argument("--temperature", "-T", type=_positive_float, help="temperature T (default 1)")
     s.add_argument("--box", "-L", type=_positive_float, help="box half-width L (default 10)")
-    s.add_argument("--sampler", choices=["rw", "hmc"],
-                   help="rw: Numba random-walk Metropolis (default); hmc: PyTorch HMC, all chains in one batch")
+    s.add_argument("--sampler", choices=["rw", "hmc", "emcee"],
+                   help="rw: Numba random-walk Metropolis (default); hmc: PyTorch HMC, all chains in one batch; "
+                        "emcee: emcee's ensemble (stretch move) as a baseline, walkers = chains (default 36)")
     s.add_argument("--chains", type=_positive_int, help=f"number of chains (default {d['chains']})")
     s.add_argument("--draws", type=_positive_int,
                    help=f"kept draws per chain; with --resume, the new total (default {d['draws']})")
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--leapfrog", type=_positive_int, help="hmc: leapfrog steps per iteration (default 16)")
     s.add_argument("--jitter", action="store_const", const=True,
                    help="hmc: draw the number of leapfrog steps afresh each iteration")
+    s.add_argument("--stretch", type=_positive_float, help="emcee: scale a of the stretch move (default 2)")
     s.add_argument("--device", default="auto", help="hmc: auto (CUDA if present), cpu or cuda (default auto)")
     s.add_argument("--dtype", choices=["float32", "float64"], help="hmc: floating-point type (default float64)")
     s.add_argument("--seed", type=_nonneg_int, help="random seed (default 0)")
@@ -121,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--angles", help="comma-separated degrees (default 0,120,240)")
     r.add_argument("--arch", help="hidden widths (default 2,2)")
     r.add_argument("--activation", choices=["relu", "tanh", "sigmoid"])
-    r.add_argument("--sampler", choices=["rw", "hmc"])
+    r.add_argument("--sampler", choices=["rw", "hmc", "emcee"])
     r.add_argument("--chains", type=_positive_int)
     r.add_argument("--draws", type=_positive_int)
     r.add_argument("--warmup", type=_nonneg_int)

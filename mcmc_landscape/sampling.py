@@ -18,7 +18,7 @@ log = logging.getLogger("mcmc_landscape.sampling")
 
 #: Settings that define a run; a resume must match every one of them.
 RUN_KEYS = ("arch", "activation", "data", "angle", "temperature", "box", "sampler", "chains", "seed", "warmup",
-            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "dtype")
+            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "dtype", "stretch")
 SAMPLE_DEFAULTS: dict[str, Any] = {
     "arch": "2,2", "activation": "relu", "data": "points10", "angle": 0.0, "temperature": 1.0, "box": 10.0,
     "sampler": "rw", "chains": 16, "seed": 0, "warmup": 2000, "thin": 1, "draws": 20000,
@@ -27,7 +27,11 @@ SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
     "rw": {"target_accept": 0.234, "initial_step": 0.1},
     "hmc": {"target_accept": 0.8, "initial_step": 0.05, "leapfrog": 16, "jitter": False, "dtype": "float64",
             "warmup": 1000},
+    "emcee": {"stretch": 2.0, "warmup": 1000, "chains": 36},
 }
+#: Settings that only some samplers take, and which.
+SAMPLER_ONLY = {"target_accept": ("rw", "hmc"), "initial_step": ("rw", "hmc"), "leapfrog": ("hmc",),
+                "jitter": ("hmc",), "dtype": ("hmc",), "stretch": ("emcee",)}
 
 
 def data_digest(x: Any, y: Any) -> str:
@@ -45,11 +49,18 @@ def make_kernel(cfg: dict[str, Any], x: Any, y: Any, device: str = "auto"):
 
     ds = validate_dataset(x, y, name=str(cfg["data"]))
     spec = MLPSpec.from_string(cfg["arch"], n_in=ds.n_in, n_out=max(2, ds.n_classes), activation=cfg["activation"])
-    if not cfg["target_accept"] < 1:
+    if cfg.get("target_accept") is not None and not cfg["target_accept"] < 1:
         raise SpecError(f"--target-accept must be below 1, got {cfg['target_accept']}.")
     if cfg["sampler"] == "hmc":
         return spec, _make_hmc(cfg, spec, ds, device)
     from .energy import mlp_energy_model
+
+    if cfg["sampler"] == "emcee":
+        from .samplers import ensemble
+
+        settings = ensemble.EnsembleSettings(temperature=cfg["temperature"], box=cfg["box"], warmup=cfg["warmup"],
+                                             thin=cfg["thin"], stretch=cfg["stretch"])
+        return spec, ensemble.EnsembleKernel(mlp_energy_model(spec, ds), settings)
     from .samplers import rw
 
     model = mlp_energy_model(spec, ds)
@@ -121,9 +132,11 @@ def start_run(explicit: dict[str, Any], out: str | Path, run: str | None = None,
 
     sampler = explicit.get("sampler", SAMPLE_DEFAULTS["sampler"])
     cfg = {**SAMPLE_DEFAULTS, **SAMPLER_DEFAULTS[sampler], **explicit}
-    foreign = [k for k in ("leapfrog", "jitter", "dtype") if k in explicit and k not in SAMPLER_DEFAULTS[sampler]]
+    foreign = [k for k, owners in SAMPLER_ONLY.items() if k in explicit and sampler not in owners]
     if foreign:
-        raise SpecError(f"--{foreign[0]} applies to --sampler hmc only; drop it or choose hmc.")
+        owners = " or ".join(SAMPLER_ONLY[foreign[0]])
+        raise SpecError(f"--{foreign[0].replace('_', '-')} applies to --sampler {owners} only; drop it or choose "
+                        f"{owners}.")
     ds = load_dataset(cfg["data"], cfg["angle"])
     cfg["data_sha256"] = data_digest(ds.x, ds.y)
     spec, kernel = make_kernel(cfg, ds.x, ds.y, device)
