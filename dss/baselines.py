@@ -103,7 +103,7 @@ def auto_neb(task, a: np.ndarray, b: np.ndarray, limit: float, n_pivots: int = 3
     ts = torch.linspace(0, 1, n_pivots + 2, dtype=dtype)[1:-1].unsqueeze(1)
     pivots = ta + ts * (tb - ta)
     evals, worst, found = 0, float("inf"), False
-    for _ in range(cycles):
+    for cycle in range(cycles):
         if pivots.shape[0] and evals < max_grad_evals:
             pivots, used = _neb(task, ta, tb, pivots, steps_per_cycle, lr, spring, box, max_grad_evals - evals)
             evals += used
@@ -113,7 +113,7 @@ def auto_neb(task, a: np.ndarray, b: np.ndarray, limit: float, n_pivots: int = 3
         if worst <= limit:
             found = True
             break
-        if evals >= max_grad_evals:
+        if evals >= max_grad_evals or cycle == cycles - 1:  # no pivots inserted that no cycle would train
             break
         new, rows = [], []
         for i, c in enumerate(curves):
