@@ -209,10 +209,6 @@ class ModuleTask:
     def metric(self, theta: torch.Tensor) -> torch.Tensor:
         return self.loss_eval(theta)
 
-    def flat(self) -> torch.Tensor:
-        """The module's current parameters as one flat vector."""
-        return torch.cat([q.detach().reshape(-1) for q in self.module.parameters()])
-
     def init(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` independent models drawn as PyTorch initializes layers: every tensor uniform in ±1/√fan-in, where a
         bias takes the fan-in of the weight before it (an embedding table: standard normal)."""
@@ -289,8 +285,7 @@ def make_task(name: str, **options: Any) -> MLPTask | ModuleTask:
     if name in ("mnist", "cifar10", "ptb"):
         from . import real_tasks
 
-        return {"mnist": real_tasks.mnist_task, "cifar10": real_tasks.cifar10_task,
-                "ptb": real_tasks.ptb_task}[name](**options)
+        return getattr(real_tasks, f"{name}_task")(**options)
     if name in POLYNOMIALS:
         return polynomial_task(name, **options)
     if name == "permutation":

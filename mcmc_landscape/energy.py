@@ -398,17 +398,21 @@ def _mlp_leapfrog_batch(pos, r, g, drift, kick, n_lf, box, xT, idata, n_chunks,
             out_u[c] = u
 
 
+def _thread_chunks(n_chains: int) -> int:
+    """Chunks of chains for the parallel kernels: a few per thread, each chunk owning its scratch arrays."""
+    return max(1, min(n_chains, 8 * nb.get_num_threads()))
+
+
 def mlp_energy_and_grad_nb(theta: np.ndarray, model: EnergyModel) -> tuple[np.ndarray, np.ndarray]:
     """U (C,) and ∇U (C, p) of an MLP :class:`EnergyModel` for a batch θ (C, p), float64 or float32, by Numba over
     threads: on the CPU this is several times faster than the batched torch pass for small networks."""
     theta = np.ascontiguousarray(theta)
     if theta.dtype not in (np.float64, np.float32):
         theta = theta.astype(np.float64)
-    xT = model.fdata.astype(theta.dtype)
     u = np.empty(theta.shape[0], dtype=theta.dtype)
     g = np.empty_like(theta)
-    n_chunks = max(1, min(theta.shape[0], 8 * nb.get_num_threads()))
-    _mlp_energy_grad_batch(theta, xT, model.idata, n_chunks, u, g)
+    _mlp_energy_grad_batch(theta, model.fdata.astype(theta.dtype, copy=False), model.idata,
+                           _thread_chunks(theta.shape[0]), u, g)
     return u, g
 
 
@@ -444,9 +448,8 @@ def mlp_torch_trajectory_fn(spec: MLPSpec, data: Dataset, device: Any):
         dt = arrays[0].dtype
         out_x, out_r, out_g = (np.empty_like(arrays[0]) for _ in range(3))
         out_u = np.empty(arrays[0].shape[0], dtype=dt)
-        n_chunks = max(1, min(arrays[0].shape[0], 8 * nb.get_num_threads()))
-        _mlp_leapfrog_batch(*arrays, int(n_lf), float(box), model.fdata.astype(dt), model.idata, n_chunks,
-                            out_x, out_r, out_u, out_g)
+        _mlp_leapfrog_batch(*arrays, int(n_lf), float(box), model.fdata.astype(dt, copy=False), model.idata,
+                            _thread_chunks(arrays[0].shape[0]), out_x, out_r, out_u, out_g)
         return tuple(torch.from_numpy(a) for a in (out_x, out_r, out_u, out_g))
 
     return trajectory
