@@ -19,10 +19,10 @@ from sklearn.decomposition import IncrementalPCA
 
 from mcmc_landscape.nets import MLPSpec
 from mcmc_landscape.store import ChainReader
+from mcmc_landscape.symmetry import canonicalize
 
 from .minima import bootstrap_ci, null_sets, pca_spectrum, percentile_interval, plane_share, twonn_dimension
 from .reduction import KernelEmbedding, PlaneFit, reconstruction_error
-from .symmetry import canonicalize
 
 
 @dataclass(frozen=True)

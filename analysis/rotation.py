@@ -23,12 +23,12 @@ import numpy as np
 from mcmc_landscape.diagnostics import diagnose, json_safe
 from mcmc_landscape.nets import MLPSpec
 from mcmc_landscape.store import ChainReader
+from mcmc_landscape.symmetry import canonicalize
 
 from .comparison import energy_test, matched_procrustes, plane_angle_degrees, unrotate
 from .minima import bootstrap_ci, plane_share
 from .pipeline import AnalysisSettings, analyze_file, write_outputs
 from .reduction import KernelEmbedding, PlaneFit
-from .symmetry import canonicalize
 
 log = logging.getLogger("mcmc_landscape.rotation")
 

@@ -2,8 +2,9 @@
 error, as in Freeman and Bruna's Figures 4-5) and a Penn Treebank LSTM language model (the level is the held-out
 cross-entropy per token, log perplexity).
 
-Every task is a :class:`dss.tasks.ModuleTask`: beads are flat parameter vectors evaluated with ``functional_call``
-under ``vmap``, so strings of these models grow with the same code as the polynomial ones. Sizes are small by default
+Every task is a :class:`dss.module_task.ModuleTask` over a model of the core's zoo (:mod:`mcmc_landscape.zoo`):
+beads are flat parameter vectors evaluated with ``functional_call`` under ``vmap``, so strings of these models grow
+with the same code as the polynomial ones. Sizes are small by default
 (a thousand images, a 1,000-word vocabulary) so a string takes minutes on two cores; every size is an option.
 Subsets are drawn with ``seed``; the train and held-out sets never share an example (held-out images come from the
 test split, held-out text from the validation split).
@@ -17,49 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .tasks import ModuleTask
+from mcmc_landscape.errors import SpecError
+from mcmc_landscape.zoo import SmallConvNet, SmallLSTM, prepare_images
 
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-
-
-class SmallConvNet(nn.Module):
-    """Two 5×5 convolutions of stride 2 (relu) and a linear read-out: ~6k parameters on MNIST."""
-
-    def __init__(self, in_channels: int, side: int, channels: tuple[int, int] = (8, 16), classes: int = 10) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, channels[0], 5, stride=2)
-        self.conv2 = nn.Conv2d(channels[0], channels[1], 5, stride=2)
-        out = ((side - 4 + 1) // 2 - 4 + 1) // 2
-        self.fc = nn.Linear(channels[1] * out * out, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(self.conv2(torch.relu(self.conv1(x))))
-        return self.fc(h.flatten(-3))
-
-
-class SmallLSTM(nn.Module):
-    """An embedding, one LSTM layer written out cell by cell (so ``vmap`` batches it), and a linear decoder."""
-
-    def __init__(self, vocab: int, embed: int = 32, hidden: int = 64) -> None:
-        super().__init__()
-        self.hidden = hidden
-        self.embed = nn.Embedding(vocab, embed)
-        self.w_in = nn.Linear(embed, 4 * hidden)
-        self.w_rec = nn.Linear(hidden, 4 * hidden, bias=False)
-        self.decode = nn.Linear(hidden, vocab)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # (batch, time) -> logits (batch, time, vocab)
-        e = self.w_in(self.embed(tokens))
-        h = e.new_zeros(e.shape[:-2] + (self.hidden,))
-        c = torch.zeros_like(h)
-        outs = []
-        for t in range(tokens.shape[-1]):
-            i, f, g, o = (e[..., t, :] + self.w_rec(h)).chunk(4, dim=-1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
-            outs.append(h)
-        return self.decode(torch.stack(outs, dim=-2))
+from .module_task import ModuleTask
 
 
 def _models_per_call(floats_per_model: int, budget: int = 50_000_000) -> int:
@@ -88,8 +50,6 @@ def _error(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def _subset(n_total: int, n: int, seed: int) -> np.ndarray:
     if not 1 <= n <= n_total:
-        from mcmc_landscape.errors import SpecError
-
         raise SpecError(f"asked for {n} examples but the split holds {n_total}; choose 1 to {n_total}.")
     return np.sort(np.random.default_rng(seed).choice(n_total, size=n, replace=False))
 
@@ -101,15 +61,7 @@ def image_task(name: str, train: tuple[np.ndarray, np.ndarray], held_out: tuple[
     (xa, ya), (xb, yb) = train, held_out
     ia, ib = _subset(len(xa), n_train, seed), _subset(len(xb), n_eval, seed + 1)
 
-    def prep(x: np.ndarray) -> torch.Tensor:
-        x = x.astype(np.float32) / 255.0
-        if x.ndim == 3:
-            x = (x[:, None] - MNIST_MEAN) / MNIST_STD
-        else:
-            x = ((x - np.array(CIFAR_MEAN, np.float32)) / np.array(CIFAR_STD, np.float32)).transpose(0, 3, 1, 2)
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-
-    x_train, x_eval = prep(xa[ia]), prep(xb[ib])
+    x_train, x_eval = prepare_images(xa[ia]), prepare_images(xb[ib])
     torch.manual_seed(seed)  # the module's own initial parameters (only its shapes matter: init() draws afresh)
     net = SmallConvNet(x_train.shape[1], x_train.shape[-1], channels)
     return ModuleTask(name, net, _ce, (x_train, torch.from_numpy(ya[ia])), (x_eval, torch.from_numpy(yb[ib])),

@@ -15,7 +15,6 @@ The thresholded loss is measured on held-out data (``loss_eval``), as in the pap
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,19 +25,14 @@ import torch
 
 from mcmc_landscape.errors import SpecError
 
+from .module_task import ModuleTask, digest
+
 POLYNOMIALS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "quadratic": ("0.5x² + 0.25x + 0.1", lambda x: 0.5 * x**2 + 0.25 * x + 0.1),
     "cubic": ("8x³ − 10x² + 3x", lambda x: 8 * x**3 - 10 * x**2 + 3 * x),
 }
 TASK_NAMES = ("quadratic", "cubic", "permutation", "classifier", "mnist", "cifar10", "ptb")
 _ACT = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
-
-
-def _digest(*arrays: np.ndarray) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
-    return h.hexdigest()[:16]
 
 
 @dataclass
@@ -158,77 +152,13 @@ class MLPTask:
         """What identifies the task, stored with every string so a resume can check it."""
         return {"task": self.name, "widths": list(self.widths), "activation": self.activation, "loss": self.loss,
                 "bias": self.bias, "box": self.box, "p": self.p, "n_train": int(len(self.x_train)),
-                "n_eval": int(len(self.x_eval)), "data_digest": _digest(self.x_train, self.y_train, self.x_eval,
+                "n_eval": int(len(self.x_eval)), "data_digest": digest(self.x_train, self.y_train, self.x_eval,
                                                                         self.y_eval), **self.extra}
 
     def describe(self) -> str:
         arch = "-".join(map(str, self.widths))
         return (f"{self.name}: {self.description or 'MLP'}; {arch} {self.activation}"
                 f"{'' if self.bias else ' (no biases)'}, p = {self.p}, loss {self.loss}")
-
-
-class ModuleTask:
-    """Any ``nn.Module`` as a task: flat vectors in ``named_parameters()`` order, evaluated with ``functional_call``.
-
-    ``loss_fn(outputs, targets)`` returns a scalar for one model (the training loss, and the held-out loss unless
-    ``eval_fn`` gives another one, e.g. the classification error); batching over beads is ``vmap``'s job. ``options``
-    and a digest of ``digest_arrays`` enter :meth:`config`, so a resumed string is checked against the same data.
-    """
-
-    def __init__(self, name: str, module: torch.nn.Module, loss_fn: Callable, train: tuple, evaluation: tuple,
-                 box: float | None = None, eval_fn: Callable | None = None, level: str = "held-out loss",
-                 options: dict[str, Any] | None = None, digest_arrays: tuple = (), eval_batch: int | None = None) -> None:
-        from torch.func import functional_call, vmap
-
-        self.name, self.module, self.box, self.level = name, module, box, level
-        self.eval_batch = eval_batch  # models per held-out evaluation call in scans (None: no limit)
-        self.options = dict(options or {})
-        self.digest = _digest(*digest_arrays) if digest_arrays else None
-        self.names = [n for n, _ in module.named_parameters()]
-        self.shapes = [tuple(q.shape) for _, q in module.named_parameters()]
-        self.sizes = [q.numel() for _, q in module.named_parameters()]
-        self.p = int(sum(self.sizes))
-        self.dtype = next(module.parameters()).dtype
-        buffers = dict(module.named_buffers())
-
-        def outputs(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-            params = {n: t.reshape(s) for n, t, s in zip(self.names, torch.split(theta, self.sizes), self.shapes,
-                                                         strict=True)}
-            return functional_call(module, (params, buffers), (x,))
-
-        self._train_loss = vmap(lambda th, x, y: loss_fn(outputs(th, x), y), in_dims=(0, None, None))
-        self._eval_loss = vmap(lambda th, x, y: (eval_fn or loss_fn)(outputs(th, x), y), in_dims=(0, None, None))
-        self._train, self._eval = train, evaluation
-
-    def loss_train(self, theta: torch.Tensor) -> torch.Tensor:
-        return self._train_loss(theta, *self._train)
-
-    def loss_eval(self, theta: torch.Tensor) -> torch.Tensor:
-        return self._eval_loss(theta, *self._eval)
-
-    def metric(self, theta: torch.Tensor) -> torch.Tensor:
-        return self.loss_eval(theta)
-
-    def init(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` independent models drawn as PyTorch initializes layers: every tensor uniform in ±1/√fan-in, where a
-        bias takes the fan-in of the weight before it (an embedding table: standard normal)."""
-        parts, fan_in = [], 1
-        for name, shape in zip(self.names, self.shapes, strict=True):
-            if "embed" in name and len(shape) == 2:
-                parts.append(torch.randn(n, *shape, generator=generator, dtype=self.dtype))
-                continue
-            if len(shape) >= 2:
-                fan_in = int(np.prod(shape[1:]))
-            bound = 1.0 / max(fan_in, 1) ** 0.5
-            parts.append((2 * torch.rand(n, *shape, generator=generator, dtype=self.dtype) - 1) * bound)
-        return torch.cat([q.reshape(n, -1) for q in parts], dim=1)
-
-    def config(self) -> dict[str, Any]:
-        return {"task": self.name, "p": self.p, "module": type(self.module).__name__, "box": self.box,
-                "level": self.level, **self.options, **({"data_digest": self.digest} if self.digest else {})}
-
-    def describe(self) -> str:
-        return f"{self.name}: {type(self.module).__name__}, p = {self.p}, level = {self.level}"
 
 
 # -- the tasks of the paper and of the sampling side ---------------------------------------------------------------------

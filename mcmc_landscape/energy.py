@@ -168,35 +168,6 @@ def mlp_energy_torch(theta, spec: MLPSpec, x, y):
     return -logp.gather(-1, idx).squeeze(-1).sum(dim=-1)
 
 
-def module_energy_torch(module, x, y, reduction: str = "sum"):
-    """A batched energy over flat parameter vectors for any ``nn.Module`` classifier: U(θ) = Σ_i CE(f_θ(x_i), y_i).
-
-    θ is the module's parameters flattened in ``named_parameters()`` order (each tensor row-major), so p is the module's
-    parameter count. Evaluation uses ``torch.func.functional_call`` under ``torch.func.vmap`` over the chains, so a
-    small convnet on a few images can be sampled by HMC like the MLP. Returns ``(energy_fn, p, theta0)`` with
-    ``theta0`` the module's current parameters as a flat vector.
-    """
-    import torch
-    from torch.func import functional_call, vmap
-
-    names, shapes, sizes = [], [], []
-    for name, param in module.named_parameters():
-        names.append(name)
-        shapes.append(tuple(param.shape))
-        sizes.append(param.numel())
-    p = int(sum(sizes))
-    buffers = dict(module.named_buffers())
-
-    def single(theta):
-        params = {n: t.reshape(s) for n, t, s in zip(names, torch.split(theta, sizes), shapes, strict=True)}
-        logits = functional_call(module, (params, buffers), (x,))
-        return torch.nn.functional.cross_entropy(logits, y, reduction=reduction)
-
-    batched = vmap(single)
-    theta0 = torch.cat([param.detach().reshape(-1) for param in module.parameters()])
-    return batched, p, theta0
-
-
 def mlp_energy_and_grad_torch(theta, spec: MLPSpec, x, y):
     """U and ∇U for a batch of flat θ (chains, p), with the backward pass written out: no autograd graph.
 

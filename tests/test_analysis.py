@@ -3,10 +3,10 @@ import pytest
 
 from analysis.minima import bootstrap_ci, good_mask, null_sets, plane_share, twonn_dimension
 from analysis.reduction import KernelEmbedding, PlaneFit, procrustes_disparity, reconstruction_error
-from analysis.symmetry import canonicalize, permute_hidden
 from mcmc_landscape.data import load_dataset
 from mcmc_landscape.energy import mlp_energy_model
 from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.symmetry import canonicalize, permute_hidden
 
 
 def test_nystroem_embedding_matches_exact_kernel_pca():
@@ -147,7 +147,7 @@ def test_streaming_with_a_tiny_memory_budget_agrees(tmp_path):
 
 
 def test_analyze_cli_on_a_sampled_file(tmp_path, capsys):
-    from mcmc_landscape.cli import main
+    from landscape_cli.main import main
 
     out = tmp_path / "run.h5"
     assert main(["-q", "sample", "--chains", "4", "--draws", "2000", "--warmup", "500", "--out", str(out)]) == 0

@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mcmc_landscape.cli import main
+from landscape_cli.main import main
 from mcmc_landscape.store import ChainReader
 
 SMALL = ["--chains", "4", "--draws", "300", "--warmup", "200"]

@@ -264,7 +264,7 @@ def test_autoneb_baseline_goes_around_the_annulus_and_not_between_basins():
 
 def test_written_out_lstm_equals_torch_lstm():
     """The LSTM of the PTB task is written cell by cell so vmap batches it; it computes what nn.LSTM computes."""
-    from dss.real_tasks import SmallLSTM
+    from mcmc_landscape.zoo import SmallLSTM
 
     torch.manual_seed(0)
     net = SmallLSTM(vocab=11, embed=4, hidden=5).double()

@@ -104,14 +104,14 @@ def test_connect_killed_minus_9_mid_string_resumes_to_the_same_string(tmp_path):
     import h5py
     import numpy as np
 
-    args = [sys.executable, "-m", "mcmc_landscape.cli", "-q", "dss", "connect", "--task", "cubic", "--l0", "0.01",
+    args = [sys.executable, "-m", "landscape_cli", "-q", "dss", "connect", "--task", "cubic", "--l0", "0.01",
             "--seed", "1", "--no-plots"]
     ref = tmp_path / "ref.h5"
     subprocess.run([*args, "--out", str(ref)], check=True, capture_output=True, timeout=300)
     path = tmp_path / "run.h5"
     proc = subprocess.Popen([*args, "--out", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    rounds, deadline = 0, time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
+    rounds = 0
+    while proc.poll() is None:  # waits on the file's rounds, not on the clock: a busy machine only makes it slower
         if path.exists():
             try:
                 with h5py.File(path, "r") as f:

@@ -17,7 +17,7 @@ ARGS = ["sample", "--arch", "10,10", "--chains", "4", "--draws", "20000", "--war
 
 
 def landscape(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "mcmc_landscape.cli", "-q", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "landscape_cli", "-q", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
@@ -75,11 +75,24 @@ def test_kill_minus_9_at_random_moments_then_resume(tmp_path, reference):
         np.testing.assert_array_equal(state[key], reference[4][key])
 
 
+def wait_for_draws(proc, path, n=1):
+    """Wait (on the file, not the clock) until the run has committed ``n`` draws, i.e. it is inside its sampling
+    loop with its Ctrl-C handler installed, however slowly a busy machine got it there."""
+    while proc.poll() is None:
+        try:
+            with ChainReader(path) as r:
+                if r.committed_draws >= n:
+                    return
+        except Exception:  # not created yet, or caught mid-creation
+            pass
+        time.sleep(0.02)
+    raise AssertionError(f"the run ended (status {proc.returncode}) before committing {n} draws")
+
+
 def test_ctrl_c_keeps_draws_and_resumes(tmp_path, reference):
     path = tmp_path / "run.h5"
     proc = landscape(*ARGS, "--out", str(path))
-    time.sleep(2.0)
-    assert proc.poll() is None
+    wait_for_draws(proc, path)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err

@@ -119,15 +119,17 @@ def test_bad_settings():
 
 def test_module_energy_matches_mlp_layout_and_samples_a_convnet():
     from mcmc_landscape.data import load_dataset
-    from mcmc_landscape.energy import mlp_energy_torch, module_energy_torch
+    from mcmc_landscape.energy import mlp_energy_torch
     from mcmc_landscape.nets import MLPSpec
+    from mcmc_landscape.zoo import module_energy
 
     # An nn.Module MLP gives the same energy as our flat-layout MLP once W is transposed (nn.Linear stores out × in).
     ds = load_dataset("points10")
     x, y = torch.tensor(ds.x), torch.tensor(ds.y)
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2)).double()
-    energy, p, theta0 = module_energy_torch(net, x, y)
+    energy = module_energy(net, x, y)
+    theta0 = energy.theta0
     ours = torch.cat([net[0].weight.T.reshape(-1), net[0].bias, net[2].weight.T.reshape(-1), net[2].bias])
     spec = MLPSpec.from_string("3", activation="tanh")
     torch.testing.assert_close(energy(theta0[None]), mlp_energy_torch(ours[None], spec, x, y))
@@ -138,12 +140,24 @@ def test_module_energy_matches_mlp_layout_and_samples_a_convnet():
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
     conv = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),
                                torch.nn.Flatten(), torch.nn.Linear(8, 3)).double()
-    cenergy, cp, c0 = module_energy_torch(conv, imgs, labels)
+    cenergy = module_energy(conv, imgs, labels)
+    cp, c0 = cenergy.p, cenergy.theta0
+    # chunks over chains and images give the same U and ∇U as one pass
+    chunked = module_energy(conv, imgs, labels, chain_chunk=3, example_chunk=4)
+    batch = c0 + 0.1 * torch.randn(5, cp, generator=g, dtype=torch.float64)
+    u1, g1 = cenergy.energy_and_grad(batch)
+    u2, g2 = chunked.energy_and_grad(batch)
+    torch.testing.assert_close(u1, u2)
+    torch.testing.assert_close(g1, g2)
+    torch.testing.assert_close(chunked(batch), u1)
+    leaf = batch.clone().requires_grad_()
+    (ga,) = torch.autograd.grad(chunked(leaf).sum(), leaf)
+    torch.testing.assert_close(ga, g1)
     assert cp == sum(q.numel() for q in conv.parameters()) == 2 * 9 + 2 + 8 * 3 + 3
     settings = hmc.HMCSettings(box=3.0, warmup=60, n_leapfrog=6)
     start = c0.clamp(-2.9, 2.9).expand(4, -1).numpy()
-    state = hmc.init(cenergy, 4, cp, 0, settings, positions=start)
-    state, theta, energy_draws, acc = hmc.run_block(cenergy, state, 40, settings)
+    state = hmc.init(cenergy, 4, cp, 0, settings, positions=start, grad_fn=chunked.energy_and_grad)
+    state, theta, energy_draws, acc = hmc.run_block(cenergy, state, 40, settings, grad_fn=chunked.energy_and_grad)
     assert theta.shape == (4, 40, cp) and np.all(np.abs(theta) <= 3.0) and acc.mean() > 0.3
     np.testing.assert_allclose(cenergy(torch.tensor(theta[:, -1])).numpy(), energy_draws[:, -1], rtol=1e-10)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mcmc_landscape.nets import MLPSpec
+from .nets import MLPSpec
 
 
 def canonicalize(theta: np.ndarray, spec: MLPSpec) -> np.ndarray:

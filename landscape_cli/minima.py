@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SpecError
+from mcmc_landscape.errors import SpecError
+
+from .common import refuse_nonempty
 
 log = logging.getLogger("landscape")
 
@@ -23,7 +25,7 @@ log = logging.getLogger("landscape")
 def good_draws(path: Path, run: str | None, level: float, discard: int, max_keep: int = 20000,
                seed: int = 0) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(config, x, y, θ, mean loss, flat draw index) of the draws with mean loss U/n < ``level``."""
-    from .store import ChainReader
+    from mcmc_landscape.store import ChainReader
 
     with ChainReader(path, run) as reader:
         cfg = reader.config
@@ -64,7 +66,6 @@ def run_minima(args: argparse.Namespace) -> dict[str, Any]:
 
     from analysis.graph_plots import fit_maps, plot_graph
     from analysis.pipeline import AnalysisSettings
-    from analysis.symmetry import canonicalize
     from dss.graph import (
         GraphSettings,
         build_graph,
@@ -74,11 +75,10 @@ def run_minima(args: argparse.Namespace) -> dict[str, Any]:
         task_from_chain,
         write_graph,
     )
+    from mcmc_landscape.nets import MLPSpec
+    from mcmc_landscape.symmetry import canonicalize
 
-    from .cli import _refuse_nonempty
-    from .nets import MLPSpec
-
-    _refuse_nonempty(args.out, args.force, "pass --force to write into it")
+    refuse_nonempty(args.out, args.force, "pass --force to write into it")
     levels = sorted(args.l0, reverse=True)
     t0 = time.perf_counter()
     cfg, x, y, theta, loss, flat = good_draws(args.file, args.run, levels[0], args.discard, seed=args.seed)

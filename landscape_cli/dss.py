@@ -1,4 +1,4 @@
-"""``landscape dss …``: Dynamic String Sampling from the command line (part of the CLI, which alone knows every layer).
+"""``landscape dss …``: Dynamic String Sampling from the command line .
 
     landscape dss connect --task quadratic --l0 0.01 --out runs/dss/quad.h5
     landscape dss sweep --task cubic --l0 0.168,0.158,0.05,0.01 --pairs 10 --out runs/dss/cubic
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .errors import ResumeMismatch, SpecError, StoreError
+from mcmc_landscape.errors import ResumeMismatch, SpecError, StoreError
+
+from .common import levels, nonneg_float, nonneg_int, positive_float, positive_int, refuse_nonempty
 
 log = logging.getLogger("landscape")
 
@@ -37,21 +38,8 @@ _ALLOWED_FLAGS = {"quadratic": ("activation", "loss"), "cubic": ("activation", "
                   "cifar10": ("n_train", "n_eval"), "ptb": ("n_train", "n_eval")}
 
 
-def _levels(text: str) -> list[float]:
-    try:
-        values = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
-    if not values or any(not (math.isfinite(v) and v > 0) for v in values):
-        raise argparse.ArgumentTypeError(f"levels must be positive finite numbers, got {text!r}")
-    return values
-
-
-def add_parser(sub: Any, number: Any) -> None:
-    """Register ``landscape dss`` and its subcommands; ``number(convert, accept, requirement)`` makes checked types."""
-    positive_int = number(int, lambda v: v >= 1, "at least 1")
-    nonneg_int = number(int, lambda v: v >= 0, "0 or more")
-    d = sub.add_parser("dss", help="Dynamic String Sampling: connect models of equal loss by a string of beads")
+def add_arguments(d: argparse.ArgumentParser) -> None:
+    """The subcommands of ``landscape dss``: connect, sweep, minima."""
     dsub = d.add_subparsers(dest="dss_command", required=True, parser_class=type(d))
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -76,8 +64,7 @@ def add_parser(sub: Any, number: Any) -> None:
         p.add_argument("--variant", choices=["greedy", "constrained", "breadth-first"],
                        help="greedy (Algorithm 1, default), constrained (springs ζ, κ) or breadth-first (appendix A)")
         for name, (flag, kind, text) in _SETTING_FLAGS.items():
-            conv = positive_int if kind is int else (str if kind is str else
-                                                     number(float, lambda v: math.isfinite(v) and v >= 0, "≥ 0"))
+            conv = positive_int if kind is int else (str if kind is str else nonneg_float)
             p.add_argument(flag, dest=name, type=conv, help=text)
         p.add_argument("--seed", type=nonneg_int, help="seed of the models' random initialization (default 0)")
         p.add_argument("--endpoint-steps", type=positive_int, default=20000,
@@ -86,7 +73,7 @@ def add_parser(sub: Any, number: Any) -> None:
 
     c = dsub.add_parser("connect", help="train two models below L0 and connect them (resumable)")
     common(c)
-    c.add_argument("--l0", type=number(float, lambda v: math.isfinite(v) and v > 0, "positive"),
+    c.add_argument("--l0", type=positive_float,
                    help="the level L0 (required for a new string)")
     c.add_argument("--out", "-o", type=Path, help="string file to create (.h5)")
     c.add_argument("--resume", type=Path, metavar="FILE", help="continue the string stored in FILE")
@@ -97,7 +84,7 @@ def add_parser(sub: Any, number: Any) -> None:
 
     s = dsub.add_parser("sweep", help="pairs of models at several levels L0: length and beads against L0 (Figs 2-3)")
     common(s)
-    s.add_argument("--l0", type=_levels, required=True, help="comma-separated levels, e.g. 0.168,0.158,0.05,0.01")
+    s.add_argument("--l0", type=levels, required=True, help="comma-separated levels, e.g. 0.168,0.158,0.05,0.01")
     s.add_argument("--pairs", type=positive_int, default=10, help="pairs of models per level (default 10)")
     s.add_argument("--no-warm-start", action="store_true",
                    help="fresh random models at every level (default: continue training the level above's models)")
@@ -106,7 +93,7 @@ def add_parser(sub: Any, number: Any) -> None:
 
     m = dsub.add_parser("minima", help="the level-set connectivity graph of good minima from a chain file")
     m.add_argument("file", type=Path, help="chain file written by `landscape sample`")
-    m.add_argument("--l0", type=_levels, required=True, help="comma-separated levels, highest first, e.g. 0.1,0.05")
+    m.add_argument("--l0", type=levels, required=True, help="comma-separated levels, highest first, e.g. 0.1,0.05")
     m.add_argument("--count", type=positive_int, default=24, help="minima to pick (default 24)")
     m.add_argument("--run", help="run inside the file (needed only if it holds several)")
     m.add_argument("--discard", type=nonneg_int, default=0, help="draws per chain to drop first")
@@ -192,8 +179,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
     from dss.store import load_string, save_string
     from dss.string import DSSSettings, connect, start_string
     from dss.sweep import train_models
-
-    from .runner import Interrupted
+    from mcmc_landscape.runner import Interrupted
 
     if args.resume is not None:
         if args.out is not None and Path(args.out) != Path(args.resume):
@@ -298,9 +284,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from dss.plots import plot_sweep
     from dss.sweep import SweepSettings, run_sweep
 
-    from .cli import _refuse_nonempty
-
-    _refuse_nonempty(args.out, args.force, "pass --force to write into it")
+    refuse_nonempty(args.out, args.force, "pass --force to write into it")
     if args.variant == "breadth-first":
         raise SpecError("sweeps run the greedy or constrained variant; use `dss connect --variant breadth-first`.")
     task = _make_task(args.task or "quadratic", _task_options(args), args)
@@ -321,12 +305,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_dss(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     if args.dss_command == "connect":
         return cmd_connect(args)
     if args.dss_command == "sweep":
         return cmd_sweep(args)
-    from .cli_minima import cmd_minima
+    from .minima import cmd_minima
 
     return cmd_minima(args)
 
