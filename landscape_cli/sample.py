@@ -9,6 +9,7 @@ from typing import Any
 from mcmc_landscape.errors import SpecError
 from mcmc_landscape.sampling import RUN_KEYS, SAMPLE_DEFAULTS
 
+from .cluster import add_cluster_arguments
 from .common import finite_float, nonneg_int, positive_float, positive_int
 
 
@@ -46,6 +47,10 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     s.add_argument("--block-evals", type=positive_int, default=2_000_000,
                    help="energy evaluations per committed block (default 2e6: about a second)")
+    s.add_argument("--shards", type=positive_int,
+                   help="split the chains into this many shard files, each one task, joined by the main --out file "
+                        "(default: one per worker with --cluster, else none)")
+    add_cluster_arguments(s)
 
 
 
@@ -61,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is None and args.out is None:
         raise SpecError("say where to write the chains with --out FILE (or continue a run with --resume FILE).")
     explicit = _explicit(args)
+    if args.cluster is not None or args.shards is not None or _sharded(args.resume, args.run):
+        return run_sharded(args, explicit)
     if args.resume is not None:
         job = resume_run(args.resume, explicit, args.draws, args.run, args.device)
     else:
@@ -68,4 +75,49 @@ def run(args: argparse.Namespace) -> int:
             explicit["draws"] = args.draws
         job = start_run(explicit, args.out, args.run, args.force, args.device)
     job.run(block_evals=args.block_evals, quiet=args.quiet)
+    return 0
+
+
+def _sharded(path: Path | None, run: str | None) -> bool:
+    from mcmc_landscape.shards import is_sharded
+
+    return path is not None and path.is_file() and is_sharded(path, run)
+
+
+def run_sharded(args: argparse.Namespace, explicit: dict[str, Any]) -> int:
+    """Shards as tasks (on Dask with --cluster, else one after another here), then the main file joins them."""
+    import logging
+    import time
+
+    from mcmc_landscape import shards
+    from mcmc_landscape.runner import Interrupted
+
+    from .cluster import task_runner
+
+    log = logging.getLogger("landscape")
+    t0 = time.perf_counter()
+    with task_runner(args) as run_tasks:
+        if args.resume is not None:
+            run = shards.open_sharded_run(args.resume, explicit, args.draws, args.run, args.shards)
+        else:
+            if args.draws is not None:
+                explicit["draws"] = args.draws
+            k = args.shards or min(run_tasks.workers, explicit.get("chains", SAMPLE_DEFAULTS["chains"]))
+            run = shards.new_sharded_run(explicit, args.out, k, args.run, args.force, args.device)
+        tasks = run.tasks(args.device, args.block_evals)
+        new = 0
+        try:
+            for done in run_tasks(shards.run_shard, tasks, gpu=args.device == "cuda"):
+                new += done["new_draws"] * run.shards[done["index"]].chains
+                log.info("shard %d of %d: %d draws per chain (%d new) in %.1f s", done["index"] + 1, len(tasks),
+                         done["committed_draws"], done["new_draws"], done["seconds"])
+        except Interrupted:
+            draws = run.join()
+            raise Interrupted(f"interrupted with {draws} draws per chain joined in {str(run.main)!r} (each shard keeps "
+                              f"its own commits); continue with `landscape sample --resume {run.main}`.") from None
+    draws = run.join()
+    dt = time.perf_counter() - t0
+    log.info("%d shards joined in %s: %d chains × %d draws; %d new draws in %.1f s (%.0f draws/s); next: landscape "
+             "diagnose %s", len(run.shards), run.main, run.cfg["chains"], draws, new, dt, new / dt if dt > 0 else 0.0,
+             run.main)
     return 0

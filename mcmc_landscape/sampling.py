@@ -127,8 +127,19 @@ class Job:
 def start_run(explicit: dict[str, Any], out: str | Path, run: str | None = None, force: bool = False,
               device: str = "auto") -> Job:
     """A new run from the settings given (the rest from the defaults), written to ``out``."""
-    from .data import load_dataset
     from .store import ChainWriter
+
+    cfg, ds, spec, kernel = new_config(explicit, device)
+    state = kernel.init(cfg["chains"], cfg["seed"])
+    writer = ChainWriter.create(out, run or Path(out).stem, cfg, cfg["chains"], spec.n_params,
+                                kernel.state_arrays(state), extra={"data/x": ds.x, "data/y": ds.y}, force=force)
+    log.info("%s; %d chains × %d draws of %s → %s", spec.describe(), cfg["chains"], cfg["draws"], cfg["sampler"], out)
+    return Job(cfg, spec, kernel, state, writer, int(cfg["draws"]))
+
+
+def new_config(explicit: dict[str, Any], device: str = "auto") -> tuple[dict[str, Any], Any, Any, Any]:
+    """The full config of a new run from the settings given (the rest from the defaults): (cfg, data, spec, kernel)."""
+    from .data import load_dataset
 
     sampler = explicit.get("sampler", SAMPLE_DEFAULTS["sampler"])
     cfg = {**SAMPLE_DEFAULTS, **SAMPLER_DEFAULTS[sampler], **explicit}
@@ -142,24 +153,13 @@ def start_run(explicit: dict[str, Any], out: str | Path, run: str | None = None,
     spec, kernel = make_kernel(cfg, ds.x, ds.y, device)
     cfg["n_params"] = spec.n_params
     cfg["widths"] = list(spec.widths)
-    state = kernel.init(cfg["chains"], cfg["seed"])
-    writer = ChainWriter.create(out, run or Path(out).stem, cfg, cfg["chains"], spec.n_params,
-                                kernel.state_arrays(state), extra={"data/x": ds.x, "data/y": ds.y}, force=force)
-    log.info("%s; %d chains × %d draws of %s → %s", spec.describe(), cfg["chains"], cfg["draws"], cfg["sampler"], out)
-    return Job(cfg, spec, kernel, state, writer, int(cfg["draws"]))
+    return cfg, ds, spec, kernel
 
 
-def resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None = None, run: str | None = None,
-               device: str = "auto") -> Job:
-    """Continue the run stored in ``path``; settings in ``explicit`` must match the stored ones."""
+def check_resume(path: str | Path, stored: dict[str, Any], explicit: dict[str, Any]) -> None:
+    """Refuse a resume whose settings in ``explicit`` differ from the ``stored`` config, naming each difference."""
     from .data import load_dataset
-    from .store import ChainReader, ChainWriter
 
-    with ChainReader(path, run) as reader:
-        stored = reader.config
-        x, y = reader.extra("data/x"), reader.extra("data/y")
-        state_arrays = reader.state()
-        run_name = reader.run
     diffs = [f"--{k.replace('_', '-')} {v!r} differs from the stored {stored.get(k)!r}"
              for k, v in explicit.items() if k not in ("data", "draws") and stored.get(k) != v]
     if explicit.get("data") is not None:
@@ -169,6 +169,19 @@ def resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None = N
     if diffs:
         raise ResumeMismatch(f"cannot resume {str(path)!r}: " + "; ".join(diffs)
                              + "; drop those flags, or start a new run with --out.")
+
+
+def resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None = None, run: str | None = None,
+               device: str = "auto") -> Job:
+    """Continue the run stored in ``path``; settings in ``explicit`` must match the stored ones."""
+    from .store import ChainReader, ChainWriter
+
+    with ChainReader(path, run) as reader:
+        stored = reader.config
+        x, y = reader.extra("data/x"), reader.extra("data/y")
+        state_arrays = reader.state()
+        run_name = reader.run
+    check_resume(path, stored, explicit)
     total = draws if draws is not None else int(stored["draws"])
     spec, kernel = make_kernel(stored, x, y, device)
     state = kernel.state_from_arrays(state_arrays)

@@ -218,6 +218,7 @@ class ChainReader:
             self._g = self._f[self.run]
             self.committed_draws, self._slot = (int(v) for v in self._g["commit"][...])
             self.config: dict[str, Any] = json.loads(self._g.attrs["config"])
+            self._check_virtual_sources()
         except (KeyError, ValueError, OSError) as exc:
             self._f.close()
             raise StoreError(f"run in {str(self.path)!r} is damaged ({exc}); re-create it with `landscape sample`.") \
@@ -225,6 +226,19 @@ class ChainReader:
         except BaseException:
             self._f.close()
             raise
+
+    def _check_virtual_sources(self) -> None:
+        """A run joined from shard files (virtual datasets) needs every shard: HDF5 would read a missing one as fill."""
+        for name in _DRAW_DATASETS:
+            d = self._g[name]
+            if not d.is_virtual:
+                continue
+            for src in d.virtual_sources():
+                where = Path(src.file_name)
+                where = where if where.is_absolute() else self.path.parent / where
+                if not where.is_file():
+                    raise StoreError(f"{str(self.path)!r} joins shard files, and {str(where)!r} is missing; keep the "
+                                     f"{where.parent.name}/ folder beside the main file.")
 
     @property
     def attrs(self) -> dict[str, Any]:
