@@ -101,10 +101,10 @@ def connect(spec: str, timeout: float = 20.0, gpu: bool = False) -> Iterator[Any
             client = Client(cluster, timeout=timeout)
         else:
             client = Client(spec, timeout=timeout)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError):
         if cluster is not None:
             cluster.close()
-        raise ClusterError(f"cannot reach the Dask scheduler at {spec} within {timeout:g} s ({type(exc).__name__}); "
+        raise ClusterError(f"cannot reach the Dask scheduler at {spec} within {timeout:g} s; "
                            "start it (`dask scheduler`) and check the address, or drop --cluster.") from None
     try:
         log.info("dask: %d worker(s) at %s", len(client.scheduler_info().get("workers", {})), client.scheduler.address)

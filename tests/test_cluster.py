@@ -1,0 +1,163 @@
+"""Past one machine: shards joined by virtual datasets, on a Dask LocalCluster of 2 processes (one per module).
+
+Properties: the random walk's draws are bitwise those of the single-process run whatever the shards and workers;
+HMC's are bitwise invariant to workers for a given number of shards, and K = 1 is the single-process run; a worker
+killed mid-task has its task rerun, which resumes from its file (no committed draw recomputed) and the joined file is
+complete; an unreachable scheduler is one sentence and exit 2; without --cluster Dask is never imported.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from landscape_cli.main import main
+from mcmc_landscape.store import ChainReader
+
+pytest.importorskip("distributed")
+
+RW = ["--arch", "3", "--chains", "5", "--draws", "120", "--warmup", "60", "--seed", "3", "--block-evals", "400"]
+HMC = ["--sampler", "hmc", "--arch", "2", "--chains", "4", "--draws", "20", "--warmup", "20", "--leapfrog", "4",
+       "--seed", "5", "--device", "cpu", "--block-evals", "400"]
+
+
+def sample(*args):
+    assert main(["-q", "sample", *map(str, args)]) == 0
+
+
+def draws(path):
+    with ChainReader(path) as r:
+        return r.committed_draws, r.get_chain(), r.get_energy(), r.get("accepted")
+
+
+def same(a, b):
+    return a[0] == b[0] and all(np.array_equal(x, y) for x, y in zip(a[1:], b[1:], strict=True))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from landscape_cli.cluster import connect
+
+    with connect("local:2", timeout=120) as client:
+        client.wait_for_workers(2, timeout=120)
+        yield client
+
+
+@pytest.fixture(scope="module")
+def plain_rw(tmp_path_factory):
+    path = tmp_path_factory.mktemp("plain") / "rw.h5"
+    sample(*RW, "--out", path)
+    return draws(path)
+
+
+def test_rw_draws_do_not_depend_on_shards_or_workers(tmp_path, cluster, plain_rw):
+    sample(*RW, "--shards", "3", "--out", tmp_path / "here.h5")  # three shards, one after another, no Dask
+    sample(*RW, "--shards", "2", "--cluster", cluster.scheduler.address, "--out", tmp_path / "dask.h5")
+    assert same(draws(tmp_path / "here.h5"), plain_rw)
+    assert same(draws(tmp_path / "dask.h5"), plain_rw)
+    with h5py.File(tmp_path / "dask.h5", "r") as f:  # joined, not copied
+        assert f["dask/theta"].is_virtual and len(f["dask/theta"].virtual_sources()) == 2
+    assert (tmp_path / "dask.h5").stat().st_size < (tmp_path / "dask.h5.shards" / "shard-000-of-002.h5").stat().st_size
+
+
+def test_hmc_invariants(tmp_path, cluster):
+    sample(*HMC, "--out", tmp_path / "plain.h5")
+    sample(*HMC, "--shards", "1", "--out", tmp_path / "one.h5")
+    sample(*HMC, "--shards", "2", "--out", tmp_path / "here.h5")
+    sample(*HMC, "--shards", "2", "--cluster", cluster.scheduler.address, "--out", tmp_path / "dask.h5")
+    assert same(draws(tmp_path / "one.h5"), draws(tmp_path / "plain.h5"))  # K = 1 is the single-process run
+    assert same(draws(tmp_path / "dask.h5"), draws(tmp_path / "here.h5"))  # workers do not matter for a given K
+    assert not np.array_equal(draws(tmp_path / "here.h5")[1], draws(tmp_path / "plain.h5")[1])  # K changes momenta
+
+
+@pytest.mark.parametrize("sampler", ["rw", "hmc"])
+def test_shards_start_where_the_single_run_starts(sampler):
+    from mcmc_landscape.sampling import new_config
+    from mcmc_landscape.shards import init_shard_state, plan
+
+    cfg, _, _, kernel = new_config({"sampler": sampler, "arch": "2", "chains": 7, "seed": 11}, "cpu")
+    whole = kernel.state_arrays(kernel.init(7, 11))
+    parts = [kernel.state_arrays(init_shard_state(kernel, cfg, s)) for s in plan(7, 3)]
+    assert np.array_equal(np.concatenate([p["position"] for p in parts]), whole["position"])
+    if sampler == "rw":  # per-chain streams: the shards' streams are the run's
+        assert np.array_equal(np.concatenate([p["rng"] for p in parts]), whole["rng"])
+
+
+def test_resume_shard_by_shard_and_missing_shard(tmp_path, plain_rw):
+    path = tmp_path / "r.h5"
+    sample(*RW, "--shards", "2", "--draws", "50", "--out", path)
+    assert draws(path)[0] == 50
+    sample("--resume", path, "--draws", "120")
+    assert same(draws(path), plain_rw)
+    assert main(["-q", "sample", *RW, "--shards", "2", "--out", str(path)]) == 2  # no overwrite without --force
+    (tmp_path / "r.h5.shards" / "shard-001-of-002.h5").unlink()
+    with pytest.raises(Exception, match="missing"):
+        ChainReader(path)
+
+
+def half_then_hang(cfg, shard, path, total, device, block_evals, marker):
+    """Shard 0's first attempt commits half its draws, says which process it is in, and hangs until killed."""
+    from mcmc_landscape.shards import run_shard
+
+    if shard.index == 0 and not os.path.exists(marker):
+        run_shard(cfg, shard, path, total // 2, device, block_evals)
+        Path(marker + ".tmp").write_text(str(os.getpid()))
+        os.replace(marker + ".tmp", marker)
+        threading.Event().wait()
+    return run_shard(cfg, shard, path, total, device, block_evals)
+
+
+def test_worker_killed_mid_task_reruns_and_the_joined_file_is_complete(tmp_path, cluster, plain_rw):
+    import cloudpickle
+
+    from landscape_cli.cluster import run_tasks
+    from mcmc_landscape import shards
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    explicit = dict(arch="3", chains=5, draws=120, warmup=60, seed=3)
+    run = shards.new_sharded_run(explicit, tmp_path / "k.h5", 2, device="cpu")
+    marker = str(tmp_path / "pid")
+    killed = {}
+
+    def killer():
+        while not os.path.exists(marker):  # the task says where it runs once half its draws are committed
+            threading.Event().wait(0.05)
+        killed["pid"] = int(Path(marker).read_text())
+        killed["draws"] = draws(run.shard_path(run.shards[0]))[0]
+        os.kill(killed["pid"], signal.SIGKILL)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    items = [(*task, marker) for task in run.tasks("cpu", 400)]
+    results = {r["index"]: r for r in run_tasks(cluster, half_then_hang, items)}
+    t.join(timeout=60)
+    assert killed["draws"] == 60 and killed["pid"] != os.getpid()
+    assert results[0]["new_draws"] == 60  # the rerun resumed: nothing committed was recomputed
+    assert run.join() == 120
+    assert same(draws(tmp_path / "k.h5"), plain_rw)
+
+
+def test_unreachable_scheduler_is_one_sentence_and_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "landscape_cli", "sample", *RW, "--cluster", "tcp://127.0.0.1:1",
+                           "--cluster-timeout", "2", "--out", str(tmp_path / "x.h5")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "landscape: error: cannot reach the Dask scheduler at tcp://127.0.0.1:1 within 2 s; start it "
+        "(`dask scheduler`) and check the address, or drop --cluster."]
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_without_cluster_dask_is_not_imported(tmp_path):
+    code = ("import sys; from landscape_cli.main import main; "
+            f"assert main(['-q', 'sample', *{RW!r}, '--shards', '2', '--out', {str(tmp_path / 'a.h5')!r}]) == 0; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')); "
+            "assert not bad, bad")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
