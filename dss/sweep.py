@@ -57,8 +57,6 @@ def train_models(task, n: int, target: float, generator: torch.Generator, dss: D
 def run_sweep(task, sweep: SweepSettings, dss: DSSSettings, out: Path | None = None, baselines: bool = False,
               log: Any = None) -> dict[str, Any]:
     """Run the sweep; with ``out``, save every string (``strings/``) and the table (``sweep.json``, ``sweep.csv``)."""
-    from .baselines import auto_neb, bezier_curve, straight_line
-
     generator = torch.Generator().manual_seed(sweep.seed)
     levels = sorted(sweep.levels, reverse=True)
     rows: list[dict[str, Any]] = []
@@ -78,23 +76,8 @@ def run_sweep(task, sweep: SweepSettings, dss: DSSSettings, out: Path | None = N
         connect_many(task, states, settings)
         connect_s = time.perf_counter() - t1
         for k, st in zip(pairs, states, strict=True):
-            row = {"l0": level, "pair": k, **st.outcome(settings)}
-            row.pop("conventions")
-            a, b = models[2 * k].numpy(), models[2 * k + 1].numpy()
-            limit = settings.tau * level
-            row["straight_found"] = straight_line(task, a, b, limit).found
-            if baselines:
-                bz = bezier_curve(task, a, b, limit, seed=sweep.seed + k)
-                row.update(bezier_found=bz.found, bezier_grad_evals=bz.grad_evals, bezier_max_loss=bz.max_loss,
-                           bezier_normalized_length=bz.normalized_length)
-                neb = auto_neb(task, a, b, limit)
-                row.update(autoneb_found=neb.found, autoneb_grad_evals=neb.grad_evals, autoneb_max_loss=neb.max_loss,
-                           autoneb_normalized_length=neb.normalized_length)
-            rows.append(row)
-            if out is not None:
-                save_string(Path(out) / "strings" / f"l0_{level:g}_pair_{k:02d}.h5", st,
-                            {"task": task.config(), "settings": asdict(settings), "pair": k, "sweep": asdict(sweep)},
-                            {kk: v for kk, v in row.items() if kk != "failed_links"})
+            rows.append(pair_row(task, level, k, st, models[2 * k].numpy(), models[2 * k + 1].numpy(), settings,
+                                 sweep, baselines, out))
         if log is not None:
             done = [r for r in rows if r["l0"] == level]
             log.info("L0 = %g: %d of %d pairs connected; training %.1f s (%d redrawn), strings %.1f s", level,
@@ -108,6 +91,36 @@ def run_sweep(task, sweep: SweepSettings, dss: DSSSettings, out: Path | None = N
     if out is not None:
         write_table(result, Path(out))
     return result
+
+
+def pair_row(task, level: float, k: int, st: StringState, a: np.ndarray, b: np.ndarray, settings: DSSSettings,
+             sweep: SweepSettings, baselines: bool, out: Path | None) -> dict[str, Any]:
+    """The table row of pair ``k`` at ``level`` (its string, the straight line, optional baselines); saves the string."""
+    from .baselines import auto_neb, bezier_curve, straight_line
+
+    row = {"l0": level, "pair": k, **st.outcome(settings)}
+    row.pop("conventions")
+    limit = settings.tau * level
+    row["straight_found"] = straight_line(task, a, b, limit).found
+    if baselines:
+        bz = bezier_curve(task, a, b, limit, seed=sweep.seed + k)
+        row.update(bezier_found=bz.found, bezier_grad_evals=bz.grad_evals, bezier_max_loss=bz.max_loss,
+                   bezier_normalized_length=bz.normalized_length)
+        neb = auto_neb(task, a, b, limit)
+        row.update(autoneb_found=neb.found, autoneb_grad_evals=neb.grad_evals, autoneb_max_loss=neb.max_loss,
+                   autoneb_normalized_length=neb.normalized_length)
+    if out is not None:
+        save_string(string_path(out, level, k), st, string_config(task, settings, k, sweep),
+                    {kk: v for kk, v in row.items() if kk != "failed_links"})
+    return row
+
+
+def string_path(out: Path | str, level: float, k: int) -> Path:
+    return Path(out) / "strings" / f"l0_{level:g}_pair_{k:02d}.h5"
+
+
+def string_config(task, settings: DSSSettings, k: int, sweep: SweepSettings) -> dict[str, Any]:
+    return {"task": task.config(), "settings": asdict(settings), "pair": k, "sweep": asdict(sweep)}
 
 
 def summarize(rows: list[dict[str, Any]], levels: list[float], n_pairs: int) -> list[dict[str, Any]]:

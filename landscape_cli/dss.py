@@ -15,6 +15,7 @@ from typing import Any
 
 from mcmc_landscape.errors import ResumeMismatch, SpecError, StoreError
 
+from .cluster import add_cluster_arguments
 from .common import levels, nonneg_float, nonneg_int, positive_float, positive_int, refuse_nonempty
 
 log = logging.getLogger("landscape")
@@ -90,6 +91,10 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
                    help="fresh random models at every level (default: continue training the level above's models)")
     s.add_argument("--baselines", action="store_true", help="also fit the Bézier curve and AutoNEB on every pair")
     s.add_argument("--out", "-o", type=Path, required=True, help="output folder")
+    s.add_argument("--resume", action="store_true",
+                   help="continue the sweep in --out: models and strings already committed there are read back, not "
+                        "recomputed (runs levels and pairs as tasks, like --cluster)")
+    add_cluster_arguments(s)
 
     m = dsub.add_parser("minima", help="the level-set connectivity graph of good minima from a chain file")
     m.add_argument("file", type=Path, help="chain file written by `landscape sample`")
@@ -284,13 +289,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from dss.plots import plot_sweep
     from dss.sweep import SweepSettings, run_sweep
 
-    refuse_nonempty(args.out, args.force, "pass --force to write into it")
+    refuse_nonempty(args.out, args.force or args.resume, "pass --force to write into it or --resume to continue it")
     if args.variant == "breadth-first":
         raise SpecError("sweeps run the greedy or constrained variant; use `dss connect --variant breadth-first`.")
     task = _make_task(args.task or "quadratic", _task_options(args), args)
     settings = _settings(args, 1.0)
     sweep = SweepSettings(tuple(args.l0), args.pairs, args.seed or 0, not args.no_warm_start, args.endpoint_steps)
-    result = run_sweep(task, sweep, settings, args.out, baselines=args.baselines, log=log)
+    if args.cluster is not None or args.resume:
+        from dss.sweep_tasks import run_sweep_tasks
+
+        from .cluster import task_runner
+
+        name = args.task or "quadratic"
+        extra = {"data_dir": str(args.data_dir)} if name in REAL_TASKS and getattr(args, "data_dir", None) else {}
+        recipe = {"name": name, "options": {**_task_options(args), **extra}}
+        with task_runner(args) as run_tasks:
+            result = run_sweep_tasks(recipe, sweep, settings, args.out, run_tasks, baselines=args.baselines,
+                                     gpu=getattr(args, "device", None) == "cuda", log=log)
+    else:
+        result = run_sweep(task, sweep, settings, args.out, baselines=args.baselines, log=log)
     fig = plot_sweep(result, args.out / "sweep.png")
     print(f"{task.describe()}; {result['warm_start']}")
     print(f"{'L0':>8} {'connected':>9} {'straight':>8} {'length mean ± sd':>18} {'beads mean ± sd':>16}"
