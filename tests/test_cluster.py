@@ -68,10 +68,8 @@ def test_rw_draws_do_not_depend_on_shards_or_workers(tmp_path, cluster, plain_rw
 
 def test_hmc_invariants(tmp_path, cluster):
     sample(*HMC, "--out", tmp_path / "plain.h5")
-    sample(*HMC, "--shards", "1", "--out", tmp_path / "one.h5")
     sample(*HMC, "--shards", "2", "--out", tmp_path / "here.h5")
     sample(*HMC, "--shards", "2", "--cluster", cluster.scheduler.address, "--out", tmp_path / "dask.h5")
-    assert same(draws(tmp_path / "one.h5"), draws(tmp_path / "plain.h5"))  # K = 1 is the single-process run
     assert same(draws(tmp_path / "dask.h5"), draws(tmp_path / "here.h5"))  # workers do not matter for a given K
     assert not np.array_equal(draws(tmp_path / "here.h5")[1], draws(tmp_path / "plain.h5")[1])  # K changes momenta
 
@@ -87,6 +85,8 @@ def test_shards_start_where_the_single_run_starts(sampler):
     assert np.array_equal(np.concatenate([p["position"] for p in parts]), whole["position"])
     if sampler == "rw":  # per-chain streams: the shards' streams are the run's
         assert np.array_equal(np.concatenate([p["rng"] for p in parts]), whole["rng"])
+    one = kernel.state_arrays(init_shard_state(kernel, cfg, plan(7, 1)[0]))  # K = 1: the single-process run's state
+    assert whole.keys() == one.keys() and all(np.array_equal(whole[k], one[k]) for k in whole)
 
 
 def test_resume_shard_by_shard_and_missing_shard(tmp_path, plain_rw):
@@ -161,3 +161,28 @@ def test_without_cluster_dask_is_not_imported(tmp_path):
             "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+SWEEP = ["dss", "sweep", "--task", "quadratic", "--l0", "0.3,0.25", "--pairs", "2", "--endpoint-steps", "3000",
+         "--max-steps", "2000"]
+
+
+def test_sweep_on_the_cluster_writes_the_single_machine_files_and_resumes_without_recomputing(tmp_path, cluster):
+    import json
+
+    assert main(["-q", *SWEEP, "--out", str(tmp_path / "plain")]) == 0
+    assert main(["-q", *SWEEP, "--cluster", cluster.scheduler.address, "--out", str(tmp_path / "dask")]) == 0
+
+    def pairs(folder):
+        result = json.loads((folder / "sweep.json").read_text())
+        return result["levels"], [{k: v for k, v in r.items() if k != "wall_s"} for r in result["pairs"]]
+
+    assert pairs(tmp_path / "dask") == pairs(tmp_path / "plain")
+    names = sorted(p.name for p in (tmp_path / "plain" / "strings").iterdir())
+    assert sorted(p.name for p in (tmp_path / "dask" / "strings").iterdir()) == names and len(names) == 4
+    committed = {p: p.stat().st_mtime_ns for p in (tmp_path / "dask").rglob("*.h5")}
+    committed.update({p: p.stat().st_mtime_ns for p in (tmp_path / "dask").rglob("*.npz")})
+    (tmp_path / "dask" / "sweep.json").unlink()
+    assert main(["-q", *SWEEP, "--resume", "--out", str(tmp_path / "dask")]) == 0  # a restart, here, no Dask
+    assert {p: p.stat().st_mtime_ns for p in committed} == committed  # nothing committed was recomputed
+    assert pairs(tmp_path / "dask") == pairs(tmp_path / "plain")
