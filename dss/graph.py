@@ -124,8 +124,11 @@ def _edge(st: StringState, i: int, j: int, settings: DSSSettings, level: float, 
 
 
 def build_graph(task, minima: np.ndarray, gs: GraphSettings, out: Path | None = None,
-                log: Any = None) -> dict[str, Any]:
-    """Connect ``minima`` (rows already ≤ α·min(levels)) level by level; returns the graph as plain data."""
+                log: Any = None, connect_pairs: Any = None) -> dict[str, Any]:
+    """Connect ``minima`` (rows already ≤ α·min(levels)) level by level; returns the graph as plain data.
+
+    ``connect_pairs(batch, settings) -> states`` grows a wave's strings elsewhere (as tasks, one per pair); by default
+    they grow here in lockstep."""
     n = len(minima)
     dist = np.linalg.norm(minima[:, None] - minima[None], axis=-1)
     certified: list[dict[str, Any]] = []                 # edges found so far, any level
@@ -150,8 +153,11 @@ def build_graph(task, minima: np.ndarray, gs: GraphSettings, out: Path | None = 
             batch = batch[: cap - runs]
             if not batch:
                 break
-            states = [start_string(task, minima[i], minima[j], settings) for i, j in batch]
-            connect_many(task, states, settings)
+            if connect_pairs is not None:
+                states = connect_pairs(batch, settings)
+            else:
+                states = [start_string(task, minima[i], minima[j], settings) for i, j in batch]
+                connect_many(task, states, settings)
             runs += len(batch)
             new_retry = []
             for (i, j), st in zip(batch, states, strict=True):

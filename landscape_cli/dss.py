@@ -111,6 +111,7 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
     m.add_argument("--seed", type=nonneg_int, default=0)
     m.add_argument("--out", "-o", type=Path, required=True, help="output folder")
     m.add_argument("--force", action="store_true", help="write into an --out folder that is not empty")
+    add_cluster_arguments(m)
 
 
 # -- shared helpers ------------------------------------------------------------------------------------------------------

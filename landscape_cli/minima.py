@@ -100,7 +100,10 @@ def run_minima(args: argparse.Namespace) -> dict[str, Any]:
                         "raise the lowest --l0.")
     minima = polished[keep]
     args.out.mkdir(parents=True, exist_ok=True)
-    graph = build_graph(task, minima, gs, args.out, log)
+    if getattr(args, "cluster", None) is not None:
+        graph = _graph_on_cluster(args, task, minima, gs)
+    else:
+        graph = build_graph(task, minima, gs, args.out, log)
     graph["symmetric_copies"] = connect_symmetric(task, minima, gs, args.out)
     graph["nodes"] = [{"draw": int(flat[picked[k]]), "chain": None, "sampled_loss": float(loss[picked[k]]),
                        "loss": float(ploss[k]), "polish_distance": float(np.linalg.norm(polished[k] - theta[picked[k]]))}
@@ -116,6 +119,28 @@ def run_minima(args: argparse.Namespace) -> dict[str, Any]:
     (args.out / "graph.json").write_text(json.dumps({**graph, "minima": minima.tolist()}, indent=1, default=float))
     (args.out / "REPORT.md").write_text(graph_report(graph, settings.threshold))
     return graph
+
+
+def _graph_on_cluster(args: argparse.Namespace, task: Any, minima: np.ndarray, gs: Any) -> dict[str, Any]:
+    """build_graph with each wave's DSS runs as tasks, one pair each, on --cluster's workers."""
+    from dataclasses import asdict
+
+    from dss.graph import build_graph
+    from dss.graph_tasks import connect_minima_pair, string_file
+    from dss.store import load_string
+
+    from .cluster import task_runner
+
+    minima_file = args.out / "minima_for_tasks.npy"
+    np.save(minima_file, minima)
+    with task_runner(args) as run_tasks:
+        def connect_pairs(batch: list[tuple[int, int]], settings: Any) -> list[Any]:
+            items = [(str(args.file), args.run, str(minima_file), str(args.out), i, j, asdict(settings))
+                     for i, j in batch]
+            paths = {Path(p).name: p for p in run_tasks(connect_minima_pair, items)}  # in completion order
+            return [load_string(paths[Path(string_file(settings.l0, i, j)).name])[0] for i, j in batch]
+
+        return build_graph(task, minima, gs, args.out, log, connect_pairs=connect_pairs)
 
 
 def rotation_graphs(out: Path, names: list[str], levels: list[float], count: int, seed: int) -> str:
