@@ -96,7 +96,7 @@ def connect(spec: str, timeout: float = 20.0, gpu: bool = False) -> Iterator[Any
             n = int(spec.split(":", 1)[1])
             threads = max(1, (os.cpu_count() or 1) // n)
             env = {k: str(threads) for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                    silence_logs=logging.ERROR, env=env, resources={"GPU": 1} if gpu else None)
             client = Client(cluster, timeout=timeout)
         else:
