@@ -102,8 +102,8 @@ def run_sharded(args: argparse.Namespace, explicit: dict[str, Any]) -> int:
         else:
             if args.draws is not None:
                 explicit["draws"] = args.draws
-            k = args.shards or min(run_tasks.workers, explicit.get("chains", SAMPLE_DEFAULTS["chains"]))
-            run = shards.new_sharded_run(explicit, args.out, k, args.run, args.force, args.device)
+            run = shards.new_sharded_run(explicit, args.out, args.shards, args.run, args.force, args.device,
+                                         workers=run_tasks.workers)
         tasks = run.tasks(args.device, args.block_evals)
         new = 0
         try:

@@ -198,9 +198,11 @@ class ShardedRun:
         return draws
 
 
-def new_sharded_run(explicit: dict[str, Any], out: str | os.PathLike, n_shards: int, run: str | None = None,
-                    force: bool = False, device: str = "auto") -> ShardedRun:
-    """Plan a new sharded run and write its main file (no draws yet); refuses to overwrite without ``force``."""
+def new_sharded_run(explicit: dict[str, Any], out: str | os.PathLike, n_shards: int | None, run: str | None = None,
+                    force: bool = False, device: str = "auto", workers: int = 1) -> ShardedRun:
+    """Plan a new sharded run and write its main file (no draws yet); refuses to overwrite without ``force``.
+
+    ``n_shards`` None: one shard per worker (at most one per chain; emcee, whose walkers move together, one)."""
     import shutil
 
     from .sampling import new_config
@@ -209,6 +211,8 @@ def new_sharded_run(explicit: dict[str, Any], out: str | os.PathLike, n_shards: 
     if out.exists() and not force:
         raise StoreError(f"{str(out)!r} already exists; pass --force to overwrite it or --resume to continue it.")
     cfg, ds, _spec, _kernel = new_config(explicit, device)
+    if n_shards is None:
+        n_shards = 1 if cfg["sampler"] == "emcee" else min(max(1, workers), int(cfg["chains"]))
     cfg["shards"] = int(n_shards)
     shards = plan(int(cfg["chains"]), n_shards)
     if cfg["sampler"] == "emcee" and n_shards > 1:
