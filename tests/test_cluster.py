@@ -185,3 +185,32 @@ def test_sweep_on_the_cluster_writes_the_single_machine_files_and_resumes_withou
     assert main(["-q", *SWEEP, "--resume", "--out", str(tmp_path / "dask")]) == 0  # a restart, here, no Dask
     assert {p: p.stat().st_mtime_ns for p in committed} == committed  # nothing committed was recomputed
     assert pairs(tmp_path / "dask") == pairs(tmp_path / "plain")
+
+
+def test_graph_waves_grown_pair_by_pair_equal_the_lockstep_graph():
+    """`dss minima --cluster` grows each wave's strings one per task; the graph must be the lockstep one."""
+    import torch
+    from test_dss import Synthetic
+
+    from dss.graph import GraphSettings, build_graph
+    from dss.string import connect_many, start_string
+
+    one = Synthetic(lambda th: (th.norm(dim=1) - 1.0) ** 2)  # the annulus: one curved basin
+    angles = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    ring = np.stack([np.cos(angles), np.sin(angles)], 1)
+    gs = GraphSettings(levels=(0.02, 0.01), symmetric=0)
+    calls = []
+
+    def alone(batch, settings):
+        calls.append(len(batch))
+        states = [start_string(one, ring[i], ring[j], settings) for i, j in batch]
+        for st in states:
+            connect_many(one, [st], settings)
+        return states
+
+    def edges(graph):
+        return [[(e["i"], e["j"], e["n_beads"], round(e["length"], 12)) for e in lv["edges"]] for lv in graph["levels"]]
+
+    torch.manual_seed(0)
+    assert edges(build_graph(one, ring, gs, connect_pairs=alone)) == edges(build_graph(one, ring, gs))
+    assert sum(calls) > 0
