@@ -54,8 +54,9 @@ def _torch_eg(spec: MLPSpec, data: Dataset, dtype: torch.dtype):
 
 def simulate(out: str) -> None:
     """Child process: every case through the kernel (simulated) and the torch loop; a short HMC run both ways."""
-    from mcmc_landscape.energy import mlp_energy_torch, mlp_torch_trajectory_fn
     from numba import cuda
+
+    from mcmc_landscape.energy import mlp_energy_torch, mlp_torch_trajectory_fn
 
     assert cuda.is_available(), "run with NUMBA_ENABLE_CUDASIM=1 (numba-cuda's simulator)"
     res: dict[str, np.ndarray] = {}
