@@ -147,8 +147,15 @@ def trajectory_source(spec: MLPSpec) -> str:
             f"{ind2}if x{q} > box or x{q} < -box:",
             f"{ind3}x{q} = (w2 - x{q}) if x{q} > box else (-w2 - x{q})",
             f"{ind3}r{q} = -r{q}",
-            f"{ind3}if x{q} > box or x{q} < -box:",
-            f"{ind3}    x{q}, r{q} = _fold(x{q}, r{q}, box, w2, w4)",
+            f"{ind3}if x{q} > box or x{q} < -box:",  # hmc._fold: unfold on the 4L circle, far half mirrored
+            f"{ind3}    yy = math.fmod(x{q} + box, w4)",  # exact; a float even for a huge step
+            f"{ind3}    if yy < ZERO:",
+            f"{ind3}        yy += w4",
+            f"{ind3}    if yy > w2:",
+            f"{ind3}        x{q} = w4 - yy - box",
+            f"{ind3}        r{q} = -r{q}",
+            f"{ind3}    else:",
+            f"{ind3}        x{q} = yy - box",
         ]
     L.append(f"{ind2}u = ZERO")
     L += [f"{ind2}g{q} = ZERO" for q in q_range]
@@ -164,16 +171,6 @@ def trajectory_source(spec: MLPSpec) -> str:
     return "\n".join(L) + "\n"
 
 
-def _fold_py(x, r, box, w2, w4):  # pragma: no cover - compiled for the device
-    """hmc._fold for one coordinate: unfold on the circle of length 4L; the far half is the mirrored box."""
-    y = math.fmod(x + box, w4)  # exact, and a float even for huge steps (floor would be an integer here)
-    if y < 0:
-        y += w4
-    if y > w2:
-        return w4 - y - box, -r
-    return y - box, r
-
-
 _KERNELS: dict[tuple[Any, ...], Any] = {}
 
 
@@ -185,8 +182,7 @@ def compile_trajectory(spec: MLPSpec, dtype: Any) -> Any:
     key = (spec.widths, spec.activation, np.dtype(dtype).name)
     if key not in _KERNELS:
         dt = np.dtype(dtype).type
-        fold = cuda.jit(device=True)(_fold_py)
-        ns: dict[str, Any] = {"cuda": cuda, "math": math, "_fold": fold, "ZERO": dt(0.0), "HALF": dt(0.5),
+        ns: dict[str, Any] = {"cuda": cuda, "math": math, "ZERO": dt(0.0), "HALF": dt(0.5),
                               "ONE": dt(1.0), "TWO": dt(2.0), "FOUR": dt(4.0)}
         src = trajectory_source(spec)
         exec(compile(src, f"<hmc_gpu {'-'.join(map(str, spec.widths))} {spec.activation} {key[2]}>", "exec"), ns)
