@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -33,8 +34,8 @@ log = logging.getLogger("mcmc_landscape.samplers.hmc_gpu")
 
 #: Above this many parameters a thread's registers cannot hold a chain; the torch loop runs instead.
 MAX_PARAMS = 256
-#: Threads (chains) per block.
-THREADS_PER_BLOCK = 128
+#: Threads (chains) per block; small batches get smaller blocks so that they still spread over the SMs.
+THREADS_PER_BLOCK, SMALL_BLOCK, SMALL_BATCH = 128, 32, 32768
 
 
 def available() -> bool:
@@ -208,8 +209,7 @@ def mlp_cuda_trajectory_fn(spec: MLPSpec, data: Dataset,
     from . import hmc
 
     tensors: dict[tuple[Any, ...], tuple[Any, Any]] = {}
-    broken: list[str] = []
-    launched: list[bool] = []
+    status = {"launched": False, "broken": False}
 
     def data_on(device: Any, dtype: Any) -> tuple[Any, Any]:
         key = (str(device), dtype)
@@ -224,7 +224,7 @@ def mlp_cuda_trajectory_fn(spec: MLPSpec, data: Dataset,
                             n_lf, box)
 
     def trajectory(pos: Any, r: Any, g: Any, drift: Any, kick: Any, n_lf: int, box: float) -> tuple[Any, ...]:
-        if broken:
+        if status["broken"]:
             return torch_loop(pos, r, g, drift, kick, n_lf, box)
         from numba import cuda
 
@@ -235,24 +235,27 @@ def mlp_cuda_trajectory_fn(spec: MLPSpec, data: Dataset,
         xd, yd = data_on(pos.device, pos.dtype)
         npdt = np.float32 if pos.dtype == torch.float32 else np.float64
         tensors_in = [*ins, xd, yd, out_x, out_r, out_u, out_g]
-        blocks = (C + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+        tpb = THREADS_PER_BLOCK if C >= SMALL_BATCH else SMALL_BLOCK
+        blocks = (C + tpb - 1) // tpb
         try:
             kernel = compile_trajectory(spec, npdt)
-            if pos.is_cuda:
-                arrs = [cuda.as_cuda_array(t, sync=False) for t in tensors_in]
-                stream = cuda.external_stream(torch.cuda.current_stream(pos.device).cuda_stream)
-                launch = kernel[blocks, THREADS_PER_BLOCK, stream]
-            else:  # numba-cuda's simulator: host arrays
-                arrs = [t.numpy() for t in tensors_in]
-                launch = kernel[blocks, THREADS_PER_BLOCK]
+            with warnings.catch_warnings():  # a small batch is a small grid, by choice
+                warnings.filterwarnings("ignore", message="Grid size .* under-utilization")
+                if pos.is_cuda:
+                    arrs = [cuda.as_cuda_array(t, sync=False) for t in tensors_in]
+                    stream = cuda.external_stream(torch.cuda.current_stream(pos.device).cuda_stream)
+                    launch = kernel[blocks, tpb, stream]
+                else:  # numba-cuda's simulator: host arrays
+                    arrs = [t.numpy() for t in tensors_in]
+                    launch = kernel[blocks, tpb]
             launch(*arrs[:5], np.int64(n_lf), npdt(box), *arrs[5:])
         except Exception as exc:  # noqa: BLE001 - a missing toolkit shows up only at the first launch
-            if not pos.is_cuda or launched:
+            if not pos.is_cuda or status["launched"]:
                 raise
-            broken.append(str(exc))
+            status["broken"] = True
             log.warning("the fused GPU trajectory could not run (%s); HMC uses the torch loop instead", exc)
             return torch_loop(pos, r, g, drift, kick, n_lf, box)
-        launched.append(True)
+        status["launched"] = True
         return out_x, out_r, out_u, out_g
 
     trajectory.fused = True  # type: ignore[attr-defined]
