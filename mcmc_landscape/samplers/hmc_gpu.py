@@ -33,7 +33,7 @@ from ..nets import MLPSpec
 log = logging.getLogger("mcmc_landscape.samplers.hmc_gpu")
 
 #: Above this many parameters a thread's registers cannot hold a chain; the torch loop runs instead.
-MAX_PARAMS = 256
+MAX_PARAMS = 64
 #: Threads (chains) per block; small batches get smaller blocks so that they still spread over the SMs.
 THREADS_PER_BLOCK, SMALL_BLOCK, SMALL_BATCH = 128, 32, 32768
 
