@@ -20,7 +20,6 @@ import subprocess
 import tempfile
 
 import numpy as np
-from numba import cuda, types
 
 from mcmc_landscape.nets import MLPSpec
 from mcmc_landscape.samplers import hmc_gpu
@@ -38,10 +37,7 @@ def main() -> None:
     ptxas = os.environ.get("PTXAS") or shutil.which("ptxas")
     out = {"arch": args.arch, "activation": args.activation, "p": spec.n_params, "cc": args.cc}
     for dt in (np.float32, np.float64):
-        ft = types.float32 if dt is np.float32 else types.float64
-        a2, a1 = types.Array(ft, 2, "C"), types.Array(ft, 1, "C")
-        sig = (a2, a2, a2, a2, a2, types.int64, ft, a2, types.Array(types.int32, 1, "C"), a2, a2, a1, a2)
-        ptx, _ = cuda.compile_ptx(hmc_gpu.compile_trajectory(spec, dt).py_func, sig, cc=cc)
+        ptx = hmc_gpu.kernel_ptx(spec, dt, cc)
         row = {"ptx_bytes": len(ptx), "local": len(re.findall(r"\.local", ptx)),
                "f64_instructions": len(re.findall(r"\.f64", ptx)), "global_loads": len(re.findall(r"ld\.global", ptx)),
                "global_stores": len(re.findall(r"st\.global", ptx))}

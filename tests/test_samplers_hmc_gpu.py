@@ -161,5 +161,28 @@ def test_generated_kernel_holds_every_parameter_in_its_own_variable():
     assert "local.array" not in src and f"x{spec.n_params} " not in src
 
 
+def _can_compile_ptx() -> bool:
+    if not hmc_gpu.available():
+        return False
+    try:
+        from numba.cuda.cudadrv import nvrtc, nvvm
+
+        return bool(nvvm.is_available() and nvrtc.get_supported_ccs())
+    except Exception:  # noqa: BLE001 - any missing piece of the toolkit means: cannot compile here
+        return False
+
+
+@pytest.mark.skipif(not _can_compile_ptx(), reason="NVVM/NVRTC absent (the gpu extra brings them)")
+def test_compiled_float32_kernel_keeps_the_chain_in_registers():
+    """Where the toolkit is installed: the real compile (sm_90) reads each input once, uses no local memory and no
+    float64 arithmetic in float32."""
+    import re
+
+    spec = MLPSpec.from_string("2,2")
+    ptx = hmc_gpu.kernel_ptx(spec, np.float32)
+    assert ".local" not in ptx and ".f64" not in ptx
+    assert len(re.findall(r"ld\.global", ptx)) == 4 * spec.n_params + 1 + spec.n_in + 1
+
+
 if __name__ == "__main__":
     simulate(sys.argv[1])

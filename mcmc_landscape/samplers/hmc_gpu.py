@@ -191,6 +191,18 @@ def compile_trajectory(spec: MLPSpec, dtype: Any) -> Any:
     return _KERNELS[key]
 
 
+def kernel_ptx(spec: MLPSpec, dtype: Any, cc: tuple[int, int] = (9, 0)) -> str:
+    """PTX of the kernel for ``spec`` in ``dtype`` for compute capability ``cc``, compiled without a GPU (numba-cuda
+    needs NVVM and NVRTC for this): to check that a chain's state stays in registers (no ``.local``)."""
+    from numba import cuda, types
+
+    ft = types.float32 if np.dtype(dtype) == np.float32 else types.float64
+    a2, a1 = types.Array(ft, 2, "C"), types.Array(ft, 1, "C")
+    sig = (a2, a2, a2, a2, a2, types.int64, ft, a2, types.Array(types.int32, 1, "C"), a2, a2, a1, a2)
+    ptx, _ = cuda.compile_ptx(compile_trajectory(spec, dtype).py_func, sig, cc=cc)
+    return ptx
+
+
 def mlp_cuda_trajectory_fn(spec: MLPSpec, data: Dataset,
                            torch_grad: Callable[..., tuple[Any, Any]]) -> Callable[..., tuple[Any, ...]] | None:
     """The fused trajectory for :func:`mcmc_landscape.samplers.hmc.run_block` (the signature of ``hmc.leapfrog``
