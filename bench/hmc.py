@@ -2,10 +2,18 @@
 and gradient evaluations per second as the number of chains grows. One run; a table, then a last line of JSON.
 
 Usage: python bench/hmc.py [--device auto|cpu|cuda] [--quick] [--chains N] [--pyro-chains K]
+                           [--numpyro-only] [--numpyro-chains 1024,16384]
 ESS is ArviZ's bulk ESS of U, read two ways: over all of a sampler's chains together ("all"; chains stuck at different
 levels of U lower it) and as the sum of each chain's own ESS ("chains"; how a single chain is judged). Pyro runs K
 chains one after another (its multi-chain mode forks processes). Gradient evaluations are counted where the energy is
 called, so Pyro's NUTS is charged for every step of its trees.
+
+On a GPU (``--device cuda``) the gradient throughput is measured for the fused trajectory (one numba-cuda kernel per
+trajectory, `mcmc_landscape.samplers.hmc_gpu`) and for the torch loop it replaces, up to 2^20 chains in float32, beside
+an estimate of the card's limit from the FLOPs and bytes a gradient needs. Where NumPyro is installed (the ``bench``
+extra), its vectorized NUTS (tree depth ≤ 4, all chains in one JIT-compiled program) runs on the same target, chains
+and iterations (300 warm-up + 500 draws) as ours, and the ESS of U per second of both is compared
+(``--numpyro-only`` runs just that and the throughput).
 """
 
 from __future__ import annotations
@@ -47,14 +55,14 @@ def ess_u_per_chain(energy: np.ndarray) -> float:
 class Counted:
     """The [2,2] energy on a device, counting the θ rows it is evaluated at."""
 
-    def __init__(self, device, dtype):
+    def __init__(self, device, dtype, trajectory="fused"):
         ds = load_dataset("points10")
         self.spec = MLPSpec.from_string("2,2")
         self.x = torch.tensor(ds.x, dtype=dtype, device=device)
         self.y = torch.tensor(ds.y, device=device)
         self.calls = 0
         self.grad = mlp_torch_energy_grad_fn(self.spec, ds, device, dtype)
-        self.traj = mlp_torch_trajectory_fn(self.spec, ds, device)
+        self.traj = mlp_torch_trajectory_fn(self.spec, ds, device, trajectory)
 
     def __call__(self, theta):
         self.calls += theta.shape[0]
@@ -67,7 +75,7 @@ class Counted:
         return self.grad(theta)
 
     def trajectory(self, pos, r, g, drift, kick, n_lf, box):
-        """The fused CPU trajectory the CLI uses (None off the CPU): n_lf gradients per chain."""
+        """The fused trajectory the CLI uses (Numba on the CPU, numba-cuda on a GPU): n_lf gradients per chain."""
         self.calls += pos.shape[0] * n_lf
         return self.traj(pos, r, g, drift, kick, n_lf, box)
 
@@ -77,19 +85,20 @@ class Counted:
         return mlp_energy_and_grad_torch(theta, self.spec, self.x, self.y)
 
 
-def run_ours(chains, warmup, draws, n_leapfrog, device, seed=0, torch_grad=False):
-    f = Counted(device, torch.float64)
+def run_ours(chains, warmup, draws, n_leapfrog, device, seed=0, torch_grad=False, dtype=torch.float64,
+             per_chain=True):
+    f = Counted(device, dtype)
     grad = f.with_torch_grad if torch_grad else f.with_grad
     traj = f.trajectory if f.traj is not None and not torch_grad else None
     s = hmc.HMCSettings(temperature=T, box=L, warmup=warmup, n_leapfrog=n_leapfrog)
     t0 = time.perf_counter()
-    state = hmc.init(f, chains, 18, seed, s, device=device, grad_fn=grad)
+    state = hmc.init(f, chains, 18, seed, s, device=device, dtype=dtype, grad_fn=grad)
     state, theta, energy, acc = hmc.run_block(f, state, draws, s, grad_fn=grad, trajectory_fn=traj)
     if device.type == "cuda":
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
-    return {"seconds": dt, "grads": f.calls, "ess_u": ess_u(energy), "ess_u_chains": ess_u_per_chain(energy),
-            "acceptance": float(acc.mean())}
+    return {"seconds": dt, "grads": f.calls, "ess_u": ess_u(energy),
+            "ess_u_chains": ess_u_per_chain(energy) if per_chain else float("nan"), "acceptance": float(acc.mean())}
 
 
 def run_pyro(kind, warmup, draws, n_leapfrog, chains=1):
@@ -136,8 +145,8 @@ def run_rw(chains, evals, seed=0):
             "acceptance": float(info.accepted.mean())}
 
 
-def grad_throughput(chains, device, dtype, iters):
-    f = Counted(device, dtype)
+def grad_throughput(chains, device, dtype, iters, trajectory="fused"):
+    f = Counted(device, dtype, trajectory)
     s = hmc.HMCSettings(temperature=T, box=L, warmup=0, n_leapfrog=16, thin=iters)
     state = hmc.init(f, chains, 18, 0, s, device=device, dtype=dtype, grad_fn=f.with_grad)
     traj = f.trajectory if f.traj is not None else None
@@ -153,14 +162,114 @@ def grad_throughput(chains, device, dtype, iters):
     return f.calls / (time.perf_counter() - t0)
 
 
+def run_numpyro(chains, warmup, draws, seed=0):
+    """NumPyro's vectorized NUTS (tree depth ≤ 4) on the same target: Uniform(-L, L)^18 times exp(-U/T), U the
+    [2,2] classifier's energy written in JAX with our flat layout. NumPyro compiles inside ``run``: the same run is
+    made twice and the second is timed (``seconds``; the first, compilation included, is ``seconds_cold``). U of
+    its draws is computed by our torch energy, so both samplers' U are the same function."""
+    import jax
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as nd
+    from numpyro.infer import MCMC, NUTS
+
+    ds = load_dataset("points10")
+    spec = MLPSpec.from_string("2,2")
+    x, y = jnp.asarray(ds.x, dtype=jnp.float32), jnp.asarray(ds.y)
+    layers = spec.offsets()
+
+    def energy(theta):
+        h = x
+        for li, (w_off, b_off, fan_in, fan_out) in enumerate(layers):
+            h = h @ theta[w_off:b_off].reshape(fan_in, fan_out) + theta[b_off : b_off + fan_out]
+            if li < len(layers) - 1:
+                h = jax.nn.relu(h)
+        logp = jax.nn.log_softmax(h, axis=-1)
+        return -jnp.take_along_axis(logp, y[:, None], axis=-1).sum()
+
+    def model():
+        theta = numpyro.sample("theta", nd.Uniform(-L, L).expand([spec.n_params]).to_event(1))
+        numpyro.factor("U", -energy(theta) / T)
+
+    kernel = NUTS(model, target_accept_prob=0.8, max_tree_depth=4)
+    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains, chain_method="vectorized",
+                progress_bar=False)
+    times = []
+    for key in (seed + 1, seed):
+        t0 = time.perf_counter()
+        mcmc.run(jax.random.PRNGKey(key), extra_fields=("num_steps",))
+        theta = np.asarray(jax.block_until_ready(mcmc.get_samples(group_by_chain=True)["theta"]))
+        times.append(time.perf_counter() - t0)
+    cold, dt = times
+    steps = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["num_steps"])
+    f = Counted(torch.device("cpu"), torch.float64)
+    flat = theta.reshape(-1, spec.n_params)
+    energy_draws = np.concatenate([f(torch.tensor(flat[i : i + 2**18], dtype=torch.float64)).numpy()
+                                   for i in range(0, len(flat), 2**18)]).reshape(chains, draws)
+    return {"seconds": dt, "seconds_cold": cold, "grads_sampling": int(steps.sum()), "ess_u": ess_u(energy_draws),
+            "acceptance": float("nan"), "backend": jax.default_backend()}
+
+
+def numpyro_comparison(chain_counts, device, warmup=300, draws=500, n_leapfrog=16):
+    """ESS of U per second, ours (fused trajectory on the device) against NumPyro's vectorized NUTS, at equal chains
+    and iterations. Ours runs in float32 on a GPU (as NumPyro does) and in float64 on the CPU (as the CLI does)."""
+    out = {}
+    dtype = torch.float32 if device.type == "cuda" else torch.float64
+    # compile our kernels first, as NumPyro's second run is timed
+    run_ours(8, 2, 2, n_leapfrog, device, dtype=dtype, per_chain=False)
+    for c in chain_counts:
+        ours = run_ours(c, warmup, draws, n_leapfrog, device, dtype=dtype, per_chain=False)
+        peer = run_numpyro(c, warmup, draws)
+        out[str(c)] = {"ours": ours, "numpyro": peer,
+                       "ess_per_s_ratio": (ours["ess_u"] / ours["seconds"]) / (peer["ess_u"] / peer["seconds"])}
+        print(f"  {c:>6} chains: ours {ours['seconds']:7.1f} s, ESS(U) {ours['ess_u']:8.0f}, "
+              f"{ours['ess_u'] / ours['seconds']:9.1f}/s | NumPyro NUTS ({peer['backend']}) {peer['seconds']:7.1f} s, "
+              f"ESS(U) {peer['ess_u']:8.0f}, {peer['ess_u'] / peer['seconds']:9.1f}/s | ratio "
+              f"{out[str(c)]['ess_per_s_ratio']:.2f}")
+    return out
+
+
+def gradient_cost(spec, n_points, dtype_bytes=4, n_leapfrog=16):
+    """FLOPs and bytes of DRAM traffic per gradient evaluation of the fused HMC iteration, counted from the network:
+    forward and backward multiply-adds per point, the loss, the leapfrog updates; per iteration the kernel reads
+    θ, r, ∇U, the step scale and writes θ, r, ∇U (8 passes over (chains, p)), and the torch side of ``run_block``
+    (momentum draw, kinetic energies, finiteness, accept, adaptation) makes about 30 more, counted from its code; all
+    shared by the ``n_leapfrog`` gradients of a trajectory. An estimate, not a measurement."""
+    p = spec.n_params
+    macs = sum(i * o for i, o in spec.layer_shapes)
+    back_macs = macs + sum(i * o for i, o in spec.layer_shapes[1:])  # dW for every layer, dh below the first
+    flops_point = 2 * (macs + back_macs) + 6 * sum(spec.widths[1:]) + 20  # + biases, activations, softplus
+    flops = n_points * flops_point + 6 * p
+    bytes_ = (8 + 30) * p * dtype_bytes / n_leapfrog
+    return {"flops": flops, "bytes": bytes_}
+
+
+#: H100 SXM peaks: FP32 (non-tensor) FLOP/s and HBM3 bytes/s (NVIDIA's data sheet).
+H100_FP32_FLOPS, H100_BYTES_PER_S = 67e12, 3.35e12
+
+
+def card_limit(spec, n_points):
+    cost = gradient_cost(spec, n_points)
+    by_flops, by_bytes = H100_FP32_FLOPS / cost["flops"], H100_BYTES_PER_S / cost["bytes"]
+    return {**cost, "limit_by_flops": by_flops, "limit_by_bytes": by_bytes, "limit": min(by_flops, by_bytes)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="auto")
     ap.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
     ap.add_argument("--chains", type=int, default=1024, help="chains for our HMC and random walk")
     ap.add_argument("--pyro-chains", type=int, default=4, help="Pyro HMC chains (seeds), run one after another")
+    ap.add_argument("--numpyro-only", action="store_true",
+                    help="only ours against NumPyro's vectorized NUTS, and the GPU throughput on a GPU")
+    ap.add_argument("--numpyro-chains", default=None,
+                    help="comma-separated chain counts for the NumPyro comparison (default 1024,16384 on a GPU, "
+                         "64,256 on the CPU)")
     args = ap.parse_args()
     device = hmc.resolve_device(args.device)
+    if args.numpyro_only:
+        numpyro_main(args, device)
+        return
     warm, draws, nlf = (100, 200, 16) if args.quick else (300, 1000, 16)
     torch.manual_seed(0)
 
@@ -194,16 +303,15 @@ def main() -> None:
         iters = max(2, min(50, int(2e6 / (c * 16))))
         thr_cpu[str(c)] = statistics.median(grad_throughput(c, torch.device("cpu"), torch.float32, iters)
                                             for _ in range(3 if c < 16384 else 1))
-    thr_gpu = {}
-    if device.type == "cuda":
-        for c in [*counts, 1048576]:
-            thr_gpu[str(c)] = statistics.median(grad_throughput(c, device, torch.float32, 20) for _ in range(3))
+    thr_gpu = gpu_throughput(device, counts) if device.type == "cuda" else {}
     print("gradient evaluations per second (float32, 16 leapfrog steps per iteration):")
     for c in counts:
         gpu = f"{thr_gpu[str(c)]:>16,.0f}" if thr_gpu else ""
         print(f"  {c:>8} chains  cpu {thr_cpu[str(c)]:>14,.0f}  {('gpu ' + gpu) if gpu else ''}")
     if thr_gpu:
         print(f"  {1048576:>8} chains  gpu {thr_gpu['1048576']:>14,.0f}  ({torch.cuda.get_device_name()})")
+        report_gpu(thr_gpu)
+    peer = numpyro_comparison(_numpyro_counts(args, device), device) if _has_numpyro() else {}
     summary = {
         # Headline, the harsh reading for us: our ESS over all chains together (charged for chains that sit at
         # different levels of U) against Pyro's chains each judged alone. Like-for-like readings follow.
@@ -215,10 +323,62 @@ def main() -> None:
         "ess_per_grad_ratio_vs_rw_all_chains_bulk": (rows["ours_hmc"]["ess_u"] / rows["ours_hmc"]["grads"])
         / (rows["ours_rw"]["ess_u"] / rows["ours_rw"]["grads"]),
         "grad_evals_per_s": {"cpu": thr_cpu, **({"cuda": thr_gpu} if thr_gpu else {})},
+        "numpyro": peer,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "rows": rows,
     }
     print(json.dumps(summary))
+
+
+def gpu_throughput(device, counts):
+    """Gradient evaluations/s in float32 on the GPU, fused trajectory and torch loop, up to 2^20 chains (the torch
+    loop under "<chains>_torch")."""
+    out = {}
+    for c in [*counts, 1048576]:
+        out[str(c)] = statistics.median(grad_throughput(c, device, torch.float32, 20) for _ in range(3))
+        out[f"{c}_torch"] = grad_throughput(c, device, torch.float32, 5, trajectory="torch")
+    return out
+
+
+def report_gpu(thr):
+    lim = card_limit(MLPSpec.from_string("2,2"), 10)
+    print("GPU, fused trajectory against the torch loop (float32, gradient evaluations/s):")
+    for key in [k for k in thr if not k.endswith("_torch")]:
+        print(f"  {int(key):>8} chains  fused {thr[key]:>16,.0f}  torch loop {thr[key + '_torch']:>14,.0f}  "
+              f"ratio {thr[key] / thr[key + '_torch']:.1f}")
+    best = max(v for k, v in thr.items() if not k.endswith("_torch"))
+    print(f"  card's limit (H100 SXM, [2,2] on 10 points): {lim['flops']:.0f} FLOPs and {lim['bytes']:.0f} bytes per "
+          f"gradient → {lim['limit_by_flops']:.2e}/s by FP32 FLOPs, {lim['limit_by_bytes']:.2e}/s by HBM; "
+          f"measured best {best:.2e}/s = {best / lim['limit']:.1%} of the lower")
+    thr["card_limit"] = lim
+
+
+def _has_numpyro():
+    import importlib.util
+
+    return importlib.util.find_spec("numpyro") is not None
+
+
+def _numpyro_counts(args, device):
+    if args.numpyro_chains:
+        return [int(c) for c in args.numpyro_chains.split(",")]
+    return [1024, 16384] if device.type == "cuda" else [64, 256]
+
+
+def numpyro_main(args, device):
+    """``--numpyro-only``: ours against NumPyro's vectorized NUTS, plus the GPU throughput on a GPU; one JSON line."""
+    if not _has_numpyro():
+        raise SystemExit("NumPyro is not installed: pip install -c constraints.txt -e '.[bench]'")
+    print(f"[2,2] classifier, points10, T={T}, L={L}: ours (HMC, 16 leapfrog steps, fused trajectory on {device}) "
+          "against NumPyro NUTS (vectorized, tree depth ≤ 4); 300 warm-up + 500 draws; ESS = bulk ESS of U, all chains")
+    peer = numpyro_comparison(_numpyro_counts(args, device), device)
+    thr = {}
+    if device.type == "cuda":
+        thr = gpu_throughput(device, [1024, 16384, 65536, 262144])
+        report_gpu(thr)
+    print(json.dumps({"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+                      "ess_per_s_ratio_vs_numpyro": {c: r["ess_per_s_ratio"] for c, r in peer.items()},
+                      "grad_evals_per_s_cuda": thr, "numpyro": peer}))
 
 
 if __name__ == "__main__":

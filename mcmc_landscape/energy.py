@@ -405,12 +405,23 @@ def mlp_torch_energy_grad_fn(spec: MLPSpec, data: Dataset, device: Any, dtype: A
     return lambda theta: mlp_energy_and_grad_torch(theta, spec, x, y)
 
 
-def mlp_torch_trajectory_fn(spec: MLPSpec, data: Dataset, device: Any):
-    """The fused CPU trajectory for :func:`mcmc_landscape.samplers.hmc.run_block`: all ``n_lf`` leapfrog steps of a
-    chain in one Numba call, instead of a torch call per step; None off the CPU (the torch loop runs there)."""
+def mlp_torch_trajectory_fn(spec: MLPSpec, data: Dataset, device: Any, kind: str = "fused"):
+    """The fused trajectory for :func:`mcmc_landscape.samplers.hmc.run_block`: all ``n_lf`` leapfrog steps of a
+    chain in one call instead of a torch call per step. On the CPU a Numba kernel over threads; on a CUDA device one
+    numba-cuda kernel for all chains (:mod:`mcmc_landscape.samplers.hmc_gpu`) where numba-cuda is installed and the
+    network fits in registers. None elsewhere, or with ``kind="torch"``: then the torch loop runs."""
     import torch
 
-    if torch.device(device).type != "cpu":
+    if kind not in ("fused", "torch"):
+        raise ValueError(f"trajectory kind must be 'fused' or 'torch', got {kind!r}")
+    dev = torch.device(device)
+    if kind == "torch":
+        return None
+    if dev.type == "cuda":
+        from .samplers.hmc_gpu import mlp_cuda_trajectory_fn
+
+        return mlp_cuda_trajectory_fn(spec, data, mlp_energy_and_grad_torch)
+    if dev.type != "cpu":
         return None
     model = mlp_energy_model(spec, data)
 

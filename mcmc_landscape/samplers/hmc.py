@@ -22,7 +22,10 @@ continues bit for bit.
 The trajectory is :func:`leapfrog`, a torch loop with one batched gradient call per step, unless the caller passes a
 ``trajectory_fn`` with the same signature: the classifier energy supplies a Numba one on the CPU
 (:func:`mcmc_landscape.energy.mlp_torch_trajectory_fn`, every step of a chain in one call, tested equal to the loop),
-which removes the per-step overhead of small tensors. Momenta, the accept step and adaptation stay here in torch.
+which removes the per-step overhead of small tensors, and on a CUDA device one numba-cuda kernel for all steps of all
+chains (:mod:`mcmc_landscape.samplers.hmc_gpu`, one thread per chain with θ in registers, no host synchronisation
+inside a trajectory; tested equal to the loop in numba-cuda's simulator). Momenta, the accept step and adaptation
+stay here in torch.
 """
 
 from __future__ import annotations

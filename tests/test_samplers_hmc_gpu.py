@@ -1,0 +1,188 @@
+"""The fused GPU trajectory (numba-cuda) against the torch loop, run on the CPU through numba-cuda's simulator.
+
+The simulator must be switched on before numba is imported, so the cases run in a child process
+(``python tests/test_samplers_hmc_gpu.py OUT.npz`` with ``NUMBA_ENABLE_CUDASIM=1``) that executes the very kernel
+source the GPU compiles and saves both paths' results; the tests here compare them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mcmc_landscape.data import Dataset, load_dataset
+from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.samplers import hmc, hmc_gpu
+
+needs_numba_cuda = pytest.mark.skipif(not hmc_gpu.available(), reason="numba-cuda (the dev/gpu extra) is absent")
+
+#: (arch, activation, classes, dtype): two-class softplus path with each activation, a wider multi-class net, float32.
+CASES = [("2,2", "relu", 2, "float64"), ("2,2", "tanh", 2, "float64"), ("3", "sigmoid", 2, "float64"),
+         ("4,3", "relu", 3, "float64"), ("2,2", "relu", 2, "float32")]
+BOX, N_LF = 2.0, 5
+
+
+def _data(classes: int) -> Dataset:
+    if classes == 2:
+        return load_dataset("points10")
+    rng = np.random.default_rng(7)
+    return Dataset(rng.normal(size=(12, 2)), np.arange(12) % classes, "three")
+
+
+def _case_inputs(spec: MLPSpec, dtype: torch.dtype, chains: int = 9):
+    rng = np.random.default_rng(3)
+    p = spec.n_params
+    pos = torch.tensor(rng.uniform(-BOX, BOX, size=(chains, p)), dtype=dtype)
+    r = torch.tensor(rng.normal(size=(chains, p)), dtype=dtype)
+    drift = torch.tensor(rng.uniform(0.01, 0.3, size=(chains, p)), dtype=dtype)
+    kick = torch.tensor(rng.uniform(0.01, 0.05, size=(chains, 1)), dtype=dtype)
+    return pos, r, drift, kick
+
+
+def _torch_eg(spec: MLPSpec, data: Dataset, dtype: torch.dtype):
+    from mcmc_landscape.energy import mlp_energy_and_grad_torch
+
+    x, y = torch.tensor(data.x, dtype=dtype), torch.tensor(data.y)
+    return lambda t: mlp_energy_and_grad_torch(t, spec, x, y)
+
+
+def simulate(out: str) -> None:
+    """Child process: every case through the kernel (simulated) and the torch loop; a short HMC run both ways."""
+    from numba import cuda
+
+    from mcmc_landscape.energy import mlp_energy_torch, mlp_torch_trajectory_fn
+
+    assert cuda.is_available(), "run with NUMBA_ENABLE_CUDASIM=1 (numba-cuda's simulator)"
+    res: dict[str, np.ndarray] = {}
+    for arch, act, classes, dt in CASES:
+        dtype = getattr(torch, dt)
+        data = _data(classes)
+        spec = MLPSpec.from_string(arch, activation=act, n_out=classes)
+        traj = mlp_torch_trajectory_fn(spec, data, "cuda")  # the path `--device cuda` takes
+        assert getattr(traj, "fused", False)
+        eg = _torch_eg(spec, data, dtype)
+        pos, r, drift, kick = _case_inputs(spec, dtype)
+        _, g = eg(pos)
+        tag = f"{arch}-{act}-{classes}-{dt}"
+        got = traj(pos, r, g, drift, kick, N_LF, BOX)
+        ref = hmc.leapfrog(eg, pos, r, g, drift, kick, N_LF, BOX)
+        free = hmc.leapfrog(eg, pos, r, g, drift, kick, N_LF, 1e9)[0]  # the same trajectory without walls
+        for name, a, b in zip(("x", "r", "u", "g"), got, ref, strict=True):
+            res[f"{tag}/got_{name}"], res[f"{tag}/ref_{name}"] = a.numpy(), b.numpy()
+        res[f"{tag}/free_x"] = free.numpy()
+        res[f"{tag}/far_x"] = traj(pos, r, g, drift * 1e20, kick, 3, BOX)[0].numpy()  # absurd steps
+        res[f"{tag}/pos"] = pos.numpy()
+    # a whole HMC block, warm-up adaptation included: fused trajectory against the torch loop, float64
+    data, spec = load_dataset("points10"), MLPSpec.from_string("2,2")
+    eg = _torch_eg(spec, data, torch.float64)
+    x, y = torch.tensor(data.x), torch.tensor(data.y)
+
+    def energy(t):
+        return mlp_energy_torch(t, spec, x, y)
+
+    settings = hmc.HMCSettings(box=3.0, warmup=12, n_leapfrog=6, initial_step=0.2)
+    for label, traj in (("fused", mlp_torch_trajectory_fn(spec, data, "cuda")), ("loop", None)):
+        state = hmc.init(energy, 6, spec.n_params, 5, settings, grad_fn=eg)
+        state, theta, u, acc = hmc.run_block(energy, state, 6, settings, grad_fn=eg, trajectory_fn=traj)
+        res[f"run/{label}_theta"], res[f"run/{label}_u"], res[f"run/{label}_acc"] = theta, u, acc
+        res[f"run/{label}_step"] = state.log_step.numpy()
+    np.savez(out, **res)
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory) -> dict[str, np.ndarray]:
+    out = tmp_path_factory.mktemp("hmc_gpu") / "sim.npz"
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1",
+           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, __file__, str(out)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(out) as f:
+        return dict(f)
+
+
+@needs_numba_cuda
+@pytest.mark.parametrize("case", CASES, ids=["-".join(map(str, c)) for c in CASES])
+def test_fused_gpu_trajectory_equals_the_torch_loop(simulated, case):
+    """Same end point, momentum, U and ∇U as hmc.leapfrog with the batched torch gradient, walls crossed included."""
+    arch, act, classes, dt = case
+    tag = f"{arch}-{act}-{classes}-{dt}"
+    tol = 1e-11 if dt == "float64" else 2e-4
+    for name in "xrug":
+        got, ref = simulated[f"{tag}/got_{name}"], simulated[f"{tag}/ref_{name}"]
+        assert got.dtype == np.dtype(dt)
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol, err_msg=name)
+    free, pos = simulated[f"{tag}/free_x"], simulated[f"{tag}/pos"]
+    assert (np.abs(free) > BOX).sum() >= 5, "the test should send chains through the walls"
+    assert not np.allclose(simulated[f"{tag}/got_x"], pos)
+    assert np.all(np.abs(simulated[f"{tag}/got_x"]) <= BOX)
+    far = simulated[f"{tag}/far_x"]
+    assert np.all(np.isfinite(far)) and np.all(np.abs(far) <= BOX), "a step of any size lands inside the box"
+
+
+@needs_numba_cuda
+def test_hmc_block_with_the_fused_trajectory_equals_the_torch_loop(simulated):
+    """A warm-up with step-size adaptation and kept draws: the same draws and accept decisions either way."""
+    np.testing.assert_array_equal(simulated["run/fused_acc"], simulated["run/loop_acc"])
+    assert 0 < simulated["run/fused_acc"].mean() < 1, "both accepts and rejects should occur"
+    for k in ("theta", "u", "step"):
+        np.testing.assert_allclose(simulated[f"run/fused_{k}"], simulated[f"run/loop_{k}"], rtol=1e-9, atol=1e-9)
+
+
+def test_the_torch_loop_runs_where_the_kernel_cannot(monkeypatch):
+    from mcmc_landscape.energy import mlp_energy_and_grad_torch, mlp_torch_trajectory_fn
+
+    data = load_dataset("points10")
+    small = MLPSpec.from_string("2,2")
+    assert mlp_torch_trajectory_fn(small, data, "cuda", kind="torch") is None
+    big = MLPSpec.from_string("20,20")
+    assert big.n_params > hmc_gpu.MAX_PARAMS
+    assert hmc_gpu.mlp_cuda_trajectory_fn(big, data, mlp_energy_and_grad_torch) is None
+    monkeypatch.setattr(hmc_gpu, "available", lambda: False)
+    assert mlp_torch_trajectory_fn(small, data, "cuda") is None
+    with pytest.raises(ValueError):
+        mlp_torch_trajectory_fn(small, data, "cuda", kind="triton")
+
+
+def test_generated_kernel_holds_every_parameter_in_its_own_variable():
+    """Registers, not arrays: the source names each parameter once per role and indexes no local array."""
+    spec = MLPSpec.from_string("2,2")
+    src = hmc_gpu.trajectory_source(spec)
+    compile(src, "<kernel>", "exec")
+    for q in (0, spec.n_params - 1):
+        assert f"x{q} = pos[c, {q}]" in src and f"out_g[c, {q}] = g{q}" in src
+    assert "local.array" not in src and f"x{spec.n_params} " not in src
+
+
+def _can_compile_ptx() -> bool:
+    if not hmc_gpu.available():
+        return False
+    try:
+        from numba.cuda.cudadrv import nvrtc, nvvm
+
+        return bool(nvvm.is_available() and nvrtc.get_supported_ccs())
+    except Exception:  # noqa: BLE001 - any missing piece of the toolkit means: cannot compile here
+        return False
+
+
+@pytest.mark.skipif(not _can_compile_ptx(), reason="NVVM/NVRTC absent (the gpu extra brings them)")
+def test_compiled_float32_kernel_keeps_the_chain_in_registers():
+    """Where the toolkit is installed: the real compile (sm_90) reads each input once, uses no local memory and no
+    float64 arithmetic in float32."""
+    import re
+
+    spec = MLPSpec.from_string("2,2")
+    ptx = hmc_gpu.kernel_ptx(spec, np.float32)
+    assert ".local" not in ptx and ".f64" not in ptx
+    assert len(re.findall(r"ld\.global", ptx)) == 4 * spec.n_params + 1 + spec.n_in + 1
+
+
+if __name__ == "__main__":
+    simulate(sys.argv[1])
