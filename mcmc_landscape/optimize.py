@@ -98,7 +98,8 @@ def quench(energy_grad: GradFn, theta0: np.ndarray | torch.Tensor, box: float | 
 
     Rows that finish leave the batch, so the work follows the rows still running. A row whose energy cannot be
     lowered even by a step of 2^-max_backtracks along the steepest descent has *stalled* (a kink of a ReLU network,
-    or the floating-point floor): it stops and is reported unconverged unless its gradient is below ``tol``.
+    or the floating-point floor, where U stops decreasing for three steps): it stops and is reported unconverged
+    unless its gradient is below ``tol``.
     """
     dev = resolve_device(device)
     x = torch.as_tensor(np.asarray(theta0) if not torch.is_tensor(theta0) else theta0, dtype=dtype, device=dev).clone()
@@ -117,6 +118,7 @@ def quench(energy_grad: GradFn, theta0: np.ndarray | torch.Tensor, box: float | 
     rho = torch.zeros(history, n, dtype=dtype, device=dev)
     k = 0                                                     # valid curvature pairs, oldest first
     reset = torch.zeros(n, dtype=torch.bool, device=dev)      # rows to restart along the steepest descent
+    flat_steps = torch.zeros(n, dtype=torch.int64, device=dev)  # consecutive steps that did not lower U
     c1 = 1e-4
     for it in range(max_iter + 1):
         act = _active(x, g, box)
@@ -129,7 +131,8 @@ def quench(energy_grad: GradFn, theta0: np.ndarray | torch.Tensor, box: float | 
             out_x[rows[finished]], out_f[rows[finished]] = x[finished], f[finished]
             out_it[rows[finished]] = it
             live = ~finished
-            rows, x, f, g, pg, gn, act, reset = (t[live] for t in (rows, x, f, g, pg, gn, act, reset))
+            rows, x, f, g, pg, gn, act, reset, flat_steps = (t[live] for t in (rows, x, f, g, pg, gn, act, reset,
+                                                                                flat_steps))
             S, Y, rho = S[:, live], Y[:, live], rho[:, live]
         if len(rows) == 0:
             break
@@ -183,15 +186,17 @@ def quench(energy_grad: GradFn, theta0: np.ndarray | torch.Tensor, box: float | 
         Y[k] = torch.where(keep[:, None], yv, torch.zeros_like(yv))
         rho[k] = torch.where(keep, 1.0 / sy.where(keep, torch.ones_like(sy)), torch.zeros_like(sy))
         k += 1
+        flat_steps = torch.where(f_new < f, torch.zeros_like(flat_steps), flat_steps + 1)
         x, f, g = x_new, f_new, g_new
-        stall = stuck & bad                                   # no decrease even along the steepest descent
+        # no decrease even along the steepest descent, or U at its floating-point floor for 3 steps
+        stall = (stuck & bad) | (flat_steps >= 3)
         reset = stuck & ~bad
         if bool(stall.any()):
             out_x[rows[stall]], out_f[rows[stall]] = x[stall], f[stall]
             out_it[rows[stall]] = it + 1
             out_stall[rows[stall]] = True
             live = ~stall
-            rows, x, f, g, reset = (t[live] for t in (rows, x, f, g, reset))
+            rows, x, f, g, reset, flat_steps = (t[live] for t in (rows, x, f, g, reset, flat_steps))
             S, Y, rho = S[:, live], Y[:, live], rho[:, live]
     f, g = energy_grad(out_x)
     act = _active(out_x, g, box)
