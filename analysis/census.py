@@ -32,10 +32,14 @@ def euclidean(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def cluster_minima(features: np.ndarray, energies: np.ndarray, theta_tol: float = 1e-3, energy_tol: float = 1e-5,
-                   distance: Distance = euclidean) -> tuple[np.ndarray, np.ndarray]:
+                   distance: Distance = euclidean, outputs: np.ndarray | None = None,
+                   output_tol: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
     """Labels (n,) numbered by increasing energy of their representative, and the representatives' row indices (the
-    lowest-energy member of each minimum)."""
+    lowest-energy member of each minimum). With ``outputs`` (n, ...), e.g. a network's centred logits on its training
+    points, two points of equal energy whose outputs agree within ``output_tol`` (relative) are also one minimum:
+    where minima are flat manifolds rather than points, the θ criterion alone would split one manifold into many."""
     features = np.asarray(features, dtype=np.float64)
+    flat_out = None if outputs is None else np.asarray(outputs, dtype=np.float64).reshape(len(energies), -1)
     energies = np.asarray(energies, dtype=np.float64)
     labels = -np.ones(len(energies), dtype=int)
     reps: list[int] = []
@@ -43,6 +47,10 @@ def cluster_minima(features: np.ndarray, energies: np.ndarray, theta_tol: float 
         for k, r in enumerate(reps):
             if abs(energies[i] - energies[r]) > energy_tol * max(1.0, abs(energies[r])):
                 continue
+            if flat_out is not None and np.abs(flat_out[r] - flat_out[i]).max() <= output_tol * max(
+                    1.0, float(np.abs(flat_out[r]).max())):
+                labels[i] = k
+                break
             if distance(features[r], features[i]) <= theta_tol * max(1.0, float(np.linalg.norm(features[r]))):
                 labels[i] = k
                 break
@@ -229,8 +237,12 @@ def census_report(c: dict[str, Any]) -> str:
              f"**{c['n_distinct']} distinct minima modulo symmetry** (hidden-unit permutations, sign flips, positive "
              f"rescaling, logit shift; dead ReLU units silenced), among {c['n_minima']} quenched minima. Plain "
              f"Euclidean clustering of the same end points with the same tolerances counts "
-             f"**{c['n_distinct_euclidean']}**. Tolerances: θ {c['settings']['theta_tol']:g} (relative), "
-             f"U {c['settings']['energy_tol']:g} (relative).", ""]
+             f"**{c['n_distinct_euclidean']}**. Two end points are one minimum when their energies agree and either "
+             "their aligned canonical forms or their outputs on the training points (centred logits, invariant "
+             "under every symmetry) agree: minima with flat directions are connected sets, not points, and the θ "
+             f"criterion alone (which counts {c.get('n_distinct_theta_only', '?')}) splits them. Tolerances "
+             f"(relative): θ {c['settings']['theta_tol']:g}, U {c['settings']['energy_tol']:g}, outputs "
+             f"{c['settings'].get('output_tol', float('nan')):g}.", ""]
     if c.get("saddles"):
         lines += ["Saddles reached (index: count): " + ", ".join(f"{k}: {v}" for k, v in c["saddles"].items()) + ".",
                   ""]

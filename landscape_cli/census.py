@@ -47,6 +47,9 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
                    help="two minima are one if their aligned canonical forms are this close, relative (default 1e-3)")
     s.add_argument("--energy-tol", type=positive_float, default=1e-5,
                    help="... and their energies this close, relative (default 1e-5)")
+    s.add_argument("--output-tol", type=positive_float, default=1e-3,
+                   help="... or their outputs on the training points (centred logits) this close, relative "
+                        "(default 1e-3)")
     s.add_argument("--neighbours", type=nonneg_int, default=3,
                    help="barriers from each minimum to its nearest n others (all pairs up to 8 minima; default 3)")
     s.add_argument("--max-barrier-minima", type=nonneg_int, default=40,
@@ -59,7 +62,8 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     c = run_census(args.file, args.out, count=args.count, run=args.run, discard=args.discard, tol=args.tol,
                    max_iter=args.max_iter, batch=args.batch, theta_tol=args.theta_tol, energy_tol=args.energy_tol,
-                   neighbours=args.neighbours, max_barrier_minima=args.max_barrier_minima, device=args.device,
+                   output_tol=args.output_tol, neighbours=args.neighbours, max_barrier_minima=args.max_barrier_minima,
+                   device=args.device,
                    seed=args.seed, force=args.force, quiet=args.quiet)
     print(f"{c['n_quenched']} draws quenched: {c['kinds']}; {c['n_distinct']} distinct minima modulo symmetry "
           f"(Euclidean clustering: {c['n_distinct_euclidean']}); {len(c['barriers'])} barriers; "
@@ -165,7 +169,8 @@ def path_ends(theta: np.ndarray, pairs: list[tuple[int, int]], spec: Any) -> tup
 
 def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | None = None, discard: int = 0,
                tol: float = 1e-6, max_iter: int = 2000, batch: int = 2000, theta_tol: float = 1e-3,
-               energy_tol: float = 1e-5, neighbours: int = 3, max_barrier_minima: int = 40, device: str = "auto",
+               energy_tol: float = 1e-5, output_tol: float = 1e-3, neighbours: int = 3, max_barrier_minima: int = 40,
+               device: str = "auto",
                seed: int = 0, force: bool = False, quiet: bool = True) -> dict[str, Any]:
     """The census of ``file``'s minima, written to ``out`` (REPORT.md, census.json, figures, graphs); returns it."""
     import torch
@@ -191,6 +196,7 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
     dev = resolve_device(device)
     settings = {"file": str(file.resolve()), "run": run, "count": count, "discard": discard, "tol": tol,
                 "max_iter": max_iter, "batch": batch}
+    cluster_settings = {"theta_tol": theta_tol, "energy_tol": energy_tol, "output_tol": output_tol}
     _prepare_out(out, settings, force)
     cfg, x, y, theta0, where = pick_draws(file, run, count, discard)
     widths = cfg["widths"]
@@ -209,16 +215,19 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
         is_min = np.flatnonzero(kind == "minimum")
         n_data = len(y)
         feats = function_form(q["theta"][is_min], spec, x)
+        outputs = _logits(q["theta"][is_min], spec, x)
+        outputs -= outputs.mean(axis=-1, keepdims=True)              # centred logits: invariant under every symmetry
         labels_min, reps_min = cluster_minima(feats, q["energy"][is_min], theta_tol, energy_tol,
-                                              lambda a, b: aligned_distance(a, b, spec))
+                                              lambda a, b: aligned_distance(a, b, spec), outputs, output_tol)
+        _, reps_theta = cluster_minima(feats, q["energy"][is_min], theta_tol, energy_tol,
+                                       lambda a, b: aligned_distance(a, b, spec))
         _, reps_euclid = cluster_minima(q["theta"][is_min], q["energy"][is_min], theta_tol, energy_tol)
         labels = -np.ones(len(kind), dtype=int)
         labels[is_min] = labels_min
         n_q = len(kind)
         rep_rows = is_min[reps_min]
         rep_theta = q["theta"][rep_rows]
-        with torch.no_grad():
-            logits_ok = _accuracy(rep_theta, spec, x, y)
+        logits_ok = (_logits(rep_theta, spec, x).argmax(-1) == np.asarray(y)[None]).mean(axis=1)
         dead = sum(m.sum(axis=1) for m in dead_units(rep_theta, spec, x)) if len(rep_theta) else []
         minima = []
         for k, row in enumerate(rep_rows):
@@ -265,10 +274,10 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
     census = {"file": str(file), "model": spec.describe(), "box": box, "n_data": n_data,
               "selection": f"{n_q} draws evenly over time, chains interleaved, after discarding {discard}",
               "n_quenched": n_q, "n_minima": int(len(is_min)), "n_distinct": len(minima),
-              "n_distinct_euclidean": int(len(reps_euclid)),
+              "n_distinct_euclidean": int(len(reps_euclid)), "n_distinct_theta_only": int(len(reps_theta)),
               "kinds": {k: int((kind == k).sum()) for k in ("minimum", "saddle", "not_converged")},
               "saddles": saddles, "n_stalled": int(q["stalled"].sum()),
-              "settings": {**settings, "theta_tol": theta_tol, "energy_tol": energy_tol, "neighbours": neighbours,
+              "settings": {**settings, **cluster_settings, "neighbours": neighbours,
                            "max_barrier_minima": max_barrier_minima, "device": str(dev), "barriers": bs.to_dict()},
               "minima": minima, "barriers": rows, "pairs_rule": "all pairs" if nb <= 8 else
               f"each of the {nb} lowest minima with its {neighbours} nearest modulo symmetry",
@@ -281,8 +290,8 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
     return census
 
 
-def _accuracy(theta: np.ndarray, spec: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Training accuracy of each row of θ."""
+def _logits(theta: np.ndarray, spec: Any, x: np.ndarray) -> np.ndarray:
+    """The network's outputs (n, points, classes) on ``x`` for each row of θ."""
     h = np.asarray(x, dtype=np.float64)
     layers = spec.unflatten(theta)
     hs = np.broadcast_to(h, (len(theta), *h.shape))
@@ -291,4 +300,4 @@ def _accuracy(theta: np.ndarray, spec: Any, x: np.ndarray, y: np.ndarray) -> np.
         if li < len(layers) - 1:
             hs = np.maximum(hs, 0) if spec.activation == "relu" else np.tanh(hs) if spec.activation == "tanh" \
                 else 1 / (1 + np.exp(-hs))
-    return (hs.argmax(-1) == np.asarray(y)[None]).mean(axis=1)
+    return np.array(hs)

@@ -98,7 +98,7 @@ def dead_units(theta: np.ndarray, spec: MLPSpec, x: np.ndarray) -> list[np.ndarr
     h = np.broadcast_to(np.asarray(x, dtype=np.float64), (theta.shape[0], *np.shape(x)))
     out = []
     for W, b in spec.unflatten(theta)[:-1]:
-        z = np.einsum("nki,nkj->nij", h, W) + b[:, None, :]
+        z = np.einsum("nki,nij->nkj", h, W) + b[:, None, :]
         if spec.activation == "relu":
             out.append((z <= 0).all(axis=1))
             h = np.maximum(z, 0)
@@ -109,8 +109,9 @@ def dead_units(theta: np.ndarray, spec: MLPSpec, x: np.ndarray) -> list[np.ndarr
 
 
 def silence_dead_units(theta: np.ndarray, spec: MLPSpec, x: np.ndarray) -> np.ndarray:
-    """θ with every dead ReLU unit's incoming weights, bias and outgoing weights set to 0: the same outputs on
-    ``x``, so minima that differ only along those flat directions get one representative."""
+    """θ with every dead ReLU unit's incoming weights, bias and outgoing weights set to 0, then (from the last hidden
+    layer down) every unit whose outgoing weights are all 0 silenced too: the same outputs on ``x``, so minima that
+    differ only along those flat directions get one representative."""
     theta = np.array(np.atleast_2d(theta), dtype=np.float64, copy=True)
     offsets = spec.offsets()
     for layer, dead in enumerate(dead_units(theta, spec, x)):
@@ -124,6 +125,15 @@ def silence_dead_units(theta: np.ndarray, spec: MLPSpec, x: np.ndarray) -> np.nd
         V[np.broadcast_to(dead[:, :, None], V.shape)] = 0.0
         theta[:, w_off:b_off] = W.reshape(n, -1)
         theta[:, nw_off:nb_off] = V.reshape(n, -1)
+    for layer in range(len(spec.hidden) - 1, -1, -1):        # units nothing downstream listens to are irrelevant too
+        w_off, b_off, fan_in, width = offsets[layer]
+        nw_off, nb_off, _, fan_out = offsets[layer + 1]
+        n = theta.shape[0]
+        mute = (theta[:, nw_off:nb_off].reshape(n, width, fan_out) == 0).all(axis=2)      # (n, width)
+        W = theta[:, w_off:b_off].reshape(n, fan_in, width)
+        W[np.broadcast_to(mute[:, None, :], W.shape)] = 0.0
+        theta[:, w_off:b_off] = W.reshape(n, -1)
+        theta[:, b_off : b_off + width][mute] = 0.0
     return theta
 
 
