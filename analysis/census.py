@@ -35,8 +35,8 @@ def cluster_minima(features: np.ndarray, energies: np.ndarray, theta_tol: float 
                    distance: Distance = euclidean, outputs: np.ndarray | None = None,
                    output_tol: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
     """Labels (n,) numbered by increasing energy of their representative, and the representatives' row indices (the
-    lowest-energy member of each minimum). With ``outputs`` (n, ...), e.g. a network's centred logits on its training
-    points, two points of equal energy whose outputs agree within ``output_tol`` (relative) are also one minimum:
+    lowest-energy member of each minimum). With ``outputs`` (n, ...), e.g. a network's loss on each training point,
+    two points of equal energy whose outputs agree within ``output_tol`` (relative) are also one minimum:
     where minima are flat manifolds rather than points, the θ criterion alone would split one manifold into many."""
     features = np.asarray(features, dtype=np.float64)
     flat_out = None if outputs is None else np.asarray(outputs, dtype=np.float64).reshape(len(energies), -1)
@@ -238,8 +238,8 @@ def census_report(c: dict[str, Any]) -> str:
              f"rescaling, logit shift; dead ReLU units silenced), among {c['n_minima']} quenched minima. Plain "
              f"Euclidean clustering of the same end points with the same tolerances counts "
              f"**{c['n_distinct_euclidean']}**. Two end points are one minimum when their energies agree and either "
-             "their aligned canonical forms or their outputs on the training points (centred logits, invariant "
-             "under every symmetry) agree: minima with flat directions are connected sets, not points, and the θ "
+             "their aligned canonical forms or their losses on every training point (invariant under every "
+             "symmetry) agree: minima with flat directions are connected sets, not points, and the θ "
              f"criterion alone (which counts {c.get('n_distinct_theta_only', '?')}) splits them. Tolerances "
              f"(relative): θ {c['settings']['theta_tol']:g}, U {c['settings']['energy_tol']:g}, outputs "
              f"{c['settings'].get('output_tol', float('nan')):g}.", ""]

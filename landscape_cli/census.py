@@ -48,8 +48,7 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--energy-tol", type=positive_float, default=1e-5,
                    help="... and their energies this close, relative (default 1e-5)")
     s.add_argument("--output-tol", type=positive_float, default=1e-3,
-                   help="... or their outputs on the training points (centred logits) this close, relative "
-                        "(default 1e-3)")
+                   help="... or their losses on every training point this close, relative (default 1e-3)")
     s.add_argument("--neighbours", type=nonneg_int, default=3,
                    help="barriers from each minimum to its nearest n others (all pairs up to 8 minima; default 3)")
     s.add_argument("--max-barrier-minima", type=nonneg_int, default=40,
@@ -215,8 +214,7 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
         is_min = np.flatnonzero(kind == "minimum")
         n_data = len(y)
         feats = function_form(q["theta"][is_min], spec, x)
-        outputs = _logits(q["theta"][is_min], spec, x)
-        outputs -= outputs.mean(axis=-1, keepdims=True)              # centred logits: invariant under every symmetry
+        outputs = _point_losses(q["theta"][is_min], spec, x, y)       # invariant under every symmetry
         labels_min, reps_min = cluster_minima(feats, q["energy"][is_min], theta_tol, energy_tol,
                                               lambda a, b: aligned_distance(a, b, spec), outputs, output_tol)
         _, reps_theta = cluster_minima(feats, q["energy"][is_min], theta_tol, energy_tol,
@@ -288,6 +286,15 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
     _write_atomic(out / "census.json", json.dumps(census, indent=1, default=float))
     _write_atomic(out / "REPORT.md", census_report(census))
     return census
+
+
+def _point_losses(theta: np.ndarray, spec: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each training point's loss (n, points) for each row of θ: what the energy sees of the network."""
+    z = _logits(theta, spec, x)
+    m = z.max(axis=-1, keepdims=True)
+    logp = z - m - np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
+    return -np.take_along_axis(logp, np.broadcast_to(np.asarray(y, int)[None, :, None], (len(z), len(y), 1)),
+                               axis=-1)[..., 0]
 
 
 def _logits(theta: np.ndarray, spec: Any, x: np.ndarray) -> np.ndarray:
