@@ -169,8 +169,8 @@ def path_ends(theta: np.ndarray, pairs: list[tuple[int, int]], spec: Any) -> tup
 def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | None = None, discard: int = 0,
                tol: float = 1e-6, max_iter: int = 2000, batch: int = 2000, theta_tol: float = 1e-3,
                energy_tol: float = 1e-5, output_tol: float = 1e-3, neighbours: int = 3, max_barrier_minima: int = 40,
-               device: str = "auto",
-               seed: int = 0, force: bool = False, quiet: bool = True) -> dict[str, Any]:
+               device: str = "auto", seed: int = 0, force: bool = False, quiet: bool = True,
+               barrier_settings: Any = None) -> dict[str, Any]:
     """The census of ``file``'s minima, written to ``out`` (REPORT.md, census.json, figures, graphs); returns it."""
     import torch
 
@@ -245,7 +245,8 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
                 dist[i, j] = dist[j, i] = aligned_distance(feats[reps_min[i]], feats[reps_min[j]], spec)
         pairs = barrier_pairs(dist, neighbours)
         starts, ends = path_ends(rep_theta[:nb], pairs, spec)
-        bs = BarrierSettings(box=box)
+        bs = barrier_settings or BarrierSettings()
+        bs.box = box
         rows = barriers(energy, starts, np.array([m["energy"] for m in minima[:nb]]), pairs, bs, ends,
                         device=dev) if pairs else []
     finally:

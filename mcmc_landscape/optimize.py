@@ -99,9 +99,21 @@ def quench(energy_grad: GradFn, theta0: np.ndarray | torch.Tensor, box: float | 
     Rows that finish leave the batch, so the work follows the rows still running. A row whose energy cannot be
     lowered even by a step of 2^-max_backtracks along the steepest descent has *stalled* (a kink of a ReLU network,
     or the floating-point floor, where U stops decreasing for three steps): it stops and is reported unconverged
-    unless its gradient is below ``tol``.
+    unless its gradient is below ``tol``. On the CPU, small batches run on one thread (the tensors are tiny; waking
+    more threads costs more than the work).
     """
     dev = resolve_device(device)
+    threads = torch.get_num_threads()
+    if dev.type == "cpu" and np.size(theta0) < 1_000_000:
+        torch.set_num_threads(1)
+    try:
+        return _quench(energy_grad, theta0, box, tol, max_iter, history, max_backtracks, dev, dtype)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _quench(energy_grad: GradFn, theta0: np.ndarray | torch.Tensor, box: float | None, tol: float, max_iter: int,
+            history: int, max_backtracks: int, dev: torch.device, dtype: torch.dtype) -> QuenchResult:
     x = torch.as_tensor(np.asarray(theta0) if not torch.is_tensor(theta0) else theta0, dtype=dtype, device=dev).clone()
     if x.ndim != 2:
         raise SpecError(f"starting points must be an array (n, p), got shape {tuple(x.shape)}.")
