@@ -53,17 +53,24 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
                    help="barriers from each minimum to its nearest n others (all pairs up to 8 minima; default 3)")
     s.add_argument("--max-barrier-minima", type=nonneg_int, default=40,
                    help="barriers among the lowest this many distinct minima only (default 40)")
+    s.add_argument("--path-steps", type=positive_int, default=1500,
+                   help="string-method iterations per barrier path (default 1500)")
+    s.add_argument("--climb-steps", type=positive_int, default=3000,
+                   help="climbing-image iterations toward each saddle (default 3000)")
     s.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default auto)")
     s.add_argument("--seed", type=nonneg_int, default=0, help="seed of the saturation curve's random orders")
     s.add_argument("--force", action="store_true", help="write into a non-empty --out, discarding a census there")
 
 
 def run(args: argparse.Namespace) -> int:
+    from dss.barriers import BarrierSettings
+
     c = run_census(args.file, args.out, count=args.count, run=args.run, discard=args.discard, tol=args.tol,
                    max_iter=args.max_iter, batch=args.batch, theta_tol=args.theta_tol, energy_tol=args.energy_tol,
                    output_tol=args.output_tol, neighbours=args.neighbours, max_barrier_minima=args.max_barrier_minima,
                    device=args.device,
-                   seed=args.seed, force=args.force, quiet=args.quiet)
+                   seed=args.seed, force=args.force, quiet=args.quiet,
+                   barrier_settings=BarrierSettings(steps=args.path_steps, climb_steps=args.climb_steps))
     print(f"{c['n_quenched']} draws quenched: {c['kinds']}; {c['n_distinct']} distinct minima modulo symmetry "
           f"(Euclidean clustering: {c['n_distinct_euclidean']}); {len(c['barriers'])} barriers; "
           f"report {Path(args.out) / 'REPORT.md'}")

@@ -169,7 +169,8 @@ def test_census_cli_end_to_end_resumes_and_refuses(tmp_path, capsys):
                    "--out", str(chains))[0] == 0
     out = tmp_path / "census"
     code, text, err = run_cli(capsys, "census", str(chains), "--out", str(out), "--count", "40", "--max-iter", "300",
-                              "--batch", "16", "--max-barrier-minima", "3", "--device", "cpu")
+                              "--batch", "16", "--max-barrier-minima", "3", "--device", "cpu",
+                              "--path-steps", "200", "--climb-steps", "200")
     assert code == 0, err
     c = json.loads((out / "census.json").read_text())
     assert c["n_quenched"] == 40 == sum(c["kinds"].values())
@@ -185,7 +186,7 @@ def test_census_cli_end_to_end_resumes_and_refuses(tmp_path, capsys):
     (out / "quench" / "batch_00002.npz").unlink()
     (out / "census.json").unlink()
     c2 = run_census(chains, out, count=40, max_iter=300, batch=16, max_barrier_minima=3, device="cpu",
-                    barrier_settings=BarrierSettings(steps=300, climb_steps=300))
+                    barrier_settings=BarrierSettings(steps=200, climb_steps=200))
     assert c2["labels"] == c["labels"] and [m["energy"] for m in c2["minima"]] == [m["energy"] for m in c["minima"]]
     code, _, err = run_cli(capsys, "census", str(chains), "--out", str(out), "--count", "30")
     assert_one_sentence_error(code, err)                        # other settings, no --force
