@@ -190,3 +190,18 @@ def test_census_cli_end_to_end_resumes_and_refuses(tmp_path, capsys):
     assert c2["labels"] == c["labels"] and [m["energy"] for m in c2["minima"]] == [m["energy"] for m in c["minima"]]
     code, _, err = run_cli(capsys, "census", str(chains), "--out", str(out), "--count", "30")
     assert_one_sentence_error(code, err)                        # other settings, no --force
+
+
+def test_dss_graph_graphml_through_networkx_keeps_every_level(tmp_path):
+    import networkx as nx
+
+    from dss.graph import write_graph
+
+    edge = {"i": 0, "j": 1, "normalized_length": 1.2, "n_beads": 3, "max_interpolated_loss": 0.09, "length": 2.0}
+    graph = {"levels": [{"l0": 0.1, "edges": [edge]}, {"l0": 0.05, "edges": [{**edge, "n_beads": 5}]}],
+             "nodes": [{"loss": 0.01, "draw": 3}, {"loss": 0.02, "draw": 7}, {"loss": 0.03, "draw": 9}]}
+    write_graph(graph, np.zeros((3, 4)), tmp_path)
+    g = nx.read_graphml(tmp_path / "graph.graphml")
+    assert g.nodes["n1"] == {"loss": 0.02, "source_draw": 7} and len(g) == 3
+    assert sorted((d["level"], d["n_beads"]) for _, _, d in g.edges(data=True)) == [(0.05, 5), (0.1, 3)]
+    assert json.loads((tmp_path / "graph.json").read_text())["minima"] == np.zeros((3, 4)).tolist()
