@@ -43,19 +43,31 @@ def cluster_minima(features: np.ndarray, energies: np.ndarray, theta_tol: float 
     energies = np.asarray(energies, dtype=np.float64)
     labels = -np.ones(len(energies), dtype=int)
     reps: list[int] = []
+    rep_e = np.empty(len(energies))
     for i in np.argsort(energies, kind="stable"):
-        for k, r in enumerate(reps):
-            if abs(energies[i] - energies[r]) > energy_tol * max(1.0, abs(energies[r])):
-                continue
-            if flat_out is not None and np.abs(flat_out[r] - flat_out[i]).max() <= output_tol * max(
-                    1.0, float(np.abs(flat_out[r]).max())):
-                labels[i] = k
-                break
-            if distance(features[r], features[i]) <= theta_tol * max(1.0, float(np.linalg.norm(features[r]))):
-                labels[i] = k
-                break
+        k_reps = len(reps)
+        cand = np.flatnonzero(np.abs(energies[i] - rep_e[:k_reps]) <= energy_tol * np.maximum(1.0, np.abs(
+            rep_e[:k_reps])))
+        hit = -1
+        if len(cand) and flat_out is not None:
+            ro = flat_out[np.asarray(reps)[cand]]
+            same = np.abs(ro - flat_out[i]).max(axis=1) <= output_tol * np.maximum(1.0, np.abs(ro).max(axis=1))
+            if same.any():
+                hit = int(cand[np.argmax(same)])
+        if hit < 0 and len(cand):
+            rf = features[np.asarray(reps)[cand]]
+            limit = theta_tol * np.maximum(1.0, np.linalg.norm(rf, axis=1))
+            if distance is euclidean:
+                close = np.linalg.norm(rf - features[i], axis=1) <= limit
+                hit = int(cand[np.argmax(close)]) if close.any() else -1
+            else:
+                hit = next((int(c) for c, f, lim in zip(cand, rf, limit, strict=True)
+                            if distance(f, features[i]) <= lim), -1)
+        if hit >= 0:
+            labels[i] = hit
         else:
             labels[i] = len(reps)
+            rep_e[len(reps)] = energies[i]
             reps.append(int(i))
     return labels, np.asarray(reps, dtype=int)
 
@@ -240,7 +252,8 @@ def census_report(c: dict[str, Any]) -> str:
              f"**{c['n_distinct_euclidean']}**. Two end points are one minimum when their energies agree and either "
              "their aligned canonical forms or their losses on every training point (invariant under every "
              "symmetry) agree: minima with flat directions are connected sets, not points, and the θ "
-             f"criterion alone (which counts {c.get('n_distinct_theta_only', '?')}) splits them. Tolerances "
+             f"criterion alone (which counts "
+             f"{c.get('n_distinct_theta_only') or 'n/a: only computed up to 1000 minima'}) splits them. Tolerances "
              f"(relative): θ {c['settings']['theta_tol']:g}, U {c['settings']['energy_tol']:g}, outputs "
              f"{c['settings'].get('output_tol', float('nan')):g}.", ""]
     if c.get("saddles"):

@@ -177,7 +177,7 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
                tol: float = 1e-6, max_iter: int = 2000, batch: int = 2000, theta_tol: float = 1e-3,
                energy_tol: float = 1e-5, output_tol: float = 1e-3, neighbours: int = 3, max_barrier_minima: int = 40,
                device: str = "auto", seed: int = 0, force: bool = False, quiet: bool = True,
-               barrier_settings: Any = None) -> dict[str, Any]:
+               barrier_settings: Any = None, theta_only_max: int = 1000) -> dict[str, Any]:
     """The census of ``file``'s minima, written to ``out`` (REPORT.md, census.json, figures, graphs); returns it."""
     import torch
 
@@ -224,8 +224,10 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
         outputs = _point_losses(q["theta"][is_min], spec, x, y)       # invariant under every symmetry
         labels_min, reps_min = cluster_minima(feats, q["energy"][is_min], theta_tol, energy_tol,
                                               lambda a, b: aligned_distance(a, b, spec), outputs, output_tol)
-        _, reps_theta = cluster_minima(feats, q["energy"][is_min], theta_tol, energy_tol,
-                                       lambda a, b: aligned_distance(a, b, spec))
+        reps_theta = None                                           # the θ criterion alone, for comparison (costly)
+        if len(is_min) <= theta_only_max:
+            _, reps_theta = cluster_minima(feats, q["energy"][is_min], theta_tol, energy_tol,
+                                           lambda a, b: aligned_distance(a, b, spec))
         _, reps_euclid = cluster_minima(q["theta"][is_min], q["energy"][is_min], theta_tol, energy_tol)
         labels = -np.ones(len(kind), dtype=int)
         labels[is_min] = labels_min
@@ -280,7 +282,8 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
     census = {"file": str(file), "model": spec.describe(), "box": box, "n_data": n_data,
               "selection": f"{n_q} draws evenly over time, chains interleaved, after discarding {discard}",
               "n_quenched": n_q, "n_minima": int(len(is_min)), "n_distinct": len(minima),
-              "n_distinct_euclidean": int(len(reps_euclid)), "n_distinct_theta_only": int(len(reps_theta)),
+              "n_distinct_euclidean": int(len(reps_euclid)),
+              "n_distinct_theta_only": None if reps_theta is None else int(len(reps_theta)),
               "kinds": {k: int((kind == k).sum()) for k in ("minimum", "saddle", "not_converged")},
               "saddles": saddles, "n_stalled": int(q["stalled"].sum()),
               "settings": {**settings, **cluster_settings, "neighbours": neighbours,
