@@ -23,7 +23,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 import numpy as np
 import torch
@@ -242,27 +241,20 @@ def connect_symmetric(task, minima: np.ndarray, gs: GraphSettings, out: Path | N
 
 
 def write_graph(graph: dict[str, Any], minima: np.ndarray, out: Path) -> list[Path]:
-    """``graph.json`` (every number) and ``graph.graphml`` (nodes, and edges with their level and numbers)."""
+    """``graph.json`` (every number) and ``graph.graphml`` (nodes, and edges with their level and numbers), the
+    GraphML through networkx."""
+    import networkx as nx
+
     out.mkdir(parents=True, exist_ok=True)
     payload = {**graph, "minima": minima.tolist()}
     (out / "graph.json").write_text(json.dumps(payload, indent=1, default=float))
-    keys = [("level", "double"), ("normalized_length", "double"), ("n_beads", "int"), ("max_interpolated_loss",
-                                                                                      "double"), ("length", "double")]
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
-             '<graphml xmlns="http://graphml.graphdrawing.org/xmlns">',
-             '<key id="loss" for="node" attr.name="loss" attr.type="double"/>',
-             '<key id="source_draw" for="node" attr.name="source_draw" attr.type="int"/>']
-    lines += [f'<key id="{k}" for="edge" attr.name="{k}" attr.type="{t}"/>' for k, t in keys]
-    lines.append('<graph id="minima" edgedefault="undirected">')
+    g = nx.MultiGraph(id="minima")
     for i, node in enumerate(graph.get("nodes", [{}] * len(minima))):
-        lines.append(f'<node id="n{i}"><data key="loss">{node.get("loss", float("nan"))}</data>'
-                     f'<data key="source_draw">{node.get("draw", -1)}</data></node>')
+        g.add_node(f"n{i}", loss=float(node.get("loss", float("nan"))), source_draw=int(node.get("draw", -1)))
     for lv in graph["levels"]:
         for e in lv["edges"]:
-            data = "".join(f'<data key="{k}">{escape(str(e[k] if k != "level" else lv["l0"]))}</data>'
-                           for k, _ in keys)
-            lines.append(f'<edge source="n{e["i"]}" target="n{e["j"]}">{data}</edge>')
-    lines += ["</graph>", "</graphml>"]
-    (out / "graph.graphml").write_text("\n".join(lines) + "\n")
+            g.add_edge(f"n{e['i']}", f"n{e['j']}", level=float(lv["l0"]),
+                       normalized_length=float(e["normalized_length"]), n_beads=int(e["n_beads"]),
+                       max_interpolated_loss=float(e["max_interpolated_loss"]), length=float(e["length"]))
+    nx.write_graphml(g, out / "graph.graphml")
     return [out / "graph.json", out / "graph.graphml"]
-

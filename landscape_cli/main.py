@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("analyze", "kernel PCA of the draws, good minima and their plane, with baselines"),
     "rotation": ("rotation", "the report's rotation experiment, end to end, with a generated REPORT.md"),
     "dss": ("dss", "Dynamic String Sampling: connect models of equal loss by a string of beads"),
+    "census": ("census", "all local minima of a chain file modulo symmetry, their barriers, the disconnectivity graph"),
 }
 
 

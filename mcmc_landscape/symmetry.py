@@ -16,6 +16,8 @@ sampling box; the canonical form is for geometry, not for sampling. The flat lay
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .nets import MLPSpec
@@ -72,3 +74,153 @@ def permute_hidden(theta: np.ndarray, spec: MLPSpec, layer: int, perm: np.ndarra
     theta[..., nw_off:nb_off] = theta[..., nw_off:nb_off].reshape(*theta.shape[:-1], width, fan_out)[..., perm, :] \
         .reshape(*theta.shape[:-1], -1)
     return theta
+
+
+# -- identity of minima modulo the symmetries ------------------------------------------------------------------------
+
+def center_logits(theta: np.ndarray, spec: MLPSpec) -> np.ndarray:
+    """θ with the output layer's weights and bias centred over the classes: softmax is unchanged when the same number
+    is added to every logit, so this is an exact symmetry (a flat direction of U that gradient descent never moves)."""
+    theta = np.array(theta, dtype=np.float64, copy=True)
+    w_off, b_off, fan_in, fan_out = spec.offsets()[-1]
+    lead = theta.shape[:-1]
+    V = theta[..., w_off:b_off].reshape(*lead, fan_in, fan_out)
+    theta[..., w_off:b_off] = (V - V.mean(axis=-1, keepdims=True)).reshape(*lead, -1)
+    c = theta[..., b_off : b_off + fan_out]
+    theta[..., b_off : b_off + fan_out] = c - c.mean(axis=-1, keepdims=True)
+    return theta
+
+
+def dead_units(theta: np.ndarray, spec: MLPSpec, x: np.ndarray) -> list[np.ndarray]:
+    """For each hidden layer, which ReLU units output 0 on every point of ``x``: (n, width) masks. Such a unit's
+    weights are flat directions of U on this data (nothing downstream sees them); other activations have none."""
+    theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+    h = np.broadcast_to(np.asarray(x, dtype=np.float64), (theta.shape[0], *np.shape(x)))
+    out = []
+    for W, b in spec.unflatten(theta)[:-1]:
+        z = np.einsum("nki,nij->nkj", h, W) + b[:, None, :]
+        if spec.activation == "relu":
+            out.append((z <= 0).all(axis=1))
+            h = np.maximum(z, 0)
+        else:
+            out.append(np.zeros(z.shape[::2], dtype=bool))
+            h = np.tanh(z) if spec.activation == "tanh" else 1 / (1 + np.exp(-z))
+    return out
+
+
+def silence_dead_units(theta: np.ndarray, spec: MLPSpec, x: np.ndarray) -> np.ndarray:
+    """θ with every dead ReLU unit's incoming weights, bias and outgoing weights set to 0, then (from the last hidden
+    layer down) every unit whose outgoing weights are all 0 silenced too: the same outputs on ``x``, so minima that
+    differ only along those flat directions get one representative."""
+    theta = np.array(np.atleast_2d(theta), dtype=np.float64, copy=True)
+    offsets = spec.offsets()
+    for layer, dead in enumerate(dead_units(theta, spec, x)):
+        w_off, b_off, fan_in, width = offsets[layer]
+        nw_off, nb_off, _, fan_out = offsets[layer + 1]
+        n = theta.shape[0]
+        W = theta[:, w_off:b_off].reshape(n, fan_in, width)
+        V = theta[:, nw_off:nb_off].reshape(n, width, fan_out)
+        W[np.broadcast_to(dead[:, None, :], W.shape)] = 0.0
+        theta[:, b_off : b_off + width][dead] = 0.0
+        V[np.broadcast_to(dead[:, :, None], V.shape)] = 0.0
+        theta[:, w_off:b_off] = W.reshape(n, -1)
+        theta[:, nw_off:nb_off] = V.reshape(n, -1)
+    for layer in range(len(spec.hidden) - 1, -1, -1):        # units nothing downstream listens to are irrelevant too
+        w_off, b_off, fan_in, width = offsets[layer]
+        nw_off, nb_off, _, fan_out = offsets[layer + 1]
+        n = theta.shape[0]
+        mute = (theta[:, nw_off:nb_off].reshape(n, width, fan_out) == 0).all(axis=2)      # (n, width)
+        W = theta[:, w_off:b_off].reshape(n, fan_in, width)
+        W[np.broadcast_to(mute[:, None, :], W.shape)] = 0.0
+        theta[:, w_off:b_off] = W.reshape(n, -1)
+        theta[:, b_off : b_off + width][mute] = 0.0
+    return theta
+
+
+def function_form(theta: np.ndarray, spec: MLPSpec, x: np.ndarray | None = None) -> np.ndarray:
+    """The representative used to tell minima apart: logits centred, dead units silenced (when ``x`` is given), then
+    :func:`canonicalize` (signs, scales, order)."""
+    t = center_logits(np.atleast_2d(theta), spec)
+    if x is not None:
+        t = silence_dead_units(t, spec, x)
+    return canonicalize(t, spec)
+
+
+def _unit_features(theta: np.ndarray, spec: MLPSpec, layer: int, in_perm: np.ndarray | None,
+                   out_perm: np.ndarray | None) -> np.ndarray:
+    """Each unit of hidden ``layer`` as a vector: incoming weights (rows in ``in_perm`` order), bias, outgoing
+    weights (columns in ``out_perm`` order)."""
+    w_off, b_off, fan_in, width = spec.offsets()[layer]
+    nw_off, nb_off, _, fan_out = spec.offsets()[layer + 1]
+    W = theta[w_off:b_off].reshape(fan_in, width)
+    if in_perm is not None:
+        W = W[in_perm]
+    V = theta[nw_off:nb_off].reshape(width, fan_out)
+    if out_perm is not None:
+        V = V[:, out_perm]
+    return np.concatenate([W.T, theta[b_off : b_off + width, None], V], axis=1)
+
+
+def align(reference: np.ndarray, theta: np.ndarray, spec: MLPSpec, max_passes: int = 5) -> np.ndarray:
+    """``theta`` with its hidden units permuted, layer by layer, to best match ``reference`` (weight matching: for each
+    layer a linear assignment on the similarity of incoming weights, bias and outgoing weights, the neighbouring
+    layers' matches applied; passes repeat until no layer changes). Both should be in canonical form (signs and
+    scales); the result is a symmetric copy of ``theta``, the same function."""
+    from scipy.optimize import linear_sum_assignment
+
+    ref = np.asarray(reference, dtype=np.float64)
+    out = np.array(theta, dtype=np.float64, copy=True)
+    n_hidden = len(spec.hidden)
+    if n_hidden == 0:
+        return out
+    for _ in range(max_passes):
+        changed = False
+        for layer in range(n_hidden):
+            a = _unit_features(ref, spec, layer, None, None)
+            b = _unit_features(out, spec, layer, None, None)
+            _, cols = linear_sum_assignment(a @ b.T, maximize=True)
+            if np.any(cols != np.arange(len(cols))):
+                out = permute_hidden(out, spec, layer, cols)
+                changed = True
+        if not changed:
+            break
+    return out
+
+
+def aligned_distance(reference: np.ndarray, theta: np.ndarray, spec: MLPSpec) -> float:
+    """‖reference − align(reference, θ)‖: the distance between two canonical forms modulo hidden-unit order."""
+    return float(np.linalg.norm(np.asarray(reference) - align(reference, theta, spec)))
+
+
+def group_order(spec: MLPSpec) -> int:
+    """Size of the discrete symmetry group: ∏ n_l! hidden-unit permutations, × 2^n_l sign flips for tanh/sigmoid
+    (positive ReLU rescalings form a continuous family and are not counted)."""
+    order = 1
+    for width in spec.hidden:
+        order *= math.factorial(width) * (2**width if spec.activation in ("tanh", "sigmoid") else 1)
+    return order
+
+
+def symmetric_copies(theta: np.ndarray, spec: MLPSpec, rtol: float = 1e-6) -> int:
+    """How many distinct networks the discrete symmetries map a canonical ``theta`` to: the group order over the
+    stabilizer (identical units of a layer, including silenced dead ones, swap onto themselves; an all-zero unit is
+    its own sign flip)."""
+    theta = np.asarray(theta, dtype=np.float64)
+    scale = rtol * max(1.0, float(np.abs(theta).max()))
+    copies = 1
+    for layer, width in enumerate(spec.hidden):
+        feats = _unit_features(theta, spec, layer, None, None)
+        labels = -np.ones(width, dtype=int)
+        for u in range(width):
+            if labels[u] < 0:
+                same = (np.abs(feats - feats[u]).max(axis=1) <= scale) & (labels < 0)
+                labels[same] = u
+        multiplicities = np.bincount(labels[labels >= 0])
+        perms = math.factorial(width)
+        for m in multiplicities[multiplicities > 0]:
+            perms //= math.factorial(int(m))
+        copies *= perms
+        if spec.activation in ("tanh", "sigmoid"):
+            nonzero = int((np.abs(feats).max(axis=1) > scale).sum())
+            copies *= 2**nonzero
+    return copies
