@@ -47,22 +47,25 @@ COMPRESSIONS: dict[str, dict[str, Any]] = {
     "lzf": {"compression": "lzf", "shuffle": True},
     "gzip": {"compression": "gzip", "compression_opts": 4, "shuffle": True},
 }
-#: Largest chunk of ``theta`` in bytes: big enough that per-chunk costs vanish, small enough to read a few draws cheaply.
-CHUNK_BYTES = 4 << 20
+#: Size of a chunk of ``theta`` in bytes, about: big enough that per-chunk costs vanish, small enough to read cheaply.
+CHUNK_BYTES = 1 << 20
+#: Draws per chunk when the block size is not known.
+DEFAULT_CHUNK_DRAWS = 64
 
 
 def chunk_layout(n_chains: int, p: int, itemsize: int = 8, block_draws: int | None = None,
                  chunk_bytes: int = CHUNK_BYTES) -> tuple[int, int]:
-    """(chains, draws) per chunk of ``theta`` (``energy`` and ``accepted`` use the same two): at most ``chunk_bytes``,
-    and at most ``block_draws`` draws so that every block write covers whole chunks."""
-    per_draw = max(1, n_chains * p * itemsize)
-    if per_draw >= chunk_bytes:  # one draw of all chains is already a chunk's worth: split the chains
-        pieces = -(-per_draw // chunk_bytes)
-        return -(-n_chains // pieces), 1
-    draws = max(1, chunk_bytes // per_draw)
-    if block_draws is not None:
-        draws = min(draws, max(1, int(block_draws)))
-    return n_chains, draws
+    """(chains, draws) per chunk of ``theta``; ``energy`` and ``accepted`` use the same two.
+
+    A block arrives as a C-ordered (chains, draws, p) array, so a chunk of a few whole chains × all the block's draws is
+    one contiguous piece of it: HDF5 copies it in one go, where a chunk across all chains would gather thousands of
+    strided rows. Hence: draws per chunk = the block's draws (fewer if one chain's block alone exceeds ``chunk_bytes``),
+    then as many chains as fit in ``chunk_bytes``. Blocks then fill whole chunks, and no chunk is written twice."""
+    per_chain_draw = max(1, p * itemsize)
+    draws = int(block_draws) if block_draws else DEFAULT_CHUNK_DRAWS
+    draws = max(1, min(draws, chunk_bytes // per_chain_draw))
+    chains = max(1, min(n_chains, chunk_bytes // (per_chain_draw * draws)))
+    return chains, draws
 
 
 def _lock(path: str | os.PathLike) -> WriterLock:
@@ -142,9 +145,7 @@ class ChainWriter:
                                  "it.")
             path.parent.mkdir(parents=True, exist_ok=True)
             cls._create_file(path, run, config, n_chains, p, state, extra, compression, block_draws, theta_dtype)
-            writer = cls.open(path, run)
-        writer.write_state(state, commit=True)
-        return writer
+            return cls.open(path, run)  # the state is in slot 0, where the first commit record points
 
     @staticmethod
     def _create_file(path: Path, run: str, config: dict[str, Any], n_chains: int, p: int,
@@ -173,7 +174,11 @@ class ChainWriter:
             for slot in ("slot0", "slot1"):
                 s = g.create_group(f"state/{slot}")
                 for name, value in state.items():
-                    s.create_dataset(name, data=np.asarray(value))
+                    value = np.asarray(value)
+                    if slot == "slot0":
+                        s.create_dataset(name, data=value)
+                    else:  # written at the first commit
+                        s.create_dataset(name, shape=value.shape, dtype=value.dtype)
             for name, value in (extra or {}).items():
                 g.create_dataset(name, data=np.asarray(value))
             g.create_dataset("commit", data=np.array([0, 0], dtype=np.int64))
