@@ -127,6 +127,7 @@ class ChainWriter:
         self.committed_draws, self._slot = (int(v) for v in self._commit[...])
         self._state_names = list(self._g["state/slot0"].keys())
         self.chunk_draws = int(self._g["theta"].chunks[1])
+        self.n_params = int(self._g["theta"].shape[2])
 
     # -- creation and opening ---------------------------------------------------------------------------------------
     @classmethod
