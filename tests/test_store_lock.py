@@ -119,3 +119,16 @@ def test_two_resumes_at_once_one_runs_the_other_is_refused_and_kill_9_frees_the_
     with ChainReader(path) as r:
         assert r.committed_draws == n + 50
         np.testing.assert_array_equal(r.get_chain()[:, :n], theta)
+
+
+def test_the_same_lock_guards_dss_string_files(tmp_path, holder, capsys):
+    from dss.store import save_string
+    from landscape_cli.main import main
+
+    path, proc = holder
+    with pytest.raises(FileBusy, match="string file .* is being written by process"):
+        save_string(path, None, {})  # refused before anything is written
+    assert not path.exists()
+    assert main(["dss", "connect", "--resume", str(path)]) == 2  # refused before the file is even read
+    err = capsys.readouterr().err
+    assert f"string file {str(path)!r} is being written by process {proc.pid}" in err
