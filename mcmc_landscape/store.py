@@ -126,6 +126,9 @@ class ChainWriter:
         self._commit = self._g["commit"]
         self.committed_draws, self._slot = (int(v) for v in self._commit[...])
         self._state_names = list(self._g["state/slot0"].keys())
+        # dataset handles looked up once: a group lookup per array per block cost more than the writing itself
+        self._state_sets = [[self._g[f"state/slot{i}/{name}"] for name in self._state_names] for i in (0, 1)]
+        self._draw_sets = [self._g[name] for name in _DRAW_DATASETS]
         self.chunk_draws = int(self._g["theta"].chunks[1])
         self.n_params = int(self._g["theta"].shape[2])
 
@@ -229,9 +232,11 @@ class ChainWriter:
     def write_state(self, state: dict[str, np.ndarray], commit: bool = True) -> None:
         """Write ``state`` into the inactive slot, then (if ``commit``) point the commit record at it."""
         slot = 1 - self._slot
-        s = self._g[f"state/slot{slot}"]
-        for name in self._state_names:
-            s[name][...] = np.asarray(state[name])
+        for name, d in zip(self._state_names, self._state_sets[slot], strict=True):
+            value = np.require(state[name], dtype=d.dtype, requirements="C")  # keeps 0-d arrays 0-d
+            if value.shape != d.shape:
+                raise ValueError(f"state {name!r} has shape {value.shape}, the run stores {d.shape}")
+            d.id.write(h5py.h5s.ALL, h5py.h5s.ALL, value)  # whole dataset, no selection machinery
         self._f.flush()
         if commit:
             self._commit[...] = np.array([self.committed_draws, slot], dtype=np.int64)
@@ -244,8 +249,7 @@ class ChainWriter:
         k = theta.shape[1]
         if k:
             start = self.committed_draws
-            for name, block in (("theta", theta), ("energy", energy), ("accepted", accepted)):
-                d = self._g[name]
+            for d, block in zip(self._draw_sets, (theta, energy, accepted), strict=True):
                 d.resize(start + k, axis=1)
                 d[:, start : start + k] = block
             self._f.flush()
