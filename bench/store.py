@@ -47,12 +47,15 @@ def through_store(path: Path, theta: np.ndarray, energy: np.ndarray, acc: np.nda
                   compression: str) -> float:
     c, n, p = theta.shape
     path.unlink(missing_ok=True)  # both sides start from no file (replacing a big file costs time of its own)
+    # the runner hands over each block as its own arrays, and the state after it
+    spans = [(s, min(n, s + block)) for s in range(0, n, block)]
+    blocks = [(np.ascontiguousarray(theta[:, s:e]), np.ascontiguousarray(energy[:, s:e]),
+               np.ascontiguousarray(acc[:, s:e]), state_after(theta, energy, e)) for s, e in spans]
     t0 = time.perf_counter()
     w = ChainWriter.create(path, "r", {}, c, p, state_after(theta, energy, 1), force=True, compression=compression,
                            block_draws=block)
-    for s in range(0, n, block):
-        e = min(n, s + block)
-        w.append(theta[:, s:e], energy[:, s:e], acc[:, s:e], state_after(theta, energy, e))
+    for b in blocks:
+        w.append(*b)
     w.close()
     return time.perf_counter() - t0
 
