@@ -47,19 +47,24 @@ def test_chunks_are_whole_chains_times_the_blocks_draws(chains, p, block):
     assert runner._whole_chunks(max(1, cd - 1), cd) == max(1, cd - 1)  # ... one smaller than a chunk stays
 
 
-def _run(path, **kw):
+RW = {"chains": 3, "draws": 400, "warmup": 200, "seed": 11}
+HMC = {"sampler": "hmc", "chains": 2, "draws": 40, "warmup": 20, "leapfrog": 4, "jitter": True, "seed": 4}
+
+
+def _run(path, cfg, **kw):
     from mcmc_landscape.sampling import start_run
 
-    job = start_run({"chains": 3, "draws": 400, "warmup": 200, "seed": 11}, path, block_evals=kw.get("block_evals"))
+    job = start_run(cfg, path, block_evals=kw.get("block_evals"), device="cpu")
     job.run(quiet=True, **kw)
     with ChainReader(path) as r:
         return r.get_chain(), r.get_energy(), r.get("accepted"), r.state()
 
 
-def test_threaded_writer_and_time_grown_blocks_give_the_same_file(tmp_path):
-    direct = _run(tmp_path / "a.h5", block_evals=90, overlap=False)
-    threaded = _run(tmp_path / "b.h5", block_evals=90, overlap=True)
-    grown = _run(tmp_path / "c.h5", block_evals=None, overlap=True)
+@pytest.mark.parametrize("cfg", [RW, HMC], ids=["rw", "hmc"])
+def test_threaded_writer_and_time_grown_blocks_give_the_same_file(tmp_path, cfg):
+    direct = _run(tmp_path / "a.h5", cfg, block_evals=90, overlap=False)
+    threaded = _run(tmp_path / "b.h5", cfg, block_evals=90, overlap=True)
+    grown = _run(tmp_path / "c.h5", cfg, block_evals=None, overlap=True)
     for other in (threaded, grown):
         for x, y in zip(direct[:3], other[:3], strict=True):
             np.testing.assert_array_equal(x, y)
