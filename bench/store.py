@@ -24,7 +24,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from mcmc_landscape.store import ChainWriter
+from mcmc_landscape.runner import _whole_chunks, draws_per_block
+from mcmc_landscape.store import ChainWriter, chunk_layout
 
 
 def draws(chains: int, n: int, p: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -84,7 +85,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=a.dir) as tmp:
         for chains in (int(x) for x in a.chains.split(",")):
             n = max(2, int(a.mb * 1e6 / (chains * (a.p * 8 + 9))))
-            block = max(1, min(n, int(a.block_evals // (chains * a.step_cost))))
+            # blocks as the runner cuts them: evaluations per block, then whole chunks of the store
+            first = min(n, draws_per_block(int(a.block_evals), chains, a.step_cost))
+            block = _whole_chunks(first, chunk_layout(chains, a.p, 8, first)[1])
             theta, energy, acc = draws(chains, n, a.p)
             mb = (theta.nbytes + energy.nbytes + acc.nbytes) / 1e6
             for comp in a.compression.split(","):
