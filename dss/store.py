@@ -4,6 +4,10 @@ The conventions are those of the chain files: a ``format`` attribute naming the 
 version, a creation time and the full configuration as JSON. A save writes the whole string to a temporary file in the
 same folder, flushes and fsyncs it, then renames it over the old one: a process killed at any moment leaves either the
 previous complete string or the new one, never a mixture. Strings are small (beads × p), so rewriting is cheap.
+
+One writer per string file, as for chain files: every save holds the core's writer lock on ``<file>.lock``, and a
+command that grows a string (``landscape dss connect``) holds it for its whole life through :func:`string_lock`, so a
+second connect on the same file is refused with one sentence; the lock dies with its holder, even by ``kill -9``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 
 from mcmc_landscape import __version__
 from mcmc_landscape.errors import StoreError
+from mcmc_landscape.locking import WriterLock
 
 from .interpolation import LinkCurve
 from .string import Link, StringState
@@ -36,11 +41,21 @@ def _ragged(parts: list[np.ndarray], dtype: Any) -> tuple[np.ndarray, np.ndarray
     return flat, offsets
 
 
+def string_lock(path: str | os.PathLike) -> WriterLock:
+    """The writer's lock on a string file (``with string_lock(path): ...``); refused while another process holds it."""
+    return WriterLock(path, "string file", "wait for that connection to finish or stop it")
+
+
 def save_string(path: str | os.PathLike, state: StringState, config: dict[str, Any],
                 outcome: dict[str, Any] | None = None) -> None:
-    """Write ``state`` and its ``config`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Write ``state`` and its ``config`` to ``path`` atomically (temporary file, fsync, rename), holding the lock."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with string_lock(path):
+        _save_string(path, state, config, outcome)
+
+
+def _save_string(path: Path, state: StringState, config: dict[str, Any], outcome: dict[str, Any] | None) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with h5py.File(tmp, "w") as f:

@@ -180,6 +180,17 @@ def _summary(outcome: dict[str, Any]) -> str:
 
 # -- connect -------------------------------------------------------------------------------------------------------------
 def cmd_connect(args: argparse.Namespace) -> int:
+    """One writer per string file: hold its lock from before it is read until the command ends."""
+    from dss.store import string_lock
+
+    target = args.resume if args.resume is not None else args.out
+    if target is None:
+        return _connect(args)
+    with string_lock(target):
+        return _connect(args)
+
+
+def _connect(args: argparse.Namespace) -> int:
     import torch
 
     from dss.store import load_string, save_string

@@ -45,8 +45,12 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--run", help="name of the run inside the file (default: the file's stem)")
     s.add_argument("--resume", type=Path, metavar="FILE", help="continue the run stored in FILE")
     s.add_argument("--force", action="store_true", help="overwrite an existing --out file")
-    s.add_argument("--block-evals", type=positive_int, default=2_000_000,
-                   help="energy evaluations per committed block (default 2e6: about a second)")
+    s.add_argument("--block-evals", type=positive_int,
+                   help="energy evaluations per committed block (default: from 2e6, grown until a block takes about a "
+                        "second)")
+    s.add_argument("--compression", choices=["none", "lzf", "gzip"],
+                   help="compression of the stored draws, fixed when the run is created (default none: the fastest; "
+                        "gzip: the smallest file)")
     s.add_argument("--shards", type=positive_int,
                    help="split the chains into this many shard files, each one task, joined by the main --out file "
                         "(default: one per worker with --cluster, else none)")
@@ -73,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.draws is not None:
             explicit["draws"] = args.draws
-        job = start_run(explicit, args.out, args.run, args.force, args.device)
+        job = start_run(explicit, args.out, args.run, args.force, args.device, block_evals=args.block_evals)
     job.run(block_evals=args.block_evals, quiet=args.quiet)
     return 0
 

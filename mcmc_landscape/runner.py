@@ -3,15 +3,27 @@
 This is the only place where sampling meets files. A kernel is any object with ``run_block(state, n_draws,
 max_warmup_steps) -> (state, theta, energy, accepted)``, ``warmup_left(state)``, ``state_arrays(state)``,
 ``state_from_arrays(arrays)``, ``step_cost()`` and ``summary(state)``. Every block is committed before the next starts,
-so an interrupted run loses at most the block in flight, and blocks of any size give the same draws.
+so an interrupted run loses at most the blocks in flight, and blocks of any size give the same draws.
+
+Writing overlaps sampling: a writer thread commits block k (through a queue of one) while the kernel samples block k+1,
+so the wall time is about the larger of the two rather than their sum (torch and h5py's I/O let go of the GIL while
+they work). The writer commits blocks in order, each atomically, so ``kill -9`` still leaves the last commit and a
+resume is still bit-identical; Ctrl-C lets the writer finish every block already sampled. Block sizes: given as
+energy evaluations per block, or (``block_evals=None``) grown from 2e6 until a block takes about a second, so a fast
+sampler (a GPU) does not pay a state commit every few milliseconds. Draw blocks are whole multiples of the store's
+chunk draws, so blocks fill whole chunks. ``log.debug`` reports the split of wall time: sampler, store, other.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import signal
+import threading
 import time
 from typing import Any
+
+import numpy as np
 
 from .errors import LandscapeError
 from .store import ChainWriter
@@ -23,12 +35,26 @@ class Interrupted(LandscapeError):
     """Ctrl-C: the run stopped cleanly after its last committed block."""
 
 
-def run(kernel: Any, writer: ChainWriter, state: Any, total_draws: int, *, block_evals: int = 1_000_000,
-        quiet: bool = False) -> Any:
-    """Advance ``state`` until ``writer`` holds ``total_draws`` committed draws; returns the final state."""
+#: With ``block_evals=None``: the first block's evaluations, the sampling time a block is grown to, and the most bytes of
+#: draws a block may hold in memory.
+AUTO_START_EVALS = 2_000_000
+AUTO_BLOCK_SECONDS = 1.0
+MAX_BLOCK_BYTES = 256 << 20
+
+
+def draws_per_block(block_evals: int, n_chains: int, step_cost: int) -> int:
+    """Kept draws per block when a block may spend ``block_evals`` energy evaluations."""
+    return max(1, int(block_evals) // (n_chains * step_cost))
+
+
+def run(kernel: Any, writer: ChainWriter, state: Any, total_draws: int, *, block_evals: int | None = 1_000_000,
+        quiet: bool = False, overlap: bool = True) -> Any:
+    """Advance ``state`` until ``writer`` holds ``total_draws`` committed draws; returns the final state.
+
+    ``block_evals=None`` sizes blocks by time (see the module docstring); ``overlap`` writes in a thread."""
     n_chains = len(kernel.state_arrays(state)["energy"])
-    warm_block = max(1, block_evals // n_chains)
-    draw_block = max(1, block_evals // (n_chains * kernel.step_cost()))
+    draw_bytes = n_chains * writer.n_params * 8
+    evals = AUTO_START_EVALS if block_evals is None else int(block_evals)
     stop = {"flag": False}
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -39,20 +65,136 @@ def run(kernel: Any, writer: ChainWriter, state: Any, total_draws: int, *, block
 
     previous = signal.signal(signal.SIGINT, on_sigint) if _is_main_thread() else None
     progress = _Progress(quiet, kernel.warmup_left(state), total_draws, writer.committed_draws, n_chains)
+    sink = _ThreadedSink(writer) if overlap else _DirectSink(writer)
+    clock = {"sampler": 0.0, "store": 0.0}
+    t_start = time.perf_counter()
+    sampled = writer.committed_draws
     try:
-        while kernel.warmup_left(state) > 0 or writer.committed_draws < total_draws:
+        while kernel.warmup_left(state) > 0 or sampled < total_draws:
+            warm_block = max(1, evals // n_chains)
+            draw_block = _whole_chunks(draws_per_block(evals, n_chains, kernel.step_cost()), writer.chunk_draws)
             # a block is either warm-up (at most warm_block steps, no draws) or draws (after warm-up)
-            n = 0 if kernel.warmup_left(state) > 0 else min(draw_block, total_draws - writer.committed_draws)
+            n = 0 if kernel.warmup_left(state) > 0 else min(draw_block, total_draws - sampled)
+            t0 = time.perf_counter()
             state, theta, energy, accepted = kernel.run_block(state, n, warm_block)
-            writer.append(theta, energy, accepted, kernel.state_arrays(state))
+            t1 = time.perf_counter()
+            sink.put(theta, energy, accepted, kernel.state_arrays(state))
+            clock["sampler"] += t1 - t0
+            clock["store"] += time.perf_counter() - t1
+            sampled += n
+            if block_evals is None and t1 - t0 < AUTO_BLOCK_SECONDS / 2 and draw_block * draw_bytes * 2 <= MAX_BLOCK_BYTES:
+                evals *= 2
             progress.update(kernel, state, writer.committed_draws)
             if stop["flag"]:
-                raise Interrupted(_interrupt_message(writer))
+                break
+        t1 = time.perf_counter()
+        sink.finish()
+        clock["store"] += time.perf_counter() - t1
+        progress.update(kernel, state, writer.committed_draws)
+        if stop["flag"]:
+            raise Interrupted(_interrupt_message(writer))
     finally:
+        sink.abort()
         progress.close()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+        _log_split(clock, time.perf_counter() - t_start, sink)
     return state
+
+
+def _whole_chunks(draws: int, chunk_draws: int) -> int:
+    """Round a block of draws down to whole chunks (a block smaller than a chunk stays as it is)."""
+    return draws - draws % chunk_draws if draws > chunk_draws else draws
+
+
+def _log_split(clock: dict[str, float], wall: float, sink: Any) -> None:
+    other = max(0.0, wall - clock["sampler"] - clock["store"])
+    pct = (lambda t: 100 * t / wall) if wall > 0 else (lambda t: 0.0)
+    log.debug("wall %.2f s: sampler %.2f s (%.0f%%), waiting on the store %.2f s (%.0f%%), other %.2f s (%.0f%%); "
+              "the store wrote for %.2f s%s", wall, clock["sampler"], pct(clock["sampler"]), clock["store"],
+              pct(clock["store"]), other, pct(other), sink.busy,
+              " in its own thread, overlapped with sampling" if isinstance(sink, _ThreadedSink) else "")
+
+
+class _DirectSink:
+    """Commit each block in the sampling thread."""
+
+    def __init__(self, writer: ChainWriter):
+        self._writer = writer
+        self.busy = 0.0
+
+    def put(self, theta: Any, energy: Any, accepted: Any, state: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
+        self._writer.append(theta, energy, accepted, state)
+        self.busy += time.perf_counter() - t0
+
+    def finish(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+class _ThreadedSink:
+    """Commit blocks in a writer thread, in order, with at most one block waiting: memory stays bounded by three
+    blocks (one sampled, one waiting, one being written). An error in the writer is raised in the sampling thread."""
+
+    def __init__(self, writer: ChainWriter):
+        self._writer = writer
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._dropped = threading.Event()
+        self.busy = 0.0
+        self._thread = threading.Thread(target=self._work, name="chain-writer", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None or self._dropped.is_set() or self._error is not None:
+                return
+            t0 = time.perf_counter()
+            try:
+                self._writer.append(*item)
+            except BaseException as exc:  # handed to the sampling thread
+                self._error = exc
+            self.busy += time.perf_counter() - t0
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def put(self, theta: Any, energy: Any, accepted: Any, state: dict[str, Any]) -> None:
+        self._raise()
+        # The kernel may reuse its state's memory for the next block: hand the writer a copy (one draw's worth).
+        state = {k: np.array(v, copy=True) for k, v in state.items()}
+        while True:
+            try:
+                self._queue.put((theta, energy, accepted, state), timeout=0.1)
+                return
+            except queue.Full:
+                self._raise()
+
+    def finish(self) -> None:
+        """Wait until every block handed over is committed."""
+        while self._thread.is_alive():  # a writer that stopped on an error takes nothing more
+            try:
+                self._queue.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        self._thread.join()
+        self._raise()
+
+    def abort(self) -> None:
+        """Stop after the block being written (blocks still waiting are dropped: they were never committed)."""
+        if self._thread.is_alive():
+            self._dropped.set()
+            try:
+                self._queue.put_nowait(None)
+            except queue.Full:
+                pass
+            self._thread.join()
 
 
 def _interrupt_message(writer: ChainWriter) -> str:

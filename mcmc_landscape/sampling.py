@@ -18,10 +18,10 @@ log = logging.getLogger("mcmc_landscape.sampling")
 
 #: Settings that define a run; a resume must match every one of them.
 RUN_KEYS = ("arch", "activation", "data", "angle", "temperature", "box", "sampler", "chains", "seed", "warmup",
-            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "dtype", "stretch")
+            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "dtype", "stretch", "compression")
 SAMPLE_DEFAULTS: dict[str, Any] = {
     "arch": "2,2", "activation": "relu", "data": "points10", "angle": 0.0, "temperature": 1.0, "box": 10.0,
-    "sampler": "rw", "chains": 16, "seed": 0, "warmup": 2000, "thin": 1, "draws": 20000,
+    "sampler": "rw", "chains": 16, "seed": 0, "warmup": 2000, "thin": 1, "draws": 20000, "compression": "none",
 }
 SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
     "rw": {"target_accept": 0.234, "initial_step": 0.1},
@@ -104,15 +104,16 @@ class Job:
     writer: Any
     total: int
 
-    def run(self, block_evals: int = 2_000_000, quiet: bool = False) -> Any:
-        """Advance to ``total`` committed draws, then close the file (also on error or Ctrl-C)."""
+    def run(self, block_evals: int | None = None, quiet: bool = False, overlap: bool = True) -> Any:
+        """Advance to ``total`` committed draws, then close the file (also on error or Ctrl-C). ``block_evals=None``:
+        blocks sized by time; ``overlap``: the store writes in its own thread (see :mod:`.runner`)."""
         from . import runner
 
         t0 = time.perf_counter()
         done_before = self.writer.committed_draws
         try:
             self.state = runner.run(self.kernel, self.writer, self.state, self.total, block_evals=block_evals,
-                                    quiet=quiet)
+                                    quiet=quiet, overlap=overlap)
         finally:
             self.writer.close()
         dt = time.perf_counter() - t0
@@ -125,14 +126,18 @@ class Job:
 
 
 def start_run(explicit: dict[str, Any], out: str | Path, run: str | None = None, force: bool = False,
-              device: str = "auto") -> Job:
-    """A new run from the settings given (the rest from the defaults), written to ``out``."""
+              device: str = "auto", block_evals: int | None = None) -> Job:
+    """A new run from the settings given (the rest from the defaults), written to ``out``; ``block_evals`` (as
+    :meth:`Job.run` will get it) shapes the store's chunks."""
+    from .runner import AUTO_START_EVALS, draws_per_block
     from .store import ChainWriter
 
     cfg, ds, spec, kernel = new_config(explicit, device)
     state = kernel.init(cfg["chains"], cfg["seed"])
+    block_draws = draws_per_block(block_evals or AUTO_START_EVALS, cfg["chains"], kernel.step_cost())
     writer = ChainWriter.create(out, run or Path(out).stem, cfg, cfg["chains"], spec.n_params,
-                                kernel.state_arrays(state), extra={"data/x": ds.x, "data/y": ds.y}, force=force)
+                                kernel.state_arrays(state), extra={"data/x": ds.x, "data/y": ds.y}, force=force,
+                                compression=cfg["compression"], block_draws=block_draws)
     log.info("%s; %d chains × %d draws of %s → %s", spec.describe(), cfg["chains"], cfg["draws"], cfg["sampler"], out)
     return Job(cfg, spec, kernel, state, writer, int(cfg["draws"]))
 
@@ -173,7 +178,18 @@ def check_resume(path: str | Path, stored: dict[str, Any], explicit: dict[str, A
 
 def resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None = None, run: str | None = None,
                device: str = "auto") -> Job:
-    """Continue the run stored in ``path``; settings in ``explicit`` must match the stored ones."""
+    """Continue the run stored in ``path``; settings in ``explicit`` must match the stored ones. Refused at once
+    (:class:`~mcmc_landscape.locking.FileBusy`) while another process writes the file."""
+    from .locking import WriterLock
+
+    held = WriterLock(path, "chain file", "wait for that run to finish or stop it").acquire()  # before reading it
+    try:
+        return _resume_run(path, explicit, draws, run, device)  # the writer takes its own hold on the lock
+    finally:
+        held.release()
+
+
+def _resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None, run: str | None, device: str) -> Job:
     from .store import ChainReader, ChainWriter
 
     with ChainReader(path, run) as reader:

@@ -148,7 +148,8 @@ def run_shard(cfg: dict[str, Any], shard: Shard, path: str, total: int, device: 
         _, kernel = make_kernel(cfg, ds.x, ds.y, device)
         state = init_shard_state(kernel, cfg, shard)
         writer = ChainWriter.create(path, "shard", expected, shard.chains, int(cfg["n_params"]),
-                                    kernel.state_arrays(state), extra={"data/x": ds.x, "data/y": ds.y})
+                                    kernel.state_arrays(state), extra={"data/x": ds.x, "data/y": ds.y},
+                                    compression=cfg.get("compression", "none"))
         done = 0
     try:
         runner.run(kernel, writer, state, total, block_evals=block_evals, quiet=True)

@@ -10,6 +10,16 @@ that the file on disk is always a consistent file, and every block is committed 
 A process killed at any moment (even ``kill -9``) leaves the last completed ``commit`` pointing at draws and a state
 that were flushed before it; anything past it is discarded on the next open. A file left flagged "open for write" by a
 killed writer is readable in SWMR mode, and is repaired (copied into a clean file) before it is appended to again.
+
+One writer per file. A writer holds an OS lock on ``<file>.lock`` (:mod:`.locking`) from before it opens the file until
+after it closes it; the kernel drops that lock when the writer dies, even by ``kill -9``. So a file flagged "open for
+write" whose lock can be taken was left by a dead writer and is repaired; while a live writer holds the lock, a second
+one is refused with one sentence.
+
+Speed. The draws are chunked to match the block writes: a chunk holds all chains (or a slice of them, when one draw of
+all chains is over ``CHUNK_BYTES``) and at most one block's draws, so a block fills whole chunks and no chunk is
+written, compressed or allocated twice. Compression is a choice (``none``, ``lzf``, ``gzip``), made when the run is
+created.
 """
 
 from __future__ import annotations
@@ -26,10 +36,40 @@ import numpy as np
 
 from . import __version__
 from .errors import StoreError
+from .locking import WriterLock
 
 FORMAT = "mcmc-landscape/chains"
 FORMAT_VERSION = 1
 _DRAW_DATASETS = ("theta", "energy", "accepted")
+#: The compressions a run may be created with; the value is the h5py keyword arguments of each.
+COMPRESSIONS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "lzf": {"compression": "lzf", "shuffle": True},
+    "gzip": {"compression": "gzip", "compression_opts": 4, "shuffle": True},
+}
+#: Size of a chunk of ``theta`` in bytes, about: big enough that per-chunk costs vanish, small enough to read cheaply.
+CHUNK_BYTES = 1 << 20
+#: Draws per chunk when the block size is not known.
+DEFAULT_CHUNK_DRAWS = 64
+
+
+def chunk_layout(n_chains: int, p: int, itemsize: int = 8, block_draws: int | None = None,
+                 chunk_bytes: int = CHUNK_BYTES) -> tuple[int, int]:
+    """(chains, draws) per chunk of ``theta``; ``energy`` and ``accepted`` use the same two.
+
+    A block arrives as a C-ordered (chains, draws, p) array, so a chunk of a few whole chains × all the block's draws is
+    one contiguous piece of it: HDF5 copies it in one go, where a chunk across all chains would gather thousands of
+    strided rows. Hence: draws per chunk = the block's draws (fewer if one chain's block alone exceeds ``chunk_bytes``),
+    then as many chains as fit in ``chunk_bytes``. Blocks then fill whole chunks, and no chunk is written twice."""
+    per_chain_draw = max(1, p * itemsize)
+    draws = int(block_draws) if block_draws else DEFAULT_CHUNK_DRAWS
+    draws = max(1, min(draws, chunk_bytes // per_chain_draw))
+    chains = max(1, min(n_chains, chunk_bytes // (per_chain_draw * draws)))
+    return chains, draws
+
+
+def _lock(path: str | os.PathLike) -> WriterLock:
+    return WriterLock(path, "chain file", "wait for that run to finish or stop it")
 
 
 def _open_read(path: str | os.PathLike) -> h5py.File:
@@ -77,25 +117,45 @@ def _pick_run(f: h5py.File, path: Any, run: str | None) -> str:
 class ChainWriter:
     """Appends blocks of draws to one run, committing each block atomically (see the module docstring)."""
 
-    def __init__(self, f: h5py.File, run: str):
+    def __init__(self, f: h5py.File, run: str, lock: WriterLock):
         self._f = f
+        self._lock = lock  # held until close()
         self.path = Path(f.filename)
         self.run = run
         self._g = f[run]
         self._commit = self._g["commit"]
         self.committed_draws, self._slot = (int(v) for v in self._commit[...])
         self._state_names = list(self._g["state/slot0"].keys())
+        # dataset handles looked up once: a group lookup per array per block cost more than the writing itself
+        self._state_sets = [[self._g[f"state/slot{i}/{name}"] for name in self._state_names] for i in (0, 1)]
+        self._draw_sets = [self._g[name] for name in _DRAW_DATASETS]
+        self._direct = self._draw_sets[0].compression is None  # uncompressed: whole chunks go in as raw bytes
+        self.chunk_draws = int(self._g["theta"].chunks[1])
+        self.n_params = int(self._g["theta"].shape[2])
 
     # -- creation and opening ---------------------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | os.PathLike, run: str, config: dict[str, Any], n_chains: int, p: int,
                state: dict[str, np.ndarray], extra: dict[str, np.ndarray] | None = None,
-               force: bool = False, chunk_draws: int = 256) -> ChainWriter:
-        """Create a new file holding one run; refuses to overwrite an existing file unless ``force``."""
+               force: bool = False, compression: str = "gzip", block_draws: int | None = None,
+               theta_dtype: str = "f8") -> ChainWriter:
+        """Create a new file holding one run; refuses to overwrite an existing file unless ``force``, and always while
+        another process writes it. ``block_draws`` (the draws of one block write) shapes the chunks."""
+        if compression not in COMPRESSIONS:
+            raise StoreError(f"unknown compression {compression!r}; choose one of {', '.join(COMPRESSIONS)}.")
         path = Path(path)
-        if path.exists() and not force:
-            raise StoreError(f"{str(path)!r} already exists; pass --force to overwrite it or --resume to continue it.")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with _lock(path):  # held from the existence check until open() takes its own hold
+            if path.exists() and not force:
+                raise StoreError(f"{str(path)!r} already exists; pass --force to overwrite it or --resume to continue "
+                                 "it.")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cls._create_file(path, run, config, n_chains, p, state, extra, compression, block_draws, theta_dtype)
+            return cls.open(path, run)  # the state is in slot 0, where the first commit record points
+
+    @staticmethod
+    def _create_file(path: Path, run: str, config: dict[str, Any], n_chains: int, p: int,
+                     state: dict[str, np.ndarray], extra: dict[str, np.ndarray] | None, compression: str,
+                     block_draws: int | None, theta_dtype: str) -> None:
         tmp = path.with_name(path.name + ".creating")
         with h5py.File(tmp, "w", libver="latest") as f:
             f.attrs["format"] = FORMAT
@@ -106,38 +166,41 @@ class ChainWriter:
             g.attrs["h5py_version"] = h5py.version.version
             g.attrs["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
             g.attrs["committed_draws"] = 0
-            cd = max(1, min(chunk_draws, max(1, 2**20 // max(1, n_chains * p * 8))))
-            opts = dict(compression="gzip", compression_opts=4, shuffle=True)
-            g.create_dataset("theta", shape=(n_chains, 0, p), maxshape=(n_chains, None, p), dtype="f8",
-                             chunks=(n_chains, cd, p), **opts)
+            g.attrs["compression"] = compression
+            dtype = np.dtype(theta_dtype)
+            cc, cd = chunk_layout(n_chains, p, dtype.itemsize, block_draws)
+            opts = COMPRESSIONS[compression]
+            g.create_dataset("theta", shape=(n_chains, 0, p), maxshape=(n_chains, None, p), dtype=dtype,
+                             chunks=(cc, cd, p), **opts)
             g.create_dataset("energy", shape=(n_chains, 0), maxshape=(n_chains, None), dtype="f8",
-                             chunks=(n_chains, max(cd, 256)), **opts)
+                             chunks=(cc, cd), **opts)
             g.create_dataset("accepted", shape=(n_chains, 0), maxshape=(n_chains, None), dtype="bool",
-                             chunks=(n_chains, max(cd, 256)), **opts)
+                             chunks=(cc, cd), **opts)
             for slot in ("slot0", "slot1"):
                 s = g.create_group(f"state/{slot}")
                 for name, value in state.items():
-                    s.create_dataset(name, data=np.asarray(value))
+                    value = np.asarray(value)
+                    if slot == "slot0":
+                        s.create_dataset(name, data=value)
+                    else:  # written at the first commit
+                        s.create_dataset(name, shape=value.shape, dtype=value.dtype)
             for name, value in (extra or {}).items():
                 g.create_dataset(name, data=np.asarray(value))
             g.create_dataset("commit", data=np.array([0, 0], dtype=np.int64))
         os.replace(tmp, path)
-        writer = cls.open(path, run)
-        writer.write_state(state, commit=True)
-        return writer
 
     @classmethod
     def open(cls, path: str | os.PathLike, run: str | None = None) -> ChainWriter:
-        """Open an existing run for appending, repairing a file left by a killed writer and trimming uncommitted draws."""
+        """Open an existing run for appending, repairing a file left by a killed writer and trimming uncommitted draws.
+
+        Refused (:class:`~mcmc_landscape.locking.FileBusy`) while another live process writes the file."""
         path = Path(path)
-        _open_read(path).close()  # clear errors for missing, corrupt and foreign files
+        lock = _lock(path).acquire()
         try:
-            f = h5py.File(path, "r+", libver="latest")
-        except OSError as exc:
-            if "already open for write" not in str(exc):
-                raise StoreError(f"{str(path)!r} cannot be opened for writing ({exc}).") from None
-            repair(path)
-            f = h5py.File(path, "r+", libver="latest")
+            f = cls._open_file(path)
+        except BaseException:
+            lock.release()
+            raise
         try:
             run = _pick_run(f, path, run)
             g = f[run]
@@ -148,18 +211,33 @@ class ChainWriter:
             g.attrs["committed_draws"] = committed
             f.flush()
             f.swmr_mode = True
+            return cls(f, run, lock)
         except BaseException:
             f.close()
+            lock.release()
             raise
-        return cls(f, run)
+
+    @staticmethod
+    def _open_file(path: Path) -> h5py.File:
+        """Open for appending; the caller holds the lock, so a file flagged "open for write" has no live writer."""
+        _open_read(path).close()  # clear errors for missing, corrupt and foreign files
+        try:
+            return h5py.File(path, "r+", libver="latest", rdcc_nbytes=CHUNK_BYTES * 4)
+        except OSError as exc:
+            if "already open for write" not in str(exc):
+                raise StoreError(f"{str(path)!r} cannot be opened for writing ({exc}).") from None
+            repair(path)
+            return h5py.File(path, "r+", libver="latest", rdcc_nbytes=CHUNK_BYTES * 4)
 
     # -- writing ----------------------------------------------------------------------------------------------------
     def write_state(self, state: dict[str, np.ndarray], commit: bool = True) -> None:
         """Write ``state`` into the inactive slot, then (if ``commit``) point the commit record at it."""
         slot = 1 - self._slot
-        s = self._g[f"state/slot{slot}"]
-        for name in self._state_names:
-            s[name][...] = np.asarray(state[name])
+        for name, d in zip(self._state_names, self._state_sets[slot], strict=True):
+            value = np.require(state[name], dtype=d.dtype, requirements="C")  # keeps 0-d arrays 0-d
+            if value.shape != d.shape:
+                raise ValueError(f"state {name!r} has shape {value.shape}, the run stores {d.shape}")
+            d.id.write(h5py.h5s.ALL, h5py.h5s.ALL, value)  # whole dataset, no selection machinery
         self._f.flush()
         if commit:
             self._commit[...] = np.array([self.committed_draws, slot], dtype=np.int64)
@@ -172,21 +250,27 @@ class ChainWriter:
         k = theta.shape[1]
         if k:
             start = self.committed_draws
-            for name, block in (("theta", theta), ("energy", energy), ("accepted", accepted)):
-                d = self._g[name]
+            for d, block in zip(self._draw_sets, (theta, energy, accepted), strict=True):
                 d.resize(start + k, axis=1)
-                d[:, start : start + k] = block
+                if self._direct and start % self.chunk_draws == 0 and k % self.chunk_draws == 0:
+                    _write_whole_chunks(d, np.asarray(block, dtype=d.dtype), start)
+                else:
+                    d[:, start : start + k] = block
             self._f.flush()
         self.committed_draws += k
         self.write_state(state, commit=True)
 
     def close(self) -> None:
-        """Close the file, then record ``committed_draws`` as an attribute (not writable while in SWMR mode)."""
+        """Close the file, record ``committed_draws`` as an attribute (not writable while in SWMR mode), then let the
+        lock go."""
         if not self._f.id.valid:
             return
-        self._f.close()
-        with h5py.File(self.path, "r+", libver="latest") as f:
-            f[self.run].attrs["committed_draws"] = self.committed_draws
+        try:
+            self._f.close()
+            with h5py.File(self.path, "r+", libver="latest") as f:
+                f[self.run].attrs["committed_draws"] = self.committed_draws
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> ChainWriter:
         return self
@@ -195,16 +279,34 @@ class ChainWriter:
         self.close()
 
 
+def _write_whole_chunks(d: h5py.Dataset, block: np.ndarray, start: int) -> None:
+    """Write a block that covers whole chunks along the draws straight into the file, chunk by chunk, past HDF5's
+    selection and chunk cache (0.6 → ~0.9 of a plain contiguous write, measured). Uncompressed datasets only."""
+    cc, cd = d.chunks[0], d.chunks[1]
+    n_chains, k = block.shape[0], block.shape[1]
+    for j in range(0, k, cd):
+        for c in range(0, n_chains, cc):
+            piece = block[c : c + cc, j : j + cd]
+            if piece.shape[0] < cc:  # the last chains' chunk: HDF5 stores every chunk whole
+                full = np.zeros((cc, *piece.shape[1:]), dtype=block.dtype)
+                full[: piece.shape[0]] = piece
+                piece = full
+            d.id.write_direct_chunk((c, start + j, *([0] * (block.ndim - 2))), np.ascontiguousarray(piece))
+
+
 def repair(path: str | os.PathLike) -> None:
-    """Copy a file left flagged "open for write" by a killed writer into a clean file, atomically replacing it."""
+    """Copy a file left flagged "open for write" by a killed writer into a clean file, atomically replacing it.
+
+    Refused while a live writer holds the file's lock (then the file is in use, not left by a killed writer)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".repairing")
-    with h5py.File(path, "r", swmr=True) as src, h5py.File(tmp, "w", libver="latest") as dst:
-        for k, v in src.attrs.items():
-            dst.attrs[k] = v
-        for name in src:
-            src.copy(src[name], dst, name=name)
-    os.replace(tmp, path)
+    with _lock(path):
+        with h5py.File(path, "r", swmr=True) as src, h5py.File(tmp, "w", libver="latest") as dst:
+            for k, v in src.attrs.items():
+                dst.attrs[k] = v
+            for name in src:
+                src.copy(src[name], dst, name=name)
+        os.replace(tmp, path)
 
 
 class ChainReader:
