@@ -18,7 +18,14 @@ log = logging.getLogger("mcmc_landscape.sampling")
 
 #: Settings that define a run; a resume must match every one of them.
 RUN_KEYS = ("arch", "activation", "data", "angle", "temperature", "box", "sampler", "chains", "seed", "warmup",
-            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "dtype", "stretch")
+            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "dtype", "stretch", "model", "width", "n_train",
+            "theta_dtype")
+#: Settings that shape memory only (how the energy is chunked): stored, but a resume may change them.
+TUNING_KEYS = ("chain_chunk", "example_chunk")
+#: MLP-only settings, refused with --model.
+MLP_ONLY = ("arch", "activation", "angle")
+#: A block of draws held in memory before it is written stays under this many bytes (large models: few draws a block).
+BLOCK_BYTES = 256 * 2**20
 SAMPLE_DEFAULTS: dict[str, Any] = {
     "arch": "2,2", "activation": "relu", "data": "points10", "angle": 0.0, "temperature": 1.0, "box": 10.0,
     "sampler": "rw", "chains": 16, "seed": 0, "warmup": 2000, "thin": 1, "draws": 20000,
@@ -110,6 +117,7 @@ class Job:
 
         t0 = time.perf_counter()
         done_before = self.writer.committed_draws
+        block_evals = min(block_evals, block_evals_cap(self.cfg, self.kernel))
         try:
             self.state = runner.run(self.kernel, self.writer, self.state, self.total, block_evals=block_evals,
                                     quiet=quiet)
@@ -124,34 +132,88 @@ class Job:
         return self.state
 
 
+def block_evals_cap(cfg: dict[str, Any], kernel: Any) -> int:
+    """Evaluations per block such that a block of draws (chains × draws × p in float64) stays under
+    :data:`BLOCK_BYTES`: a large model commits a few draws at a time instead of holding gigabytes."""
+    chains, p = int(cfg["chains"]), int(cfg.get("n_params") or 1)
+    draws = max(1, BLOCK_BYTES // (chains * p * 8))
+    return draws * chains * kernel.step_cost()
+
+
 def start_run(explicit: dict[str, Any], out: str | Path, run: str | None = None, force: bool = False,
-              device: str = "auto") -> Job:
-    """A new run from the settings given (the rest from the defaults), written to ``out``."""
+              device: str = "auto", data_dir: str | Path | None = None) -> Job:
+    """A new run from the settings given (the rest from the defaults), written to ``out``. With ``model`` set, a
+    model of the zoo on real images read from ``data_dir`` (see :mod:`mcmc_landscape.zoo_sampling`)."""
     from .data import load_dataset
     from .store import ChainWriter
 
     sampler = explicit.get("sampler", SAMPLE_DEFAULTS["sampler"])
     cfg = {**SAMPLE_DEFAULTS, **SAMPLER_DEFAULTS[sampler], **explicit}
-    foreign = [k for k, owners in SAMPLER_ONLY.items() if k in explicit and sampler not in owners]
+    foreign = [k for k, owners in SAMPLER_ONLY.items() if k in explicit and sampler not in owners
+               and not (k == "dtype" and "model" in explicit)]
     if foreign:
         owners = " or ".join(SAMPLER_ONLY[foreign[0]])
         raise SpecError(f"--{foreign[0].replace('_', '-')} applies to --sampler {owners} only; drop it or choose "
                         f"{owners}.")
-    ds = load_dataset(cfg["data"], cfg["angle"])
-    cfg["data_sha256"] = data_digest(ds.x, ds.y)
-    spec, kernel = make_kernel(cfg, ds.x, ds.y, device)
+    if "model" in explicit:
+        spec, kernel, x, y = _start_zoo(cfg, explicit, device, data_dir)
+    else:
+        for k in ("width", "n_train"):
+            if k in explicit:
+                raise SpecError(f"--{k.replace('_', '-')} applies to zoo models only; add --model or drop it.")
+        ds = load_dataset(cfg["data"], cfg["angle"])
+        x, y = ds.x, ds.y
+        cfg["data_sha256"] = data_digest(ds.x, ds.y)
+        spec, kernel = make_kernel(cfg, ds.x, ds.y, device)
+        cfg["widths"] = list(spec.widths)
     cfg["n_params"] = spec.n_params
-    cfg["widths"] = list(spec.widths)
     state = kernel.init(cfg["chains"], cfg["seed"])
     writer = ChainWriter.create(out, run or Path(out).stem, cfg, cfg["chains"], spec.n_params,
-                                kernel.state_arrays(state), extra={"data/x": ds.x, "data/y": ds.y}, force=force)
+                                kernel.state_arrays(state), extra={"data/x": x, "data/y": y}, force=force,
+                                theta_dtype=cfg.get("theta_dtype", "float64"))
     log.info("%s; %d chains × %d draws of %s → %s", spec.describe(), cfg["chains"], cfg["draws"], cfg["sampler"], out)
     return Job(cfg, spec, kernel, state, writer, int(cfg["draws"]))
 
 
+def _start_zoo(cfg: dict[str, Any], explicit: dict[str, Any], device: str, data_dir: Any):
+    """Settle a zoo run's config in place (data, dtype, storage type) and build its kernel; (spec, kernel, x, y)."""
+    from . import zoo_sampling as zs
+
+    given = [k for k in MLP_ONLY if k in explicit]
+    if given:
+        raise SpecError(f"--{given[0]} describes an MLP; drop it with --model (use --width for a zoo model's size).")
+    if cfg["sampler"] not in ("hmc", "rw"):
+        raise SpecError(f"--sampler {cfg['sampler']} cannot sample a zoo model; use --sampler hmc or rw.")
+    for k in MLP_ONLY:
+        cfg.pop(k, None)
+    cfg.update({k: v for k, v in zs.ZOO_DEFAULTS.items() if k not in explicit})
+    if "data" not in explicit:
+        cfg["data"] = "cifar10" if cfg["model"].startswith("cifar") else "mnist"
+    from .samplers.hmc import resolve_device
+
+    cfg["dtype"] = zs.resolve_dtype(cfg, resolve_device(device))
+    cfg.setdefault("theta_dtype", "float32")
+    x, y = zs.load_zoo_data(cfg["data"], int(cfg["n_train"]), data_dir)
+    cfg["data_sha256"] = zoo_data_digest(x, y)
+    spec, kernel = zs.make_zoo_kernel(cfg, x, y, device)
+    cfg["model_options"] = spec.options
+    return spec, kernel, x, y
+
+
+def zoo_data_digest(x: Any, y: Any) -> str:
+    """SHA-256 of images as stored (uint8) and labels."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(x).tobytes())
+    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
 def resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None = None, run: str | None = None,
-               device: str = "auto") -> Job:
-    """Continue the run stored in ``path``; settings in ``explicit`` must match the stored ones."""
+               device: str = "auto", tuning: dict[str, Any] | None = None) -> Job:
+    """Continue the run stored in ``path``; settings in ``explicit`` must match the stored ones (``tuning``, the
+    energy's chunk sizes, may differ)."""
     from .data import load_dataset
     from .store import ChainReader, ChainWriter
 
@@ -162,7 +224,10 @@ def resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None = N
         run_name = reader.run
     diffs = [f"--{k.replace('_', '-')} {v!r} differs from the stored {stored.get(k)!r}"
              for k, v in explicit.items() if k not in ("data", "draws") and stored.get(k) != v]
-    if explicit.get("data") is not None:
+    if explicit.get("data") is not None and "model" in stored:
+        if explicit["data"] != stored["data"]:
+            diffs.append(f"--data {explicit['data']!r} differs from the stored {stored['data']!r}")
+    elif explicit.get("data") is not None:
         ds = load_dataset(explicit["data"], stored["angle"])
         if data_digest(ds.x, ds.y) != stored["data_sha256"]:
             diffs.append(f"--data {explicit['data']!r} does not hold the data stored with the run")
@@ -170,7 +235,12 @@ def resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None = N
         raise ResumeMismatch(f"cannot resume {str(path)!r}: " + "; ".join(diffs)
                              + "; drop those flags, or start a new run with --out.")
     total = draws if draws is not None else int(stored["draws"])
-    spec, kernel = make_kernel(stored, x, y, device)
+    if "model" in stored:
+        from .zoo_sampling import make_zoo_kernel
+
+        spec, kernel = make_zoo_kernel({**stored, **(tuning or {})}, x, y, device)
+    else:
+        spec, kernel = make_kernel(stored, x, y, device)
     state = kernel.state_from_arrays(state_arrays)
     writer = ChainWriter.open(path, run_name)
     if total < writer.committed_draws:

@@ -90,8 +90,9 @@ class ChainWriter:
     @classmethod
     def create(cls, path: str | os.PathLike, run: str, config: dict[str, Any], n_chains: int, p: int,
                state: dict[str, np.ndarray], extra: dict[str, np.ndarray] | None = None,
-               force: bool = False, chunk_draws: int = 256) -> ChainWriter:
-        """Create a new file holding one run; refuses to overwrite an existing file unless ``force``."""
+               force: bool = False, chunk_draws: int = 256, theta_dtype: str = "float64") -> ChainWriter:
+        """Create a new file holding one run; refuses to overwrite an existing file unless ``force``. ``theta_dtype``
+        float32 halves the file of a large model (the sampler state, what resume needs, keeps full precision)."""
         path = Path(path)
         if path.exists() and not force:
             raise StoreError(f"{str(path)!r} already exists; pass --force to overwrite it or --resume to continue it.")
@@ -106,9 +107,10 @@ class ChainWriter:
             g.attrs["h5py_version"] = h5py.version.version
             g.attrs["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
             g.attrs["committed_draws"] = 0
-            cd = max(1, min(chunk_draws, max(1, 2**20 // max(1, n_chains * p * 8))))
+            item = np.dtype(theta_dtype).itemsize
+            cd = max(1, min(chunk_draws, max(1, 2**20 // max(1, n_chains * p * item))))
             opts = dict(compression="gzip", compression_opts=4, shuffle=True)
-            g.create_dataset("theta", shape=(n_chains, 0, p), maxshape=(n_chains, None, p), dtype="f8",
+            g.create_dataset("theta", shape=(n_chains, 0, p), maxshape=(n_chains, None, p), dtype=theta_dtype,
                              chunks=(n_chains, cd, p), **opts)
             g.create_dataset("energy", shape=(n_chains, 0), maxshape=(n_chains, None), dtype="f8",
                              chunks=(n_chains, max(cd, 256)), **opts)
