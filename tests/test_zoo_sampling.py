@@ -125,3 +125,52 @@ def test_zoo_settings_errors_are_one_sentence(mnist_dir, capsys, args, match):
 def test_width_without_model_is_refused(tmp_path, capsys):
     assert main(["-q", "sample", "--width", "0.5", "--out", str(tmp_path / "x.h5")]) == 2
     assert "--width applies to zoo models only" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def convnet_file(tmp_path_factory):
+    """A stored convnet run (p = 206,954, θ in float32): 2 chains × 12 kept draws, thinned by 2."""
+    tmp = tmp_path_factory.mktemp("convnet")
+    write_mnist(tmp / "data", n_train=20, n_test=5)
+    path = tmp / "convnet.h5"
+    assert sample(tmp, "--sampler", "rw", "--draws", "12", "--thin", "2", "--out", str(path)) == 0
+    return path
+
+
+def test_analysis_of_a_wide_run_reads_bounded_blocks_and_agrees_with_reading_it_whole(convnet_file, monkeypatch):
+    from analysis.pipeline import AnalysisSettings, analyze_file
+
+    with ChainReader(convnet_file) as r:
+        loss = r.get_energy() / 6
+    threshold = float(np.median(loss)) + 1e-9
+    base = dict(threshold=threshold, n_boot=20, n_boot_kernel=1)
+    whole, arrays_whole = analyze_file(str(convnet_file), AnalysisSettings(**base, memory_budget_mb=4096))
+    reads = []
+    original = ChainReader.read_block
+
+    def spy(self, name, start, stop):
+        block = original(self, name, start, stop)
+        reads.append(block.nbytes if name == "theta" else 0)
+        return block
+
+    monkeypatch.setattr(ChainReader, "read_block", spy)
+    budget_mb = 8.0  # a quarter of it holds one draw of both chains (1.66 MB), not the run (40 MB)
+    streamed, arrays = analyze_file(str(convnet_file), AnalysisSettings(**base, memory_budget_mb=budget_mb))
+    assert 0 < max(reads) <= budget_mb * 2**20 / 4
+    assert "raw" in arrays and "canonical" not in arrays and "MLPs" in streamed["canonicalization"]
+    assert streamed["n_selected"] == 24 and streamed["raw"]["n_good"] == whole["raw"]["n_good"] >= 4
+    np.testing.assert_allclose(arrays["raw"]["embedding"], arrays_whole["raw"]["embedding"], rtol=1e-6, atol=1e-9)
+    assert streamed["raw"]["plane"]["explained_variance_ratio"] == pytest.approx(
+        whole["raw"]["plane"]["explained_variance_ratio"])
+    assert streamed["raw"]["parameter_space"]["p"] == 206_954
+
+
+def test_analyze_cli_writes_the_figures_for_a_convnet_run(convnet_file, tmp_path, capsys):
+    with ChainReader(convnet_file) as r:
+        threshold = float(np.median(r.get_energy() / 6)) + 1e-9
+    out = tmp_path / "an"
+    assert main(["-q", "analyze", str(convnet_file), "--out", str(out), "--threshold", repr(threshold),
+                 "--bootstrap", "20", "--memory-mb", "64"]) == 0
+    assert "[raw]" in capsys.readouterr().out
+    for name in ("embedding_3d_raw.png", "good_minima_2d_raw.png", "summary.json", "coords_raw.npz"):
+        assert (out / name).stat().st_size > 0
