@@ -56,12 +56,14 @@ def null_sets(theta: np.ndarray, loss: np.ndarray, threshold: float, count: int,
               random_state: int = 0) -> dict[str, np.ndarray]:
     """Structure-free point sets of ``count`` rows in parameter space (see the module docstring)."""
     rng = np.random.default_rng(random_state)
-    p = theta.shape[1]
-    out = {
-        "uniform": rng.uniform(-box, box, size=(count, p)),
-        "gaussian": rng.multivariate_normal(theta.mean(axis=0), np.cov(theta, rowvar=False), size=count,
-                                            method="eigh"),
-    }
+    n, p = theta.shape
+    out = {"uniform": rng.uniform(-box, box, size=(count, p))}
+    if p < n:
+        out["gaussian"] = rng.multivariate_normal(theta.mean(axis=0), np.cov(theta, rowvar=False), size=count,
+                                                  method="eigh")
+    else:  # wide draws: the same Gaussian through its n factors, mean + Xcᵀz/√(n-1), never a p × p covariance
+        mean = theta.mean(axis=0)
+        out["gaussian"] = mean + rng.standard_normal((count, n)) @ (theta - mean) / np.sqrt(max(n - 1, 1))
     high = np.flatnonzero(loss >= threshold)
     if len(high) >= max(count, 4):
         out["high_loss"] = theta[rng.choice(high, count, replace=False)]

@@ -5,8 +5,10 @@ left out, pre-image reconstruction error) → good minima (loss < threshold) →
 2-D (explained variance) → the same for null sets of the same count → bootstrap intervals → PCA spectrum and TwoNN
 dimension of the good minima in parameter space. Run with and without canonicalization so the difference is shown.
 
-Memory stays bounded whatever the file size: draws are read chunk by chunk, the embedding is fitted on at most
-``memory_budget_mb`` worth of draws, and everything else is applied chunk by chunk.
+Memory stays bounded whatever the file size (a convnet's draws: p ≥ 1e5, a file of many gigabytes): draws are read
+in blocks of at most a quarter of ``memory_budget_mb``, the embedding is fitted on at most that budget's worth of
+draws (Nyström landmarks among them), the null sets hold at most as many rows, and everything else is applied block by
+block. Canonicalization modulo symmetries is defined for MLPs only: a zoo model's draws are analysed raw.
 """
 
 from __future__ import annotations
@@ -67,15 +69,26 @@ def iter_selected(reader: ChainReader, sel: Selection, s: AnalysisSettings, rows
     pos_all = np.arange(len(sel.index)) if rows is None else np.asarray(rows)
     chain, draw = np.divmod(idx, sel.draws) if sel.draws else (idx, idx)
     file_draw = s.discard + draw * s.thin
-    step = s.chunk_draws * s.thin
+    step = read_block_draws(reader, s) if read_theta else s.chunk_draws * s.thin
+    order = np.argsort(file_draw, kind="stable")
+    sorted_draw = file_draw[order]
     for start in range(s.discard, s.discard + sel.draws * s.thin, step):
-        in_chunk = (file_draw >= start) & (file_draw < start + step)
-        if not in_chunk.any():
+        lo, hi = np.searchsorted(sorted_draw, [start, start + step])
+        if lo == hi:
             continue
+        in_chunk = np.sort(order[lo:hi])
         stop = min(start + step, reader.committed_draws)
         c, d = chain[in_chunk], file_draw[in_chunk] - start
         theta = reader.read_block("theta", start, stop)[c, d] if read_theta else None
         yield pos_all[in_chunk], theta, reader.read_block("energy", start, stop)[c, d]
+
+
+def read_block_draws(reader: ChainReader, s: AnalysisSettings) -> int:
+    """Draws (of every chain) read at once: ``chunk_draws`` thinned draws, fewer when a block of the stored θ would
+    exceed a quarter of the memory budget (one draw at the least)."""
+    item = reader.read_block("theta", 0, 0).dtype.itemsize  # float32 or float64, as stored
+    per_draw = reader.n_chains * reader.n_params * item
+    return max(1, min(s.chunk_draws * s.thin, int(s.memory_budget_mb * 2**20 / 4 // per_draw)))
 
 
 def load_rows(reader: ChainReader, sel: Selection, s: AnalysisSettings, rows: np.ndarray | None = None
@@ -91,7 +104,7 @@ def load_rows(reader: ChainReader, sel: Selection, s: AnalysisSettings, rows: np
 
 
 def _geometry(theta_fit: np.ndarray, loss_fit: np.ndarray, transform_all, loss: np.ndarray,
-              spec_info: dict[str, Any], s: AnalysisSettings, good_theta_loader
+              spec_info: dict[str, Any], s: AnalysisSettings, good_theta_loader, max_rows: int
               ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     emb = KernelEmbedding(3, s.gamma, s.solver, s.n_landmarks, s.seed).fit(theta_fit)
     Y = transform_all(emb)
@@ -123,7 +136,8 @@ def _geometry(theta_fit: np.ndarray, loss_fit: np.ndarray, transform_all, loss: 
                         "ci": bootstrap_ci(plane_share, Yg, s.n_boot, random_state=s.seed),
                         "spectrum_3d": plane.spectrum_.tolist()}
         nulls = {}
-        nulls_pts = null_sets(theta_fit, loss_fit, s.threshold, n_good, spec_info["box"], s.seed)
+        # as many points as good minima, up to the rows the memory budget holds (p ≥ 1e5: a few hundred)
+        nulls_pts = null_sets(theta_fit, loss_fit, s.threshold, min(n_good, max_rows), spec_info["box"], s.seed)
         for name, pts in nulls_pts.items():
             Y0 = emb.transform(pts)
             nulls[name] = {"explained_variance_ratio": plane_share(Y0),
@@ -167,7 +181,9 @@ def analyze_file(path: str, s: AnalysisSettings, run: str | None = None) -> tupl
     """Run the pipeline on a chain file; returns (numbers, arrays) for the canonical and the raw draws."""
     with ChainReader(path, run) as reader:
         cfg = reader.config
-        spec = MLPSpec(tuple(cfg["widths"][1:-1]), cfg["widths"][0], cfg["widths"][-1], cfg["activation"])
+        zoo = "model" in cfg  # a zoo model: no MLP symmetries to canonicalize
+        spec = None if zoo else MLPSpec(tuple(cfg["widths"][1:-1]), cfg["widths"][0], cfg["widths"][-1],
+                                        cfg["activation"])
         n_data = int(len(reader.extra("data/y")))
         sel = select_draws(reader, s)
         if len(sel.index) < 10:
@@ -180,7 +196,7 @@ def analyze_file(path: str, s: AnalysisSettings, run: str | None = None) -> tupl
         loss = energy_all / n_data
         spec_info = {"box": float(cfg["box"]), "n_data": n_data}
         results, arrays = {}, {}
-        modes = [True, False] if s.canonicalize else [False]
+        modes = [True, False] if s.canonicalize and not zoo else [False]
         for canon in modes:
             prep = (lambda t: canonicalize(t, spec)) if canon else (lambda t: t)
             theta_fit = prep(theta_fit_raw)
@@ -199,9 +215,11 @@ def analyze_file(path: str, s: AnalysisSettings, run: str | None = None) -> tupl
 
             key = "canonical" if canon else "raw"
             results[key], arrays[key] = _geometry(theta_fit, energy_fit / n_data, transform_all, loss, spec_info, s,
-                                                  good_loader)
+                                                  good_loader, budget_rows)
     summary = {"file": str(path), "run": cfg, "settings": asdict(s), "n_selected": len(sel.index),
                "chains": sel.chains, "draws_per_chain": sel.draws, "n_data": n_data, **results}
+    if zoo and s.canonicalize:
+        summary["canonicalization"] = f"skipped: symmetries are defined for MLPs, not for {cfg['model']}"
     if "canonical" in results and results["canonical"].get("plane") and results["raw"].get("plane"):
         summary["canonicalization_effect"] = {
             "explained_variance_ratio": [results["raw"]["plane"]["explained_variance_ratio"],

@@ -94,13 +94,20 @@ def median_gamma(X: np.ndarray, random_state: int | None = 0, n_pairs: int = 200
 
     scikit-learn's default γ = 1/p assumes unit-scale features; on draws from [-10, 10]^p it makes the kernel matrix
     nearly the identity (every draw its own cluster) and kernel PCA meaningless. The median heuristic adapts to the
-    scale of the draws.
+    scale of the draws. With at most ``n_pairs`` distinct pairs, all of them are used.
     """
-    X = np.asarray(X, dtype=np.float64)
-    rng = np.random.default_rng(random_state)
-    i = rng.integers(0, len(X), n_pairs)
-    j = rng.integers(0, len(X), n_pairs)
-    d2 = ((X[i] - X[j]) ** 2).sum(axis=1)
+    X = np.asarray(X)
+    n = len(X)
+    if n * (n - 1) // 2 <= n_pairs:  # few draws: every pair once, exactly
+        i, j = np.triu_indices(n, k=1)
+    else:
+        rng = np.random.default_rng(random_state)
+        i = rng.integers(0, n, n_pairs)
+        j = rng.integers(0, n, n_pairs)
+    # pairs in chunks of ~64 MB, so that wide draws (p ≥ 1e5) never build an (n_pairs, p) array
+    step = max(1, 2**23 // max(1, X.shape[1]))
+    d2 = np.concatenate([((X[i[a : a + step]].astype(np.float64) - X[j[a : a + step]]) ** 2).sum(axis=1)
+                         for a in range(0, len(i), step)])
     d2 = d2[i != j]
     med = float(np.median(d2)) if len(d2) else 0.0
     return 1.0 / med if med > 0 else 1.0

@@ -3,6 +3,10 @@ and gradient evaluations per second as the number of chains grows. One run; a ta
 
 Usage: python bench/hmc.py [--device auto|cpu|cuda] [--quick] [--chains N] [--pyro-chains K]
                            [--numpyro-only] [--numpyro-chains 1024,16384]
+       python bench/hmc.py --model mnist-convnet [--width W] [--model-chains C] [--n-train N] [--dtype float32]
+With ``--model``: the zoo energy the sampler uses (U and ∇U of C chains × N images through torch.func, in chunks)
+against a plain PyTorch forward+backward of the same model over the same images, one chain after another, side by
+side; prints both rates and their ratio, checks the two agree, and ends with a JSON line holding ``ratio``.
 ESS is ArviZ's bulk ESS of U, read two ways: over all of a sampler's chains together ("all"; chains stuck at different
 levels of U lower it) and as the sum of each chain's own ESS ("chains"; how a single chain is judged). Pyro runs K
 chains one after another (its multi-chain mode forks processes). Gradient evaluations are counted where the energy is
@@ -252,6 +256,78 @@ def card_limit(spec, n_points):
     cost = gradient_cost(spec, n_points)
     by_flops, by_bytes = H100_FP32_FLOPS / cost["flops"], H100_BYTES_PER_S / cost["bytes"]
     return {**cost, "limit_by_flops": by_flops, "limit_by_bytes": by_bytes, "limit": min(by_flops, by_bytes)}
+def plain_energy_and_grad(module, theta, x, y):
+    """Plain PyTorch: load each chain's θ into the module, forward over all images, backward; one chain at a time."""
+    from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+    us, gs = [], []
+    for t in theta:
+        vector_to_parameters(t, module.parameters())
+        module.zero_grad(set_to_none=True)
+        u = torch.nn.functional.cross_entropy(module(x), y, reduction="sum")
+        u.backward()
+        us.append(u.detach())
+        gs.append(parameters_to_vector(q.grad for q in module.parameters()))
+    return torch.stack(us), torch.stack(gs)
+
+
+def timed(fn, device, repeats):
+    """Median seconds of ``repeats`` calls (after one warm-up call) and the last result."""
+    out = fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def model_throughput(args) -> None:
+    """Our zoo energy+gradient (as `landscape sample --model` runs it) against plain PyTorch, same images and model."""
+    from mcmc_landscape.zoo import FlatLayout, build_model, module_energy
+    from mcmc_landscape.zoo_sampling import default_chunks
+
+    device = hmc.resolve_device(args.device)
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    torch.manual_seed(0)
+    module = build_model(args.model, width=args.width).to(device=device, dtype=dtype)
+    layout = FlatLayout.of(module)
+    # image values do not change the cost: standard-normal images of MNIST's shape, random labels
+    x = torch.randn(args.n_train, 1, 28, 28, device=device, dtype=dtype)
+    y = torch.randint(0, 10, (args.n_train,), device=device)
+    theta = layout.init(args.model_chains, torch.Generator().manual_seed(1), dtype=dtype).to(device)
+    cc, ec = default_chunks(args.model_chains, args.n_train)
+    ours = module_energy(module, x, y, "sum", args.chain_chunk or cc, args.example_chunk or ec)
+    t_ours, (u1, g1) = timed(lambda: ours.energy_and_grad(theta), device, args.repeats)
+    t_plain, (u2, g2) = timed(lambda: plain_energy_and_grad(module, theta, x, y), device, args.repeats)
+    with torch.no_grad():
+        t_ours_u, _ = timed(lambda: ours(theta), device, args.repeats)
+        t_plain_u, _ = timed(lambda: torch.stack([torch.nn.functional.cross_entropy(
+            torch.func.functional_call(module, layout.unflatten(t), (x,)), y, reduction="sum") for t in theta]),
+            device, args.repeats)
+    pairs = args.model_chains * args.n_train
+    rel_u = float(((u1 - u2).abs() / u2.abs()).max())
+    rel_g = float((g1 - g2).norm() / g2.norm())
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu, {torch.get_num_threads()} torch threads"
+    print(f"{args.model} width {args.width} (p = {layout.p:,}), {args.model_chains} chains × {args.n_train} images, "
+          f"{args.dtype}, {name}; chunks of {ours.chain_chunk} chains × {ours.example_chunk} images; median of "
+          f"{args.repeats}")
+    print(f"{'':<34}{'seconds':>9}{'chain·images/s':>16}")
+    rows = {"ours U+grad (torch.func, chunked)": t_ours, "plain forward+backward, per chain": t_plain,
+            "ours U only": t_ours_u, "plain forward only, per chain": t_plain_u}
+    for label, t in rows.items():
+        print(f"{label:<34}{t:>9.3f}{pairs / t:>16,.0f}")
+    ratio = t_ours / t_plain
+    print(f"ours / plain time, U+grad: {ratio:.2f} (target ≤ 2); U only: {t_ours_u / t_plain_u:.2f}; agreement: "
+          f"max relative |ΔU| {rel_u:.1e}, relative ‖Δ∇U‖ {rel_g:.1e}")
+    print(json.dumps({"model": args.model, "width": args.width, "p": layout.p, "chains": args.model_chains,
+                      "n_train": args.n_train, "dtype": args.dtype, "device": name,
+                      "ours_grad_pairs_per_s": pairs / t_ours, "plain_grad_pairs_per_s": pairs / t_plain,
+                      "ratio": ratio, "ratio_energy_only": t_ours_u / t_plain_u, "rel_u": rel_u, "rel_grad": rel_g}))
 
 
 def main() -> None:
@@ -265,7 +341,19 @@ def main() -> None:
     ap.add_argument("--numpyro-chains", default=None,
                     help="comma-separated chain counts for the NumPyro comparison (default 1024,16384 on a GPU, "
                          "64,256 on the CPU)")
+    m = ap.add_argument_group("a zoo model's energy against plain PyTorch (--model)")
+    m.add_argument("--model", choices=["mnist-convnet"], help="time this model's energy and gradient instead")
+    m.add_argument("--width", type=float, default=0.25, help="model width (default 0.25: p = 206,954)")
+    m.add_argument("--model-chains", type=int, default=16, help="chains (default 16)")
+    m.add_argument("--n-train", type=int, default=256, help="images (default 256)")
+    m.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    m.add_argument("--chain-chunk", type=int, help="as landscape sample's --chain-chunk (default as there)")
+    m.add_argument("--example-chunk", type=int, help="as landscape sample's --example-chunk (default as there)")
+    m.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    if args.model:
+        model_throughput(args)
+        return
     device = hmc.resolve_device(args.device)
     if args.numpyro_only:
         numpyro_main(args, device)

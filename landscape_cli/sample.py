@@ -7,15 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from mcmc_landscape.errors import SpecError
-from mcmc_landscape.sampling import RUN_KEYS, SAMPLE_DEFAULTS
+from mcmc_landscape.sampling import RUN_KEYS, SAMPLE_DEFAULTS, TUNING_KEYS
 
 from .cluster import add_cluster_arguments
 from .common import finite_float, nonneg_int, positive_float, positive_int
 
 
 def add_arguments(s: argparse.ArgumentParser) -> None:
-    s.description = ("Sample exp(-U(θ)/T) on the box [-L, L]^p for an MLP classifier. Flags left out take the "
-                     "defaults shown, or the stored values when resuming.")
+    s.description = ("Sample exp(-U(θ)/T) on the box [-L, L]^p for an MLP classifier (--arch) or a model of the zoo "
+                     "(--model, e.g. mnist-convnet on --data mnist). Flags left out take the defaults shown, or the "
+                     "stored values when resuming.")
     d = SAMPLE_DEFAULTS
     s.add_argument("--arch", help=f"hidden widths, e.g. '2,2' or '10,10,10' (default {d['arch']})")
     s.add_argument("--activation", choices=["relu", "tanh", "sigmoid"], help="hidden activation (default relu)")
@@ -38,8 +39,10 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--jitter", action="store_const", const=True,
                    help="hmc: draw the number of leapfrog steps afresh each iteration")
     s.add_argument("--stretch", type=positive_float, help="emcee: scale a of the stretch move (default 2)")
-    s.add_argument("--device", default="auto", help="hmc: auto (CUDA if present), cpu or cuda (default auto)")
-    s.add_argument("--dtype", choices=["float32", "float64"], help="hmc: floating-point type (default float64)")
+    s.add_argument("--device", default="auto",
+                   help="hmc and zoo models: auto (CUDA if present), cpu or cuda (default auto)")
+    s.add_argument("--dtype", choices=["float32", "float64"],
+                   help="hmc and zoo models: floating-point type (default float64; zoo models: float32 on a GPU)")
     s.add_argument("--seed", type=nonneg_int, help="random seed (default 0)")
     s.add_argument("--out", "-o", type=Path, help="chain file to create")
     s.add_argument("--run", help="name of the run inside the file (default: the file's stem)")
@@ -55,11 +58,29 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
                    help="split the chains into this many shard files, each one task, joined by the main --out file "
                         "(default: one per worker with --cluster, else none)")
     add_cluster_arguments(s)
+    z = s.add_argument_group("zoo models (a convnet on real images instead of an MLP)")
+    z.add_argument("--model", choices=["mnist-convnet", "cifar10-convnet", "small-convnet"],
+                   help="sample this model of the zoo (U summed over the --n-train first training images; --data mnist "
+                        "or cifar10, default by model); rw and hmc, on --device, float32 by default on a GPU")
+    z.add_argument("--width", type=positive_float, help="mnist-convnet/cifar10-convnet: scale of every layer's "
+                   "channels and units (default 1; 0.25 gives p = 206,954 on MNIST)")
+    z.add_argument("--n-train", type=positive_int, help="training images in U (default 1000)")
+    z.add_argument("--data-dir", type=Path, help="folder holding mnist/ or cifar10/ (default $MCMC_LANDSCAPE_DATA, "
+                   "else ../shared/data); not needed to resume (the images are stored with the run)")
+    z.add_argument("--theta-dtype", choices=["float32", "float64"],
+                   help="type θ is stored in (default float32 for zoo models, float64 for MLPs)")
+    z.add_argument("--chain-chunk", type=positive_int, help="chains through the model at once (memory; default 32)")
+    z.add_argument("--example-chunk", type=positive_int,
+                   help="images through the model at once (memory; default 4096 // chain chunk)")
 
 
 
 def _explicit(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in RUN_KEYS if getattr(args, k, None) is not None}
+
+
+def _tuning(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: getattr(args, k) for k in TUNING_KEYS if getattr(args, k, None) is not None}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,13 +92,16 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("say where to write the chains with --out FILE (or continue a run with --resume FILE).")
     explicit = _explicit(args)
     if args.cluster is not None or args.shards is not None or _sharded(args.resume, args.run):
+        if args.model is not None:
+            raise SpecError("--shards and --cluster split MLP runs only; sample a zoo model (--model) in one process.")
         return run_sharded(args, explicit)
     if args.resume is not None:
-        job = resume_run(args.resume, explicit, args.draws, args.run, args.device)
+        job = resume_run(args.resume, explicit, args.draws, args.run, args.device, tuning=_tuning(args))
     else:
         if args.draws is not None:
             explicit["draws"] = args.draws
-        job = start_run(explicit, args.out, args.run, args.force, args.device, block_evals=args.block_evals)
+        job = start_run({**explicit, **_tuning(args)}, args.out, args.run, args.force, args.device,
+                        data_dir=args.data_dir, block_evals=args.block_evals)
     job.run(block_evals=args.block_evals, quiet=args.quiet)
     return 0
 

@@ -18,7 +18,14 @@ log = logging.getLogger("mcmc_landscape.sampling")
 
 #: Settings that define a run; a resume must match every one of them.
 RUN_KEYS = ("arch", "activation", "data", "angle", "temperature", "box", "sampler", "chains", "seed", "warmup",
-            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "dtype", "stretch", "compression")
+            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "dtype", "stretch", "compression", "model",
+            "width", "n_train", "theta_dtype")
+#: Settings that shape memory only (how the energy is chunked): stored, but a resume may change them.
+TUNING_KEYS = ("chain_chunk", "example_chunk")
+#: MLP-only settings, refused with --model.
+MLP_ONLY = ("arch", "activation", "angle")
+#: A block of draws held in memory before it is written stays under this many bytes (large models: few draws a block).
+BLOCK_BYTES = 256 * 2**20
 SAMPLE_DEFAULTS: dict[str, Any] = {
     "arch": "2,2", "activation": "relu", "data": "points10", "angle": 0.0, "temperature": 1.0, "box": 10.0,
     "sampler": "rw", "chains": 16, "seed": 0, "warmup": 2000, "thin": 1, "draws": 20000, "compression": "none",
@@ -111,6 +118,9 @@ class Job:
 
         t0 = time.perf_counter()
         done_before = self.writer.committed_draws
+        cap = block_evals_cap(self.cfg, self.kernel)
+        if block_evals is not None or cap < runner.AUTO_START_EVALS:  # a large model: few draws a block from the start
+            block_evals = min(block_evals or cap, cap)
         try:
             self.state = runner.run(self.kernel, self.writer, self.state, self.total, block_evals=block_evals,
                                     quiet=quiet, overlap=overlap)
@@ -125,40 +135,99 @@ class Job:
         return self.state
 
 
+def block_evals_cap(cfg: dict[str, Any], kernel: Any) -> int:
+    """Evaluations per block such that a block of draws (chains × draws × p in float64) stays under
+    :data:`BLOCK_BYTES`: a large model commits a few draws at a time instead of holding gigabytes."""
+    chains, p = int(cfg["chains"]), int(cfg.get("n_params") or 1)
+    draws = max(1, BLOCK_BYTES // (chains * p * 8))
+    return draws * chains * kernel.step_cost()
+
+
 def start_run(explicit: dict[str, Any], out: str | Path, run: str | None = None, force: bool = False,
-              device: str = "auto", block_evals: int | None = None) -> Job:
+              device: str = "auto", block_evals: int | None = None, data_dir: str | Path | None = None) -> Job:
     """A new run from the settings given (the rest from the defaults), written to ``out``; ``block_evals`` (as
-    :meth:`Job.run` will get it) shapes the store's chunks."""
+    :meth:`Job.run` will get it) shapes the store's chunks. With ``model`` set, a model of the zoo on real images
+    read from ``data_dir`` (see :mod:`mcmc_landscape.zoo_sampling`)."""
     from .runner import AUTO_START_EVALS, draws_per_block
     from .store import ChainWriter
 
-    cfg, ds, spec, kernel = new_config(explicit, device)
+    cfg, ds, spec, kernel = new_config(explicit, device, data_dir)
     state = kernel.init(cfg["chains"], cfg["seed"])
-    block_draws = draws_per_block(block_evals or AUTO_START_EVALS, cfg["chains"], kernel.step_cost())
+    evals = min(block_evals or AUTO_START_EVALS, block_evals_cap(cfg, kernel))
+    block_draws = draws_per_block(evals, cfg["chains"], kernel.step_cost())
     writer = ChainWriter.create(out, run or Path(out).stem, cfg, cfg["chains"], spec.n_params,
                                 kernel.state_arrays(state), extra={"data/x": ds.x, "data/y": ds.y}, force=force,
-                                compression=cfg["compression"], block_draws=block_draws)
+                                compression=cfg["compression"], block_draws=block_draws,
+                                theta_dtype=cfg.get("theta_dtype", "float64"))
     log.info("%s; %d chains × %d draws of %s → %s", spec.describe(), cfg["chains"], cfg["draws"], cfg["sampler"], out)
     return Job(cfg, spec, kernel, state, writer, int(cfg["draws"]))
 
 
-def new_config(explicit: dict[str, Any], device: str = "auto") -> tuple[dict[str, Any], Any, Any, Any]:
-    """The full config of a new run from the settings given (the rest from the defaults): (cfg, data, spec, kernel)."""
+def new_config(explicit: dict[str, Any], device: str = "auto",
+               data_dir: str | Path | None = None) -> tuple[dict[str, Any], Any, Any, Any]:
+    """The full config of a new run from the settings given (the rest from the defaults): (cfg, data, spec, kernel);
+    ``data`` has ``x`` and ``y``, the arrays stored with the run."""
+    from types import SimpleNamespace
+
     from .data import load_dataset
 
     sampler = explicit.get("sampler", SAMPLE_DEFAULTS["sampler"])
     cfg = {**SAMPLE_DEFAULTS, **SAMPLER_DEFAULTS[sampler], **explicit}
-    foreign = [k for k, owners in SAMPLER_ONLY.items() if k in explicit and sampler not in owners]
+    foreign = [k for k, owners in SAMPLER_ONLY.items() if k in explicit and sampler not in owners
+               and not (k == "dtype" and "model" in explicit)]
     if foreign:
         owners = " or ".join(SAMPLER_ONLY[foreign[0]])
         raise SpecError(f"--{foreign[0].replace('_', '-')} applies to --sampler {owners} only; drop it or choose "
                         f"{owners}.")
-    ds = load_dataset(cfg["data"], cfg["angle"])
-    cfg["data_sha256"] = data_digest(ds.x, ds.y)
-    spec, kernel = make_kernel(cfg, ds.x, ds.y, device)
+    if "model" in explicit:
+        spec, kernel, x, y = _start_zoo(cfg, explicit, device, data_dir)
+        ds = SimpleNamespace(x=x, y=y)
+    else:
+        for k in ("width", "n_train"):
+            if k in explicit:
+                raise SpecError(f"--{k.replace('_', '-')} applies to zoo models only; add --model or drop it.")
+        ds = load_dataset(cfg["data"], cfg["angle"])
+        x, y = ds.x, ds.y
+        cfg["data_sha256"] = data_digest(ds.x, ds.y)
+        spec, kernel = make_kernel(cfg, ds.x, ds.y, device)
+        cfg["widths"] = list(spec.widths)
     cfg["n_params"] = spec.n_params
-    cfg["widths"] = list(spec.widths)
     return cfg, ds, spec, kernel
+
+
+def _start_zoo(cfg: dict[str, Any], explicit: dict[str, Any], device: str, data_dir: Any):
+    """Settle a zoo run's config in place (data, dtype, storage type) and build its kernel; (spec, kernel, x, y)."""
+    from . import zoo_sampling as zs
+
+    given = [k for k in MLP_ONLY if k in explicit]
+    if given:
+        raise SpecError(f"--{given[0]} describes an MLP; drop it with --model (use --width for a zoo model's size).")
+    if cfg["sampler"] not in ("hmc", "rw"):
+        raise SpecError(f"--sampler {cfg['sampler']} cannot sample a zoo model; use --sampler hmc or rw.")
+    for k in MLP_ONLY:
+        cfg.pop(k, None)
+    cfg.update({k: v for k, v in zs.ZOO_DEFAULTS.items() if k not in explicit})
+    if "data" not in explicit:
+        cfg["data"] = "cifar10" if cfg["model"].startswith("cifar") else "mnist"
+    from .samplers.hmc import resolve_device
+
+    cfg["dtype"] = zs.resolve_dtype(cfg, resolve_device(device))
+    cfg.setdefault("theta_dtype", "float32")
+    x, y = zs.load_zoo_data(cfg["data"], int(cfg["n_train"]), data_dir)
+    cfg["data_sha256"] = zoo_data_digest(x, y)
+    spec, kernel = zs.make_zoo_kernel(cfg, x, y, device)
+    cfg["model_options"] = spec.options
+    return spec, kernel, x, y
+
+
+def zoo_data_digest(x: Any, y: Any) -> str:
+    """SHA-256 of images as stored (uint8) and labels."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(x).tobytes())
+    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
+    return h.hexdigest()
 
 
 def check_resume(path: str | Path, stored: dict[str, Any], explicit: dict[str, Any]) -> None:
@@ -167,7 +236,10 @@ def check_resume(path: str | Path, stored: dict[str, Any], explicit: dict[str, A
 
     diffs = [f"--{k.replace('_', '-')} {v!r} differs from the stored {stored.get(k)!r}"
              for k, v in explicit.items() if k not in ("data", "draws") and stored.get(k) != v]
-    if explicit.get("data") is not None:
+    if explicit.get("data") is not None and "model" in stored:
+        if explicit["data"] != stored["data"]:
+            diffs.append(f"--data {explicit['data']!r} differs from the stored {stored['data']!r}")
+    elif explicit.get("data") is not None:
         ds = load_dataset(explicit["data"], stored["angle"])
         if data_digest(ds.x, ds.y) != stored["data_sha256"]:
             diffs.append(f"--data {explicit['data']!r} does not hold the data stored with the run")
@@ -177,19 +249,21 @@ def check_resume(path: str | Path, stored: dict[str, Any], explicit: dict[str, A
 
 
 def resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None = None, run: str | None = None,
-               device: str = "auto") -> Job:
-    """Continue the run stored in ``path``; settings in ``explicit`` must match the stored ones. Refused at once
-    (:class:`~mcmc_landscape.locking.FileBusy`) while another process writes the file."""
+               device: str = "auto", tuning: dict[str, Any] | None = None) -> Job:
+    """Continue the run stored in ``path``; settings in ``explicit`` must match the stored ones (``tuning``, the
+    energy's chunk sizes, may differ). Refused at once (:class:`~mcmc_landscape.locking.FileBusy`) while another
+    process writes the file."""
     from .locking import WriterLock
 
     held = WriterLock(path, "chain file", "wait for that run to finish or stop it").acquire()  # before reading it
     try:
-        return _resume_run(path, explicit, draws, run, device)  # the writer takes its own hold on the lock
+        return _resume_run(path, explicit, draws, run, device, tuning)  # the writer takes its own hold on the lock
     finally:
         held.release()
 
 
-def _resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None, run: str | None, device: str) -> Job:
+def _resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None, run: str | None, device: str,
+                tuning: dict[str, Any] | None) -> Job:
     from .store import ChainReader, ChainWriter
 
     with ChainReader(path, run) as reader:
@@ -199,7 +273,12 @@ def _resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None, r
         run_name = reader.run
     check_resume(path, stored, explicit)
     total = draws if draws is not None else int(stored["draws"])
-    spec, kernel = make_kernel(stored, x, y, device)
+    if "model" in stored:
+        from .zoo_sampling import make_zoo_kernel
+
+        spec, kernel = make_zoo_kernel({**stored, **(tuning or {})}, x, y, device)
+    else:
+        spec, kernel = make_kernel(stored, x, y, device)
     state = kernel.state_from_arrays(state_arrays)
     writer = ChainWriter.open(path, run_name)
     if total < writer.committed_draws:
