@@ -36,12 +36,32 @@ def _write_pid(fd: int) -> None:
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
 
 
-def _holder(lock_file: Path) -> str:
+def _alive(pid: int) -> bool:
     try:
-        pid = lock_file.read_text().strip()
-    except OSError:
-        return "another process"
-    return f"process {pid}" if pid.isdigit() else "another process"
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _holder(lock_file: Path, patience: float = 2.0) -> str:
+    """Who holds the lock, as the holder wrote it. A new holder writes its id just after it takes the lock, and a
+    released lock file is left empty, so an empty file or a dead process's id means "look again" for a moment."""
+    import time
+
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            pid = lock_file.read_text().strip()
+        except OSError:
+            pid = ""
+        if pid.isdigit() and _alive(int(pid)):
+            return f"process {pid}"
+        if time.monotonic() > deadline:
+            return "another process"
+        time.sleep(0.01)
 
 
 class WriterLock:
@@ -73,6 +93,9 @@ class WriterLock:
     def release(self) -> None:
         if self._held:
             self._held -= 1
+            if self._lock.lock_counter == 1:  # the last hold in this process: leave no holder's id behind
+                with contextlib.suppress(OSError):
+                    os.truncate(self.lock_file, 0)
             self._lock.release()
 
     @property
