@@ -18,7 +18,7 @@ log = logging.getLogger("mcmc_landscape.sampling")
 
 #: Settings that define a run; a resume must match every one of them.
 RUN_KEYS = ("arch", "activation", "data", "angle", "temperature", "box", "sampler", "chains", "seed", "warmup",
-            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "dtype", "stretch")
+            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "dtype", "stretch", "temps", "t_max")
 SAMPLE_DEFAULTS: dict[str, Any] = {
     "arch": "2,2", "activation": "relu", "data": "points10", "angle": 0.0, "temperature": 1.0, "box": 10.0,
     "sampler": "rw", "chains": 16, "seed": 0, "warmup": 2000, "thin": 1, "draws": 20000,
@@ -28,10 +28,11 @@ SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
     "hmc": {"target_accept": 0.8, "initial_step": 0.05, "leapfrog": 16, "jitter": False, "dtype": "float64",
             "warmup": 1000},
     "emcee": {"stretch": 2.0, "warmup": 1000, "chains": 36},
+    "pt": {"target_accept": 0.234, "initial_step": 0.1, "temps": 8, "t_max": 20.0},
 }
 #: Settings that only some samplers take, and which.
-SAMPLER_ONLY = {"target_accept": ("rw", "hmc"), "initial_step": ("rw", "hmc"), "leapfrog": ("hmc",),
-                "jitter": ("hmc",), "dtype": ("hmc",), "stretch": ("emcee",)}
+SAMPLER_ONLY = {"target_accept": ("rw", "hmc", "pt"), "initial_step": ("rw", "hmc", "pt"), "leapfrog": ("hmc",),
+                "jitter": ("hmc",), "dtype": ("hmc",), "stretch": ("emcee",), "temps": ("pt",), "t_max": ("pt",)}
 
 
 def data_digest(x: Any, y: Any) -> str:
@@ -61,6 +62,13 @@ def make_kernel(cfg: dict[str, Any], x: Any, y: Any, device: str = "auto"):
         settings = ensemble.EnsembleSettings(temperature=cfg["temperature"], box=cfg["box"], warmup=cfg["warmup"],
                                              thin=cfg["thin"], stretch=cfg["stretch"])
         return spec, ensemble.EnsembleKernel(mlp_energy_model(spec, ds), settings)
+    if cfg["sampler"] == "pt":
+        from .samplers import tempering
+
+        settings = tempering.PTSettings(temperature=cfg["temperature"], box=cfg["box"],
+                                        target_accept=cfg["target_accept"], warmup=cfg["warmup"], thin=cfg["thin"],
+                                        initial_step=cfg["initial_step"], n_temps=cfg["temps"], t_max=cfg["t_max"])
+        return spec, tempering.PTKernel(mlp_energy_model(spec, ds), settings)
     from .samplers import rw
 
     model = mlp_energy_model(spec, ds)
