@@ -10,7 +10,7 @@ from mcmc_landscape.samplers import rw, tempering
 from mcmc_landscape.sampling import resume_run, start_run
 from mcmc_landscape.store import ChainReader
 
-HEIGHT, TILT, BOX = 10.0, 0.6, 2.5  # U = h (x² - 1)² + s x: two wells at ±1, barrier ≈ h = 10 nats
+HEIGHT, TILT, BOX = 25.0, 0.6, 2.5  # U = h (x² - 1)² + s x: two wells at ±1, barrier ≈ h = 25 nats
 
 
 @nb.cfunc(ENERGY_SIG, cache=True)
@@ -33,7 +33,7 @@ def _left_weight() -> float:
 
 def test_replica_exchange_recovers_the_mode_weights_a_random_walk_cannot():
     truth = _left_weight()  # ≈ 0.77: the tilt favours the left well
-    settings = tempering.PTSettings(box=BOX, warmup=2000, n_temps=6, t_max=30.0, initial_step=0.5)
+    settings = tempering.PTSettings(box=BOX, warmup=2000, n_temps=8, t_max=60.0, initial_step=0.5)
     model = _model()
     state = tempering.init(model, 8, 3, settings)
     state, theta, energy, moved = tempering.run_block(model, state, 20000, settings)
@@ -43,7 +43,7 @@ def test_replica_exchange_recovers_the_mode_weights_a_random_walk_cannot():
     assert s["mcse_mean"][0] < 0.03  # the test can resolve the weight
     assert np.all(np.abs(theta) <= BOX) and moved.any()
     rates = tempering.swap_rates(state)
-    assert rates.shape == (5,) and np.all((rates > 0.05) & (rates < 1))
+    assert rates.shape == (7,) and np.all((rates > 0.05) & (rates < 1))
     # the same budget of plain random walk at T = 1 stays in the well each chain started in
     rws = rw.RWSettings(box=BOX, warmup=2000, initial_step=0.5)
     _, th_rw, _, _ = rw.run_block(model, rw.init(model, 8, 3, rws), 20000, rws)
