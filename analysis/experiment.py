@@ -59,10 +59,10 @@ class ExperimentSettings:
     arch: str = "2,2"
     activation: str = "relu"
     sampler: str = "pt"
-    chains: int = 32
+    chains: int = 16
     draws: int = 4000
     warmup: int = 20000
-    thin: int = 100
+    thin: int = 500
     temps: int = 5
     t_max: float = 20.0
     seed: int = 0
