@@ -22,7 +22,7 @@ def test_rotation_writes_every_stage_and_a_generated_report(tiny_run):
         assert (out / name / "analysis" / "summary.json").exists() and (out / name / "data.png").exists()
     assert (out / "six_figures.png").stat().st_size > 10000
     report = (out / "REPORT.md").read_text()
-    assert "| angle_120 | points10|rotate:120 |" in report and "Conclusions" in report and "Control" in report
+    assert "| angle_120 | rotate:120 |" in report and "Conclusions" in report and "Control" in report
     assert "Procrustes disparity" in report and "modulo the network's symmetries" in report
     assert 0 <= result["comparison"]["shared_embedding"]["angle_120"]["procrustes_to_reference"] <= 1
     tests = result["comparison"]["tests"]
