@@ -38,7 +38,7 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--jitter", action="store_const", const=True,
                    help="hmc: draw the number of leapfrog steps afresh each iteration")
     s.add_argument("--stretch", type=positive_float, help="emcee: scale a of the stretch move (default 2)")
-    s.add_argument("--temps", type=positive_int, help="pt: rungs of the temperature ladder per chain (default 8)")
+    s.add_argument("--temps", type=positive_int, help="pt: rungs of the temperature ladder per chain (default 5)")
     s.add_argument("--t-max", type=positive_float, help="pt: hottest rung's temperature in units of T (default 20)")
     s.add_argument("--device", default="auto", help="hmc: auto (CUDA if present), cpu or cuda (default auto)")
     s.add_argument("--dtype", choices=["float32", "float64"], help="hmc: floating-point type (default float64)")

@@ -28,7 +28,7 @@ SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
     "hmc": {"target_accept": 0.8, "initial_step": 0.05, "leapfrog": 16, "jitter": False, "dtype": "float64",
             "warmup": 1000},
     "emcee": {"stretch": 2.0, "warmup": 1000, "chains": 36},
-    "pt": {"target_accept": 0.234, "initial_step": 0.1, "temps": 8, "t_max": 20.0},
+    "pt": {"target_accept": 0.234, "initial_step": 0.1, "temps": 5, "t_max": 20.0},
 }
 #: Settings that only some samplers take, and which.
 SAMPLER_ONLY = {"target_accept": ("rw", "hmc", "pt"), "initial_step": ("rw", "hmc", "pt"), "leapfrog": ("hmc",),

@@ -36,7 +36,7 @@ class PTSettings(NamedTuple):
     warmup: int = 1000
     thin: int = 1
     initial_step: float = 0.1
-    n_temps: int = 8  # K rungs
+    n_temps: int = 5  # K rungs
     t_max: float = 20.0  # hottest rung at T · t_max
 
 
