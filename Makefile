@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## run: the rotation experiment with its defaults (a few minutes on 2 cores); prints where REPORT.md is
+## run: the rotation experiment with its defaults (replica exchange, converged; ~10 minutes on 2 idle cores); prints where REPORT.md is
 run: $(STAMP)
 	$(BIN)/landscape rotation --out runs/rotation --force
 

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diagnose": ("diagnose", "convergence diagnostics and a verdict for a chain file"),
     "analyze": ("analyze", "kernel PCA of the draws, good minima and their plane, with baselines"),
     "rotation": ("rotation", "the report's rotation experiment, end to end, with a generated REPORT.md"),
+    "experiment": ("experiment", "the invariance experiment for transforms of the data (rotate, reflect, scale, ...)"),
     "dss": ("dss", "Dynamic String Sampling: connect models of equal loss by a string of beads"),
     "census": ("census", "all local minima of a chain file modulo symmetry, their barriers, the disconnectivity graph"),
 }

@@ -18,11 +18,13 @@ def add_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--angles", help="comma-separated degrees (default 0,120,240)")
     r.add_argument("--arch", help="hidden widths (default 2,2)")
     r.add_argument("--activation", choices=["relu", "tanh", "sigmoid"])
-    r.add_argument("--sampler", choices=["rw", "hmc", "emcee"])
+    r.add_argument("--sampler", choices=["rw", "hmc", "emcee", "pt"], help="default pt (replica exchange)")
     r.add_argument("--chains", type=positive_int)
     r.add_argument("--draws", type=positive_int)
     r.add_argument("--warmup", type=nonneg_int)
     r.add_argument("--thin", type=positive_int)
+    r.add_argument("--temps", type=positive_int, help="pt: rungs of the temperature ladder (default 5)")
+    r.add_argument("--t-max", type=positive_float, help="pt: hottest rung in units of T (default 20)")
     r.add_argument("--seed", type=nonneg_int)
     r.add_argument("--threshold", type=positive_float)
     r.add_argument("--no-control", action="store_true", help="skip the relabelled control run")
@@ -46,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise SpecError(f"unknown setting(s) {', '.join(unknown)} in {str(args.config)!r}; "
                         f"known: {', '.join(sorted(known))}.")
-    for key in ("arch", "activation", "sampler", "chains", "draws", "warmup", "thin", "seed", "threshold"):
+    for key in ("arch", "activation", "sampler", "chains", "draws", "warmup", "thin", "temps", "t_max", "seed",
+                "threshold"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
     if args.angles is not None:

@@ -24,9 +24,10 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--angle", type=finite_float, help="rotate the 2-D data by this many degrees (default 0)")
     s.add_argument("--temperature", "-T", type=positive_float, help="temperature T (default 1)")
     s.add_argument("--box", "-L", type=positive_float, help="box half-width L (default 10)")
-    s.add_argument("--sampler", choices=["rw", "hmc", "emcee"],
+    s.add_argument("--sampler", choices=["rw", "hmc", "emcee", "pt"],
                    help="rw: Numba random-walk Metropolis (default); hmc: PyTorch HMC, all chains in one batch; "
-                        "emcee: emcee's ensemble (stretch move) as a baseline, walkers = chains (default 36)")
+                        "emcee: emcee's ensemble (stretch move) as a baseline, walkers = chains (default 36); "
+                        "pt: replica exchange, a ladder of --temps random walks per chain (rung 0 is the run)")
     s.add_argument("--chains", type=positive_int, help=f"number of chains (default {d['chains']})")
     s.add_argument("--draws", type=positive_int,
                    help=f"kept draws per chain; with --resume, the new total (default {d['draws']})")
@@ -39,6 +40,8 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--jitter", action="store_const", const=True,
                    help="hmc: draw the number of leapfrog steps afresh each iteration")
     s.add_argument("--stretch", type=positive_float, help="emcee: scale a of the stretch move (default 2)")
+    s.add_argument("--temps", type=positive_int, help="pt: rungs of the temperature ladder per chain (default 5)")
+    s.add_argument("--t-max", type=positive_float, help="pt: hottest rung's temperature in units of T (default 20)")
     s.add_argument("--device", default="auto",
                    help="hmc and zoo models: auto (CUDA if present), cpu or cuda (default auto)")
     s.add_argument("--dtype", choices=["float32", "float64"],

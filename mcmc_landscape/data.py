@@ -1,4 +1,5 @@
-"""Named data sets for the sampler: the report's 10-point set, user CSV files, and rotation about the origin.
+"""Named data sets for the sampler: the report's 10-point set, user CSV files, rotation about the origin, and any
+transform of :mod:`mcmc_landscape.transforms` written after the name (``points10|reflect:x|noise:0.05@1``).
 
 The 10-point set is 10 points uniform in [-1, 1]^2 with random fixed labels, generated once from ``POINTS10_SEED`` and
 shipped as ``data/points10.csv``; :func:`make_points10` regenerates it, and a test holds the two equal.
@@ -106,13 +107,20 @@ def validate_dataset(x: np.ndarray, y: np.ndarray, name: str, source: str = "dat
 
 
 def load_dataset(name: str = "points10", angle: float = 0.0) -> Dataset:
-    """A named set (``points10``) or a CSV path, rotated by ``angle`` degrees."""
+    """A named set (``points10``) or a CSV path, then the transforms written after it (``points10|rotate:120|...``,
+    applied in order), then rotated by ``angle`` degrees."""
+    name, *specs = str(name).split("|")
     if name == "points10":
         shipped = REPO_DATA_DIR / "points10.csv"
         ds = read_points_csv(shipped) if shipped.is_file() else make_points10()
         ds = replace(ds, name="points10")
     else:
         ds = read_points_csv(name)
+    if specs:
+        from .transforms import apply_transforms
+
+        x, y = apply_transforms(ds.x, ds.y, specs)
+        ds = replace(ds, x=x, y=y, name="|".join([ds.name, *specs]))
     if angle:
         if ds.n_in != 2:
             raise DataError(f"rotation needs 2-D inputs, but {name!r} has {ds.n_in} input columns.")

@@ -19,7 +19,7 @@ log = logging.getLogger("mcmc_landscape.sampling")
 #: Settings that define a run; a resume must match every one of them.
 RUN_KEYS = ("arch", "activation", "data", "angle", "temperature", "box", "sampler", "chains", "seed", "warmup",
             "thin", "target_accept", "initial_step", "leapfrog", "jitter", "dtype", "stretch", "compression", "model",
-            "width", "n_train", "theta_dtype")
+            "width", "n_train", "theta_dtype", "temps", "t_max")
 #: Settings that shape memory only (how the energy is chunked): stored, but a resume may change them.
 TUNING_KEYS = ("chain_chunk", "example_chunk")
 #: MLP-only settings, refused with --model.
@@ -35,10 +35,11 @@ SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
     "hmc": {"target_accept": 0.8, "initial_step": 0.05, "leapfrog": 16, "jitter": False, "dtype": "float64",
             "warmup": 1000},
     "emcee": {"stretch": 2.0, "warmup": 1000, "chains": 36},
+    "pt": {"target_accept": 0.234, "initial_step": 0.1, "temps": 5, "t_max": 20.0},
 }
 #: Settings that only some samplers take, and which.
-SAMPLER_ONLY = {"target_accept": ("rw", "hmc"), "initial_step": ("rw", "hmc"), "leapfrog": ("hmc",),
-                "jitter": ("hmc",), "dtype": ("hmc",), "stretch": ("emcee",)}
+SAMPLER_ONLY = {"target_accept": ("rw", "hmc", "pt"), "initial_step": ("rw", "hmc", "pt"), "leapfrog": ("hmc",),
+                "jitter": ("hmc",), "dtype": ("hmc",), "stretch": ("emcee",), "temps": ("pt",), "t_max": ("pt",)}
 
 
 def data_digest(x: Any, y: Any) -> str:
@@ -68,6 +69,13 @@ def make_kernel(cfg: dict[str, Any], x: Any, y: Any, device: str = "auto"):
         settings = ensemble.EnsembleSettings(temperature=cfg["temperature"], box=cfg["box"], warmup=cfg["warmup"],
                                              thin=cfg["thin"], stretch=cfg["stretch"])
         return spec, ensemble.EnsembleKernel(mlp_energy_model(spec, ds), settings)
+    if cfg["sampler"] == "pt":
+        from .samplers import tempering
+
+        settings = tempering.PTSettings(temperature=cfg["temperature"], box=cfg["box"],
+                                        target_accept=cfg["target_accept"], warmup=cfg["warmup"], thin=cfg["thin"],
+                                        initial_step=cfg["initial_step"], n_temps=cfg["temps"], t_max=cfg["t_max"])
+        return spec, tempering.PTKernel(mlp_energy_model(spec, ds), settings)
     from .samplers import rw
 
     model = mlp_energy_model(spec, ds)

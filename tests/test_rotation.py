@@ -5,7 +5,7 @@ import pytest
 
 from analysis.rotation import RotationSettings, dump_toml, load_toml, run_rotation
 
-TINY = dict(chains=4, draws=300, warmup=300, thin=2, threshold=1.0, n_boot=20, n_boot_kernel=1, n_test=60,
+TINY = dict(chains=4, draws=300, warmup=300, thin=2, temps=3, threshold=1.0, n_boot=20, n_boot_kernel=1, n_test=60,
             n_perm=50, max_draws=1200)
 
 
@@ -17,17 +17,21 @@ def tiny_run(tmp_path_factory):
 
 def test_rotation_writes_every_stage_and_a_generated_report(tiny_run):
     out, result = tiny_run
-    for name in ("angle_0", "angle_120", "angle_240", "control_relabelled"):
+    for name in ("angle_0", "angle_120", "angle_240", "control_relabelled", "control_seed"):
         assert (out / name / "chains.h5").exists() and (out / name / "diagnosis.json").exists()
         assert (out / name / "analysis" / "summary.json").exists() and (out / name / "data.png").exists()
     assert (out / "six_figures.png").stat().st_size > 10000
     report = (out / "REPORT.md").read_text()
-    assert "| angle_120 | 120 |" in report and "Conclusions" in report and "Control" in report
-    assert "Procrustes disparity" in report
+    assert "| angle_120 | rotate:120 |" in report and "Conclusions" in report and "Control" in report
+    assert "Procrustes disparity" in report and "modulo the network's symmetries" in report
     assert 0 <= result["comparison"]["shared_embedding"]["angle_120"]["procrustes_to_reference"] <= 1
-    tests = result["comparison"]["isometry_tests"]
-    assert set(tests) == {"angle_120", "angle_240", "control_relabelled"}
-    assert all(0 < t["all"]["p_value"] <= 1 and 0 < t["good"]["p_value"] <= 1 for t in tests.values())
+    tests = result["comparison"]["tests"]
+    assert set(tests) == {"angle_120", "angle_240", "control_relabelled", "control_seed"}
+    for name in ("angle_120", "angle_240"):
+        for kind in ("mapped", "unmapped"):
+            assert all(0 < tests[name][kind][k]["p_value"] <= 1 for k in ("all", "good"))
+        assert 0 < tests[name]["box_cut_share"]["all"]["reference"] < 1  # the rotated box cuts some draws away
+    assert all(0 < tests["control_seed"]["direct"][k]["p_value"] <= 1 for k in ("all", "good"))
     saved = json.loads((out / "results.json").read_text())
     assert saved["comparison"]["reference"] == "angle_0"
 
@@ -53,8 +57,8 @@ def test_settings_round_trip_and_fixed_seed_reproduces(tiny_run, tmp_path):
     small = RotationSettings(**{**TINY, "angles": [0.0, 120.0], "control": False})
     one = run_rotation(small, tmp_path / "b", quiet=True)
     two = run_rotation(small, tmp_path / "c", quiet=True)
-    assert one["comparison"]["isometry_tests"] == two["comparison"]["isometry_tests"]
-    assert one["comparison"]["isometry_tests"]["angle_120"] == first["comparison"]["isometry_tests"]["angle_120"]
+    assert one["comparison"]["tests"] == two["comparison"]["tests"]
+    assert one["comparison"]["tests"]["angle_120"] == first["comparison"]["tests"]["angle_120"]
 
 
 def test_reuse_keeps_finished_chains(tiny_run):

@@ -1,0 +1,68 @@
+"""``landscape experiment`` at a tiny size: every stage written, the right test per transform, exact box properties."""
+
+import json
+
+import numpy as np
+import pytest
+
+from landscape_cli.main import main
+from mcmc_landscape.data import load_dataset
+from mcmc_landscape.store import ChainReader
+
+TINY_TOML = """chains = 4
+draws = 200
+warmup = 200
+thin = 2
+temps = 3
+threshold = 1.0
+n_boot = 10
+n_boot_kernel = 1
+n_test = 60
+n_perm = 30
+max_draws = 800
+control = false
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("exp")
+    (folder / "tiny.toml").write_text(TINY_TOML)
+    out = folder / "out"
+    rc = main(["experiment", "-q", "--out", str(out), "--config", str(folder / "tiny.toml"), "-t", "reflect:x",
+               "-t", "scale:0.5", "-t", "noise:0.05"])
+    assert rc == 0
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_every_run_is_written_with_the_transformed_data(tiny):
+    out, result = tiny
+    assert list(result["runs"]) == ["identity", "reflect_x", "scale_0.5", "noise_0.05"]
+    for name, spec in (("identity", "points10"), ("reflect_x", "points10|reflect:x"), ("scale_0.5", "points10|scale:0.5"),
+                       ("noise_0.05", "points10|noise:0.05@0")):
+        assert (out / name / "data.png").exists() and (out / name / "analysis" / "summary.json").exists()
+        with ChainReader(out / name / "chains.h5") as r:
+            np.testing.assert_array_equal(r.extra("data/x"), load_dataset(spec).x)
+            assert r.config["sampler"] == "pt" and r.state()["temperatures"].shape == (3,)
+        d = result["runs"][name]["diagnosis"]
+        assert "modulo the network's symmetries" in d["verdict"] and "raw_coordinates" in d
+    report = (out / "REPORT.md").read_text()
+    assert "## Prediction and measurement" in report and "figures.png" in report and (out / "figures.png").exists()
+    for name in ("reflect_x", "scale_0.5", "noise_0.05"):
+        assert f"| {name} |" in report
+
+
+def test_each_transform_gets_its_test_and_the_box_cuts_what_theory_says(tiny):
+    _, result = tiny
+    tests = result["comparison"]["tests"]
+    assert set(tests["reflect_x"]) == {"mapped", "unmapped", "box_cut_share"} and set(tests["noise_0.05"]) == {"direct"}
+    # a reflection maps the box onto itself: nothing is cut, on either side; halving the inputs doubles W1's range
+    assert tests["reflect_x"]["box_cut_share"]["all"] == {"reference": 0.0, "run": 0.0}
+    assert tests["scale_0.5"]["box_cut_share"]["all"]["reference"] > 0.2
+    assert all(0 < t["p_value"] <= 1 for t in tests["reflect_x"]["mapped"].values() if t)
+
+
+def test_a_bad_transform_is_one_sentence_and_exit_2(tmp_path, capsys):
+    assert main(["experiment", "--out", str(tmp_path / "x"), "-t", "spin:3"]) == 2
+    err = capsys.readouterr().err
+    assert "transform 'spin:3' is not known" in err and "Traceback" not in err
