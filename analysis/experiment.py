@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,13 @@ def _sample(s: ExperimentSettings, data: str, seed: int, path: Path, reuse: bool
     start_run(cfg, path, "chains", force=True, device="auto").run(quiet=quiet)
 
 
+def sample_task(settings: dict[str, Any], data: str, seed: int, path: str, reuse: bool) -> str:
+    """One run's sampling as a pure task (``--cluster``): it writes its own chain file (resumable, reused when
+    complete) and returns the file's path; no arrays pass through the scheduler."""
+    _sample(ExperimentSettings(**settings), data, seed, Path(path), reuse, quiet=True)
+    return path
+
+
 def relabelled_data(s: ExperimentSettings, folder: Path) -> Path:
     """The power control's data: the same 10 points, half of them labelled 1 at random (seed ``labels_seed``)."""
     from mcmc_landscape.data import load_dataset, write_points_csv
@@ -214,8 +222,11 @@ def data_figure(path: Path, x: np.ndarray, y: np.ndarray, title: str) -> Path:
 
 def run_experiment(s: ExperimentSettings, out: str | Path, reuse: bool = False, quiet: bool = False,
                    names: dict[str, str] | None = None, title: str = "Invariance experiment",
-                   sheet: str = "figures.png") -> dict[str, Any]:
-    """Sample, diagnose and analyse every run, compare each with the reference, write results.json and REPORT.md."""
+                   sheet: str = "figures.png", run_tasks: Callable[..., Any] | None = None) -> dict[str, Any]:
+    """Sample, diagnose and analyse every run, compare each with the reference, write results.json and REPORT.md.
+
+    With ``run_tasks`` (``run_tasks(fn, items)`` yields results as tasks complete, e.g. on a Dask cluster) every run's
+    sampling is first sent out as one :func:`sample_task`; the analysis then reads the files the tasks wrote."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "settings.toml").write_text(dump_toml(s, title))
@@ -225,16 +236,24 @@ def run_experiment(s: ExperimentSettings, out: str | Path, reuse: bool = False, 
                                   n_boot_kernel=s.n_boot_kernel, seed=s.seed)
     runs: dict[str, Any] = {}
     spec = None
+    datas = {}
     for plan in plans:
         folder = out / plan.name
         folder.mkdir(exist_ok=True)
+        if plan.transform is None:
+            datas[plan.name] = str(relabelled_data(s, folder))
+        else:
+            datas[plan.name] = s.data if plan.transform.kind == "identity" else f"{s.data}|{plan.transform.spec}"
+    if run_tasks is not None:
+        items = [(asdict(s), datas[p.name], p.seed, str(out / p.name / "chains.h5"), reuse) for p in plans]
+        for path in run_tasks(sample_task, items):
+            log.info("sampled %s", path)
+    for plan in plans:
+        folder = out / plan.name
         chains = folder / "chains.h5"
         t = time.perf_counter()
-        if plan.transform is None:
-            data = str(relabelled_data(s, folder))
-        else:
-            data = s.data if plan.transform.kind == "identity" else f"{s.data}|{plan.transform.spec}"
-        _sample(s, data, plan.seed, chains, reuse, quiet)
+        if run_tasks is None:
+            _sample(s, datas[plan.name], plan.seed, chains, reuse, quiet)
         with ChainReader(chains) as r:
             x, y, widths = r.extra("data/x"), r.extra("data/y"), r.config["widths"]
         spec = MLPSpec(tuple(widths[1:-1]), widths[0], widths[-1], s.activation)

@@ -22,6 +22,7 @@ import numpy as np
 
 from mcmc_landscape.errors import SpecError
 
+from .cluster import add_cluster_arguments
 from .common import nonneg_int, positive_float, positive_int
 
 log = logging.getLogger("landscape")
@@ -60,21 +61,30 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda (default auto)")
     s.add_argument("--seed", type=nonneg_int, default=0, help="seed of the saturation curve's random orders")
     s.add_argument("--force", action="store_true", help="write into a non-empty --out, discarding a census there")
+    add_cluster_arguments(s)
 
 
 def run(args: argparse.Namespace) -> int:
-    from dss.barriers import BarrierSettings
+    from .cluster import task_runner
 
-    c = run_census(args.file, args.out, count=args.count, run=args.run, discard=args.discard, tol=args.tol,
-                   max_iter=args.max_iter, batch=args.batch, theta_tol=args.theta_tol, energy_tol=args.energy_tol,
-                   output_tol=args.output_tol, neighbours=args.neighbours, max_barrier_minima=args.max_barrier_minima,
-                   device=args.device,
-                   seed=args.seed, force=args.force, quiet=args.quiet,
-                   barrier_settings=BarrierSettings(steps=args.path_steps, climb_steps=args.climb_steps))
+    with task_runner(args) as run_tasks:  # quench batches as tasks with --cluster
+        c = _run(args, run_tasks if args.cluster is not None else None)
     print(f"{c['n_quenched']} draws quenched: {c['kinds']}; {c['n_distinct']} distinct minima modulo symmetry "
           f"(Euclidean clustering: {c['n_distinct_euclidean']}); {len(c['barriers'])} barriers; "
           f"report {Path(args.out) / 'REPORT.md'}")
     return 0
+
+
+def _run(args: argparse.Namespace, run_tasks: Any) -> dict[str, Any]:
+    from dss.barriers import BarrierSettings
+
+    return run_census(args.file, args.out, count=args.count, run=args.run, discard=args.discard, tol=args.tol,
+                      max_iter=args.max_iter, batch=args.batch, theta_tol=args.theta_tol, energy_tol=args.energy_tol,
+                      output_tol=args.output_tol, neighbours=args.neighbours,
+                      max_barrier_minima=args.max_barrier_minima, device=args.device, seed=args.seed,
+                      force=args.force, quiet=args.quiet,
+                      barrier_settings=BarrierSettings(steps=args.path_steps, climb_steps=args.climb_steps),
+                      run_tasks=run_tasks)
 
 
 def pick_draws(path: Path, run: str | None, count: int, discard: int) -> tuple[dict[str, Any], np.ndarray,
@@ -124,31 +134,72 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _quench_batches(fg: Any, theta: np.ndarray, box: float, out: Path, batch: int, tol: float, max_iter: int,
-                    device: Any, quiet: bool) -> dict[str, np.ndarray]:
-    """Quench in batches, each saved as ``quench/batch_XXXXX.npz`` (atomic); batches already there are read back."""
+def _quench_one(fg: Any, theta: np.ndarray, box: float, file: Path, tol: float, max_iter: int, device: Any) -> dict:
+    """Quench one batch and save it atomically as ``file``."""
     from mcmc_landscape.optimize import quench
 
+    r = quench(fg, theta, box=box, tol=tol, max_iter=max_iter, device=device)
+    part = {"theta": r.theta, "energy": r.energy, "grad_norm": r.grad_norm, "converged": r.converged,
+            "iterations": r.iterations, "active": r.active, "stalled": r.stalled}
+    tmp = file.with_name(file.stem + ".tmp.npz")
+    np.savez(tmp, **part)
+    os.replace(tmp, file)
+    return part
+
+
+def quench_task(file: str, run: str | None, count: int, discard: int, start: int, stop: int, box: float, tol: float,
+                max_iter: int, device: str, batch_file: str) -> dict[str, Any]:
+    """One quench batch as a pure task (``--cluster``): it reads its draws from the chain file itself, writes its own
+    batch file (atomically; a batch already written is not redone) and returns a small summary."""
+    import torch
+
+    from mcmc_landscape.nets import MLPSpec
+    from mcmc_landscape.optimize import mlp_objective, resolve_device
+
+    target = Path(batch_file)
+    if target.exists():
+        return {"batch_file": batch_file, "reused": True}
+    t0 = time.perf_counter()
+    cfg, x, y, theta, _ = pick_draws(Path(file), run, count, discard)
+    widths = cfg["widths"]
+    spec = MLPSpec(tuple(widths[1:-1]), widths[0], widths[-1], cfg["activation"])
+    dev = resolve_device(device)
+    if dev.type == "cpu" and spec.n_params < 1000:
+        torch.set_num_threads(1)
+    _, fg = mlp_objective(spec, x, y, dev)
+    part = _quench_one(fg, theta[start:stop], box, target, tol, max_iter, dev)
+    return {"batch_file": batch_file, "reused": False, "converged": int(part["converged"].sum()),
+            "seconds": time.perf_counter() - t0}
+
+
+def _quench_batches(fg: Any, theta: np.ndarray, box: float, out: Path, batch: int, tol: float, max_iter: int,
+                    device: Any, quiet: bool, run_tasks: Any = None, source: tuple | None = None) -> dict[str, np.ndarray]:
+    """Quench in batches, each saved as ``quench/batch_XXXXX.npz`` (atomic); batches already there are read back.
+    With ``run_tasks`` the missing batches go out as :func:`quench_task`s (``source``: the chain file, run, count and
+    discard the draws were picked with, so each task reads its own)."""
     qdir = out / "quench"
     qdir.mkdir(exist_ok=True)
+    starts = list(range(0, len(theta), batch))
+    files = [qdir / f"batch_{b:05d}.npz" for b in range(len(starts))]
+    if run_tasks is not None:
+        items = [(*source, start, min(start + batch, len(theta)), box, tol, max_iter, str(device), str(f))
+                 for start, f in zip(starts, files, strict=True) if not f.exists()]
+        for done in run_tasks(quench_task, items):
+            if not quiet and not done["reused"]:
+                log.info("quench batch %s: %d converged, %.1f s", Path(done["batch_file"]).name, done["converged"],
+                         done["seconds"])
     parts = []
-    for b, start in enumerate(range(0, len(theta), batch)):
-        file = qdir / f"batch_{b:05d}.npz"
+    for start, file in zip(starts, files, strict=True):
         if file.exists():
             with np.load(file) as z:
                 parts.append({k: z[k] for k in z.files})
             continue
         t0 = time.perf_counter()
-        r = quench(fg, theta[start : start + batch], box=box, tol=tol, max_iter=max_iter, device=device)
-        part = {"theta": r.theta, "energy": r.energy, "grad_norm": r.grad_norm, "converged": r.converged,
-                "iterations": r.iterations, "active": r.active, "stalled": r.stalled}
-        tmp = qdir / f"batch_{b:05d}.tmp.npz"
-        np.savez(tmp, **part)
-        os.replace(tmp, file)
+        part = _quench_one(fg, theta[start : start + batch], box, file, tol, max_iter, device)
         parts.append(part)
         if not quiet:
-            log.info("quench batch %d: %d draws, %d converged, %.1f s", b, len(r.energy), int(r.converged.sum()),
-                     time.perf_counter() - t0)
+            log.info("quench batch %s: %d draws, %d converged, %.1f s", file.name, len(part["energy"]),
+                     int(part["converged"].sum()), time.perf_counter() - t0)
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -177,8 +228,9 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
                tol: float = 1e-6, max_iter: int = 2000, batch: int = 2000, theta_tol: float = 1e-3,
                energy_tol: float = 1e-5, output_tol: float = 1e-3, neighbours: int = 3, max_barrier_minima: int = 40,
                device: str = "auto", seed: int = 0, force: bool = False, quiet: bool = True,
-               barrier_settings: Any = None, theta_only_max: int = 1000) -> dict[str, Any]:
-    """The census of ``file``'s minima, written to ``out`` (REPORT.md, census.json, figures, graphs); returns it."""
+               barrier_settings: Any = None, theta_only_max: int = 1000, run_tasks: Any = None) -> dict[str, Any]:
+    """The census of ``file``'s minima, written to ``out`` (REPORT.md, census.json, figures, graphs); returns it.
+    ``run_tasks`` (see :mod:`landscape_cli.cluster`): the quench batches as tasks, e.g. on a Dask cluster."""
     import torch
 
     from analysis.census import (
@@ -213,7 +265,8 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
         torch.set_num_threads(1)          # tiny tensors: one thread beats the wake-up of several
     try:
         energy, fg = mlp_objective(spec, x, y, dev)
-        q = _quench_batches(fg, theta0, box, out, batch, tol, max_iter, dev, quiet)
+        q = _quench_batches(fg, theta0, box, out, batch, tol, max_iter, dev, quiet, run_tasks,
+                            (str(file), run, count, discard))
         spectra = hessian_spectrum(energy, q["theta"], q["active"], device=dev)
         kinds = [classify(s, bool(c), int(a.sum())) for s, c, a in zip(spectra, q["converged"], q["active"],
                                                                          strict=True)]

@@ -8,6 +8,7 @@ from typing import Any
 
 from mcmc_landscape.errors import SpecError
 
+from .cluster import add_cluster_arguments
 from .common import nonneg_int, positive_float, positive_int, refuse_nonempty
 
 
@@ -35,6 +36,7 @@ def add_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--no-control", action="store_true", help="skip the two control runs (another seed; relabelled)")
     r.add_argument("--reuse", action="store_true", help="keep finished stages in --out and redo only the rest")
     r.add_argument("--force", action="store_true", help="write into an --out folder that is not empty")
+    add_cluster_arguments(r)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     parse_arch(settings.arch)
     for spec in settings.transforms:
         parse_transform(spec)
-    result = run_experiment(settings, args.out, reuse=args.reuse, quiet=args.quiet)
+    from .cluster import task_runner
+
+    with task_runner(args) as run_tasks:  # each run's sampling a task with --cluster; in this process without
+        result = run_experiment(settings, args.out, reuse=args.reuse, quiet=args.quiet,
+                                run_tasks=run_tasks if args.cluster is not None else None)
     print(f"experiment done in {result['seconds']:.0f} s; report: {args.out / 'REPORT.md'}")
     return 0

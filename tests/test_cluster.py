@@ -214,3 +214,37 @@ def test_graph_waves_grown_pair_by_pair_equal_the_lockstep_graph():
     torch.manual_seed(0)
     assert edges(build_graph(one, ring, gs, connect_pairs=alone)) == edges(build_graph(one, ring, gs))
     assert sum(calls) > 0
+
+
+def test_census_quench_batches_as_tasks_equal_the_in_process_quench(tmp_path, cluster):
+    """`census --cluster`: each quench batch is a task reading its own draws and writing its own file; the batches
+    are those of the in-process census."""
+    import torch
+
+    from landscape_cli.census import _quench_batches, pick_draws
+    from landscape_cli.cluster import TaskRunner
+    from mcmc_landscape.nets import MLPSpec
+    from mcmc_landscape.optimize import mlp_objective, resolve_device
+
+    chains = tmp_path / "c.h5"
+    sample("--chains", "4", "--draws", "40", "--warmup", "100", "--thin", "5", "--out", chains)
+    cfg, x, y, theta, _ = pick_draws(chains, None, 24, 0)
+    w = cfg["widths"]
+    spec = MLPSpec(tuple(w[1:-1]), w[0], w[-1], cfg["activation"])
+    dev = resolve_device("cpu")
+    _, fg = mlp_objective(spec, x, y, dev)
+    box = float(cfg["box"])
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the census and its tasks quench small networks
+    try:
+        here = _quench_batches(fg, theta, box, tmp_path / "a", 8, 1e-6, 300, dev, True)
+    finally:
+        torch.set_num_threads(threads)
+    there = _quench_batches(fg, theta, box, tmp_path / "b", 8, 1e-6, 300, dev, True, TaskRunner(cluster),
+                            (str(chains), None, 24, 0))
+    assert len(list((tmp_path / "b" / "quench").glob("batch_*.npz"))) == 3
+    assert set(there) == set(here)
+    for key in here:
+        np.testing.assert_allclose(there[key], here[key], rtol=1e-9, atol=1e-12)
