@@ -161,7 +161,7 @@ def run_sweep(task, sweep: SweepSettings, dss: DSSSettings, out: Path | None = N
                 neb = auto_neb(task, a, b, limit)
                 row.update(autoneb_found=neb.found, autoneb_grad_evals=neb.grad_evals, autoneb_max_loss=neb.max_loss,
                            autoneb_normalized_length=neb.normalized_length)
-            row["endpoint_steps"] = steps
+            row.update(endpoint_steps=steps, level_train_s=train_s, level_connect_s=connect_s)
             rows.append(row)
             if out is not None:
                 save_string(_string_file(out, level, k), st, configs[k],
@@ -197,7 +197,8 @@ def summarize(rows: list[dict[str, Any]], levels: list[float], n_pairs: int) -> 
                  "beads_sd": float(beads.std(ddof=1)) if len(ok) > 1 else float("nan"),
                  "grad_steps_mean": float(np.mean([r["grad_steps"] for r in done])) if done else float("nan"),
                  "endpoint_steps": int(done[0].get("endpoint_steps", 0)) if done else 0,
-                 "wall_s_mean": float(np.mean([r["wall_s"] for r in done])) if done else float("nan"),
+                 "seconds": float(done[0].get("level_train_s", 0) + done[0].get("level_connect_s", 0)) if done
+                 else float("nan"),
                  "failures": {reason: sum(r["reason"] == reason for r in done)
                               for reason in sorted({r["reason"] for r in done if not r["connected"]})}}
         if done and "bezier_found" in done[0]:
