@@ -40,7 +40,7 @@ def test_device_path_gives_the_same_string_as_the_default():
     """The same string whether the task is put on a device explicitly (to(), make_task(device=)) or left where it
     was built; every tensor the run makes is on the task's device (here the CPU: no GPU in CI)."""
     assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    s = DSSSettings(l0=0.025, seed=2)
+    s = DSSSettings(l0=0.05, seed=2)
     strings = []
     for task in (make_task("quadratic"), make_task("quadratic", device="cpu").to(resolve_device("cpu"))):
         models, reached, _, _ = train_models(task, 2, s.alpha * s.l0, torch.Generator().manual_seed(1), s, 20000, 3)
@@ -161,7 +161,7 @@ def _rounds(path):
 def test_sweep_killed_minus_9_resumes_to_the_same_sweep(tmp_path, capsys):
     """SIGKILL while the second level's strings grow: `dss sweep --resume` takes up the stored models and strings
     and ends with the sweep of an uninterrupted run, bead for bead."""
-    args = [sys.executable, "-m", "landscape_cli", "-q", "dss", "sweep", "--task", "cubic", "--l0", "0.158,0.05",
+    args = [sys.executable, "-m", "landscape_cli", "-q", "dss", "sweep", "--task", "quadratic", "--l0", "0.125,0.025",
             "--pairs", "2", "--seed", "3"]
     ref = tmp_path / "ref"
     subprocess.run([*args, "--out", str(ref)], check=True, capture_output=True, timeout=600)
@@ -169,7 +169,7 @@ def test_sweep_killed_minus_9_resumes_to_the_same_sweep(tmp_path, capsys):
     proc = subprocess.Popen([*args, "--out", str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     killed_at = None
     while proc.poll() is None:  # waits on the files, not on the clock
-        strings = sorted((run / "strings").glob("l0_0.05_pair_*.h5")) if (run / "strings").is_dir() else []
+        strings = sorted((run / "strings").glob("l0_0.025_pair_*.h5")) if (run / "strings").is_dir() else []
         if strings and _rounds(strings[0]) >= 1:
             os.kill(proc.pid, signal.SIGKILL)
             killed_at = _rounds(strings[0])
@@ -177,7 +177,7 @@ def test_sweep_killed_minus_9_resumes_to_the_same_sweep(tmp_path, capsys):
         time.sleep(0.005)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL and killed_at is not None, "the sweep should have been killed mid-level"
-    assert (run / "models" / "l0_0.05.npz").is_file() and not (run / "sweep.json").exists()
+    assert (run / "models" / "l0_0.025.npz").is_file() and not (run / "sweep.json").exists()
     code, _, err = run_cli(capsys, "dss", "sweep", "--resume", str(run), "--alpha", "0.5")   # flags must agree
     assert_one_sentence_error(code, err)
     code, text, err = run_cli(capsys, "dss", "sweep", "--resume", str(run))
