@@ -40,3 +40,11 @@ def as_beads(task, arrays) -> torch.Tensor:
     if isinstance(arrays, torch.Tensor):
         return arrays.to(device=task_device(task), dtype=dtype)
     return torch.as_tensor(arrays, dtype=dtype).to(task_device(task))
+
+
+def eval_budget(device: torch.device) -> int:
+    """Activation floats one held-out evaluation call may make: 50M (200 MB in float32) on the CPU, a sixteenth of
+    the memory of a GPU (5 GB on an 80 GB card), so scans of large models go in few, large calls there."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory // 4 // 16)
+    return 50_000_000

@@ -18,7 +18,7 @@ import torch
 
 from mcmc_landscape.zoo import FlatLayout, functional_outputs
 
-from .device import resolve_device
+from .device import eval_budget, resolve_device
 
 
 def digest(*arrays: np.ndarray) -> str:
@@ -44,12 +44,13 @@ class ModuleTask:
                  options: dict[str, Any] | None = None, digest_arrays: tuple = (), eval_batch: int | None = None,
                  eval_chunk: int | None = None, batch_size: int | None = None,
                  measure: Callable[[torch.Tensor], torch.Tensor] | None = None, check_every: int | None = None,
-                 device: str | torch.device = "cpu") -> None:
+                 eval_floats_per_example: int | None = None, device: str | torch.device = "cpu") -> None:
         from torch.func import vmap
 
         self.name, self.module, self.box, self.level = name, module, box, level
         self.eval_batch = eval_batch  # models per held-out evaluation call in scans (None: no limit)
         self.eval_chunk = eval_chunk  # held-out examples per call (None: all at once)
+        self.eval_floats_per_example = eval_floats_per_example  # when given, the two above follow the device
         self.batch_size = batch_size
         self.measure = measure
         self.check_every = check_every
@@ -72,6 +73,10 @@ class ModuleTask:
         self.module.to(self.device)
         self._train = tuple(t.to(self.device) for t in self._train)
         self._eval = tuple(t.to(self.device) for t in self._eval)
+        if self.eval_floats_per_example:
+            budget, per = eval_budget(self.device), self.eval_floats_per_example
+            self.eval_chunk = max(1, min(self.n_eval, budget // per))
+            self.eval_batch = max(1, budget // (per * self.eval_chunk))
         return self
 
     @property

@@ -23,13 +23,6 @@ from mcmc_landscape.zoo import build_model, prepare_images
 
 from .module_task import ModuleTask
 
-EVAL_FLOATS = 50_000_000  # activation floats one held-out evaluation call may make (200 MB in float32)
-
-
-def _models_per_call(floats_per_model: int, budget: int = EVAL_FLOATS) -> int:
-    """How many models one held-out evaluation may batch so that its activations stay near ``budget`` floats."""
-    return max(1, budget // max(floats_per_model, 1))
-
 
 def activations_per_example(net: nn.Module, example: torch.Tensor) -> int:
     """Floats of intermediate activations one example makes in ``net`` (counted once with forward hooks)."""
@@ -59,12 +52,6 @@ def _subset(n_total: int, n: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_total, size=n, replace=False))
 
 
-def _chunks(floats_per_example: int, n_eval: int, budget: int = EVAL_FLOATS) -> tuple[int, int]:
-    """(held-out examples per call, models per call) so that one evaluation's activations stay near ``budget``."""
-    examples = max(1, min(n_eval, budget // max(floats_per_example, 1)))
-    return examples, _models_per_call(floats_per_example * examples, budget)
-
-
 def _check_every(n_eval: int, batch_size: int | None, n_train: int) -> int:
     """Steps between two evaluations of the level: one held-out pass (forward only) costs about a third of that many
     training examples (forward and backward), so evaluating every n_eval / batch steps keeps it near a quarter."""
@@ -84,13 +71,12 @@ def image_task(name: str, model: str, train: tuple[np.ndarray, np.ndarray], held
     x_train, x_eval = prepare_images(xa[ia]), prepare_images(xb[ib])
     torch.manual_seed(seed)  # the module's own initial parameters (only its shapes matter: init() draws afresh)
     net = build_model(model, width=width, in_channels=x_train.shape[1], side=x_train.shape[-1])
-    examples, models = _chunks(activations_per_example(net, x_train[:1]), len(ib))
     return ModuleTask(name, net, _ce, (x_train, torch.from_numpy(ya[ia])), (x_eval, torch.from_numpy(yb[ib])),
                       eval_fn=_error, level="test error",
                       options={"model": model, "width": width, "n_train": len(ia), "n_eval": len(ib), "seed": seed,
                                "batch_size": batch_size, **(extra or {})},
                       digest_arrays=(ia, ib, ya[ia], yb[ib], xa[ia[:50]], xb[ib[:50]]),
-                      eval_batch=models, eval_chunk=examples, batch_size=batch_size,
+                      eval_floats_per_example=activations_per_example(net, x_train[:1]), batch_size=batch_size,
                       check_every=_check_every(len(ib), batch_size, len(ia)))
 
 
@@ -140,10 +126,10 @@ def ptb_task(n_train: int | None = None, n_eval: int | None = None, seq_len: int
     xb, yb = _windows(valid.ids, seq_len, n_eval, seed + 1)
     torch.manual_seed(seed)
     net = build_model("ptb-lstm", vocab=len(train.vocab), hidden=hidden, layers=layers)
-    examples, models = _chunks(seq_len * (8 * hidden * layers + len(train.vocab)), len(xb))
     return ModuleTask("ptb", net, _ce, (xa, ya), (xb, yb), level="perplexity", measure=torch.exp,
                       options={"model": "ptb-lstm", "vocab": len(train.vocab), "hidden": hidden, "layers": layers,
                                "n_train": len(xa), "n_eval": len(xb), "seq_len": seq_len, "seed": seed,
                                "batch_size": batch_size},
-                      digest_arrays=(xa.numpy(), xb.numpy()), eval_batch=models, eval_chunk=examples,
+                      digest_arrays=(xa.numpy(), xb.numpy()),
+                      eval_floats_per_example=seq_len * (8 * hidden * layers + len(train.vocab)),
                       batch_size=batch_size, check_every=_check_every(len(xb), batch_size, len(xa)))
