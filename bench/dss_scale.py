@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", help="folder holding mnist/, cifar10/, ptb/")
     ap.add_argument("--out", type=Path, help="output folder (default runs/dss_scale_<task>[_quick])")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--throughput-only", action="store_true", help="only the bead-training against plain-loop timing")
     args = ap.parse_args(argv)
 
     device = resolve_device(args.device)
@@ -136,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{tp['bead_per_s']:,.0f}, plain PyTorch loop {tp['plain_per_s']:,.0f}; ratio plain/bead "
           f"{tp['plain_over_bead']:.2f} (target ≤ 1.5)")
 
+    if args.throughput_only:
+        print(json.dumps(_finite({"task": args.task, "device": str(device), "quick": args.quick, "p": task.p,
+                                  "throughput": tp, "seconds": round(time.perf_counter() - t_start, 1)})))
+        return 0
     settings = DSSSettings(l0=1.0, lr=lr, check_every=task.check_every or 10, max_steps=20000)
     sweep = SweepSettings(tuple(levels), pairs, args.seed, True, endpoint_steps=20000)
     t0 = time.perf_counter()

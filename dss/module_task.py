@@ -61,8 +61,10 @@ class ModuleTask:
         self.dtype = next(module.parameters()).dtype
         outputs = functional_outputs(module, self.layout)
 
-        self._train_loss = vmap(lambda th, x, y: loss_fn(outputs(th, x), y), in_dims=(0, None, None))
-        self._eval_loss = vmap(lambda th, x, y: (eval_fn or loss_fn)(outputs(th, x), y), in_dims=(0, None, None))
+        self._train_one = lambda th, x, y: loss_fn(outputs(th, x), y)
+        self._eval_one = lambda th, x, y: (eval_fn or loss_fn)(outputs(th, x), y)
+        self._train_loss = vmap(self._train_one, in_dims=(0, None, None))
+        self._eval_loss = vmap(self._eval_one, in_dims=(0, None, None))
         self._train, self._eval = tuple(train), tuple(evaluation)
         self.device = torch.device("cpu")
         self.to(device)
@@ -89,10 +91,10 @@ class ModuleTask:
 
     def loss_train(self, theta: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         """Training loss of each row of ``theta`` (B, p) on the whole training set, or on the examples ``idx``."""
-        if idx is None:
-            return self._train_loss(theta, *self._train)
-        x, y = self._train
-        return self._train_loss(theta, x[idx], y[idx])
+        x, y = self._train if idx is None else (self._train[0][idx], self._train[1][idx])
+        if theta.shape[0] == 1:  # one model: the module's own batched kernels, as a plain training loop runs them
+            return self._train_one(theta[0], x, y).unsqueeze(0)
+        return self._train_loss(theta, x, y)
 
     def minibatches(self, seed: int) -> Iterator[torch.Tensor] | None:
         """Index tensors (on the device) of ``batch_size`` examples, epoch after epoch, each epoch a fresh seeded
@@ -107,10 +109,11 @@ class ModuleTask:
         x, y = self._eval
         n = self.n_eval
         step = min(self.eval_chunk or n, n)
+        call = self._eval_loss if theta.shape[0] > 1 else lambda th, xs, ys: self._eval_one(th[0], xs, ys)[None]
         if step >= n:
-            mean = self._eval_loss(theta, x, y)
+            mean = call(theta, x, y)
         else:
-            mean = sum(self._eval_loss(theta, x[i : i + step], y[i : i + step]) * (min(i + step, n) - i)
+            mean = sum(call(theta, x[i : i + step], y[i : i + step]) * (min(i + step, n) - i)
                        for i in range(0, n, step)) / n
         return mean if self.measure is None else self.measure(mean)
 
