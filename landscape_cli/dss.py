@@ -3,6 +3,8 @@
     landscape dss connect --task quadratic --l0 0.01 --out runs/dss/quad.h5
     landscape dss sweep --task cubic --l0 0.168,0.158,0.05,0.01 --pairs 10 --out runs/dss/cubic
     landscape dss minima runs/theta0.h5 --l0 0.1,0.05,0.02 --count 24 --out runs/theta0-graph
+    landscape dss sweep --task mnist --l0 0.04,0.01,0.007 --pairs 4 --device cuda --out runs/dss/mnist
+    landscape dss sweep --resume runs/dss/mnist
 """
 
 from __future__ import annotations
