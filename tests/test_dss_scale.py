@@ -119,6 +119,9 @@ def test_cifar10_task_from_synthetic_batches_is_the_zoo_model_and_its_test_error
         with torch.no_grad():
             errors.append((net(x).argmax(-1) != y).float().mean())
     torch.testing.assert_close(task.loss_eval(theta), torch.stack(errors))
+    # one model goes through the module's own kernels, several through vmap: the same numbers
+    torch.testing.assert_close(task.loss_train(theta[1:]), task.loss_train(theta)[1:], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(task.loss_eval(theta[1:]), task.loss_eval(theta)[1:])
     s = DSSSettings(l0=0.2, lr=0.003, check_every=5)
     models, reached, _, _ = train_models(task, 2, s.alpha * s.l0, torch.Generator().manual_seed(0), s, 3000, 1)
     assert bool(reached.all()) and float(task.loss_eval(models).max()) <= 0.19
