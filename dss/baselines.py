@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .device import as_beads
 from .interpolation import eval_in_batches, scan_links
 
 
@@ -39,10 +40,18 @@ class PathResult:
         return dict(self.__dict__)
 
 
+def _minibatches(task, seed: int):
+    """The task's minibatch stream (None for a full-batch task)."""
+    return task.minibatches(seed) if hasattr(task, "minibatches") else None
+
+
+def _train_loss(task, theta: torch.Tensor, batches) -> torch.Tensor:
+    return task.loss_train(theta) if batches is None else task.loss_train(theta, next(batches))
+
+
 def straight_line(task, a: np.ndarray, b: np.ndarray, limit: float) -> PathResult:
     t0 = time.perf_counter()
-    dtype = getattr(task, "dtype", torch.float64)
-    ta, tb = (torch.as_tensor(x, dtype=dtype).unsqueeze(0) for x in (a, b))
+    ta, tb = (as_beads(task, x).unsqueeze(0) for x in (a, b))
     curve = scan_links(task, ta, tb, floor=limit)[0]
     d = float(np.linalg.norm(b - a))
     return PathResult("straight", curve.max_loss <= limit, curve.max_loss, 0, d, 1.0, time.perf_counter() - t0)
@@ -58,11 +67,12 @@ def bezier_curve(task, a: np.ndarray, b: np.ndarray, limit: float, max_grad_eval
     """Fit the Bézier control point until the curve's held-out maximum is ≤ ``limit`` or the budget is spent."""
     t0 = time.perf_counter()
     dtype = getattr(task, "dtype", torch.float64)
-    ta, tb = (torch.as_tensor(x, dtype=dtype) for x in (a, b))
+    ta, tb = (as_beads(task, x) for x in (a, b))
     c = (0.5 * (ta + tb)).clone().requires_grad_(True)
     opt = torch.optim.Adam([c], lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    grid = torch.linspace(0, 1, n_check, dtype=dtype)
+    grid = torch.linspace(0, 1, n_check, dtype=dtype, device=ta.device)
+    batches = _minibatches(task, seed)
     evals, step = 0, 0
 
     def curve_max() -> float:
@@ -72,9 +82,9 @@ def bezier_curve(task, a: np.ndarray, b: np.ndarray, limit: float, max_grad_eval
 
     worst = curve_max()
     while worst > limit and evals < max_grad_evals:
-        t = torch.rand(n_t, generator=gen, dtype=dtype)
+        t = torch.rand(n_t, generator=gen, dtype=dtype).to(ta.device)
         opt.zero_grad()
-        task.loss_train(_bezier(ta, c, tb, t)).mean().backward()
+        _train_loss(task, _bezier(ta, c, tb, t), batches).mean().backward()
         opt.step()
         box = getattr(task, "box", None)
         if box is not None:
@@ -99,8 +109,8 @@ def auto_neb(task, a: np.ndarray, b: np.ndarray, limit: float, n_pivots: int = 3
     t0 = time.perf_counter()
     dtype = getattr(task, "dtype", torch.float64)
     box = getattr(task, "box", None)
-    ta, tb = (torch.as_tensor(x, dtype=dtype).unsqueeze(0) for x in (a, b))
-    ts = torch.linspace(0, 1, n_pivots + 2, dtype=dtype)[1:-1].unsqueeze(1)
+    ta, tb = (as_beads(task, x).unsqueeze(0) for x in (a, b))
+    ts = torch.linspace(0, 1, n_pivots + 2, dtype=dtype, device=ta.device)[1:-1].unsqueeze(1)
     pivots = ta + ts * (tb - ta)
     evals, worst, found = 0, float("inf"), False
     for cycle in range(cycles):
@@ -135,11 +145,12 @@ def _neb(task, ta: torch.Tensor, tb: torch.Tensor, pivots: torch.Tensor, steps: 
     x = pivots.detach().clone()
     m, v = torch.zeros_like(x), torch.zeros_like(x)
     used = 0
+    batches = _minibatches(task, used + x.shape[0])
     for k in range(1, steps + 1):
         if used + x.shape[0] > budget:
             break
         x.requires_grad_(True)
-        (g,) = torch.autograd.grad(task.loss_train(x).sum(), x)
+        (g,) = torch.autograd.grad(_train_loss(task, x, batches).sum(), x)
         used += x.shape[0]
         with torch.no_grad():
             g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)

@@ -93,8 +93,8 @@ class GraphSettings:
 def polish(task, theta: np.ndarray, target: float, steps: int,
            lr: float = 0.05) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradient descent on the task's loss until each row is ≤ ``target``: (θ, loss, reached)."""
-    res = train_to(task, torch.as_tensor(theta, dtype=task.dtype), target, steps, lr)
-    return res.theta.numpy(), res.loss.numpy(), res.reached.numpy()
+    res = train_to(task, torch.as_tensor(theta, dtype=task.dtype).to(task.device), target, steps, lr)
+    return res.theta.cpu().numpy(), res.loss.cpu().numpy(), res.reached.cpu().numpy()
 
 
 def symmetric_copy(task: MLPTask, theta: np.ndarray) -> np.ndarray:

@@ -21,18 +21,33 @@ def segment_points(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.T
     return a.unsqueeze(1) + t.unsqueeze(2) * (b - a).unsqueeze(1)
 
 
+def _rows_per_call(task) -> int:
+    return getattr(task, "eval_batch", None) or 65536
+
+
 @torch.no_grad()
 def eval_in_batches(task, theta: torch.Tensor) -> torch.Tensor:
     """``task.loss_eval`` over many rows, ``task.eval_batch`` rows at a time (tasks whose models are large, such as
     the convnets, set it so that memory stays bounded however many links are scanned at once)."""
-    size = getattr(task, "eval_batch", None) or 65536
+    size = _rows_per_call(task)
     return torch.cat([task.loss_eval(theta[i : i + size]) for i in range(0, theta.shape[0], size)])
 
 
+@torch.no_grad()
 def link_losses(task, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Held-out loss at θ(t) for every link and every t: ``a``, ``b`` (m, p), ``t`` (m, n) → (m, n)."""
+    """Held-out measure at θ(t) for every link and every t: ``a``, ``b`` (m, p), ``t`` (m, n) → (m, n).
+
+    The points θ(t) are made ``task.eval_batch`` at a time on the beads' device, never all (m·n, p) at once, so a
+    scan of a 3M-parameter model holds a chunk of models, not the whole grid."""
     m, n = t.shape
-    return eval_in_batches(task, segment_points(a, b, t).reshape(m * n, -1)).reshape(m, n)
+    size = _rows_per_call(task)
+    link = torch.arange(m, device=a.device).repeat_interleave(n)
+    tt = t.reshape(-1)
+    out = []
+    for i in range(0, m * n, size):
+        rows, ti = link[i : i + size], tt[i : i + size].unsqueeze(1)
+        out.append(task.loss_eval(a[rows] + ti * (b[rows] - a[rows])))
+    return torch.cat(out).reshape(m, n)
 
 
 @dataclass
@@ -64,7 +79,7 @@ def scan_links(task, a: torch.Tensor, b: torch.Tensor, n_grid: int = 65, n_peaks
     ``zoom / 2`` times narrower, all links and brackets together. Six rounds from a 65-point grid resolve t to ~1e-9.
     """
     m = a.shape[0]
-    grid = torch.linspace(0, 1, n_grid, dtype=a.dtype).expand(m, -1)
+    grid = torch.linspace(0, 1, n_grid, dtype=a.dtype, device=a.device).expand(m, -1)
     losses = link_losses(task, a, b, grid).cpu().numpy()
     ts = [grid[i].cpu().numpy().copy() for i in range(m)]
     ls = [losses[i].copy() for i in range(m)]
@@ -78,13 +93,13 @@ def scan_links(task, a: torch.Tensor, b: torch.Tensor, n_grid: int = 65, n_peaks
             above = peaks[ls[i][peaks] > floor]
             peaks = above if len(above) else peaks[:1]
         brackets += [(i, float(ts[i][j]), half) for j in peaks[:n_peaks]]
-    offsets = torch.linspace(-1, 1, zoom + 1, dtype=a.dtype)
+    offsets = torch.linspace(-1, 1, zoom + 1, dtype=a.dtype, device=a.device)
     for _ in range(rounds):
         if not brackets:
             break
-        idx = torch.as_tensor([br[0] for br in brackets])
-        centre = torch.as_tensor([br[1] for br in brackets], dtype=a.dtype)
-        width = torch.as_tensor([br[2] for br in brackets], dtype=a.dtype)
+        idx = torch.as_tensor([br[0] for br in brackets], device=a.device)
+        centre = torch.as_tensor([br[1] for br in brackets], dtype=a.dtype, device=a.device)
+        width = torch.as_tensor([br[2] for br in brackets], dtype=a.dtype, device=a.device)
         t = (centre.unsqueeze(1) + width.unsqueeze(1) * offsets).clamp(0, 1)
         vals = link_losses(task, a[idx], b[idx], t).cpu().numpy()
         tn = t.cpu().numpy()

@@ -148,7 +148,7 @@ def plot_sweep(result: dict[str, Any], path: Path) -> Path:
         ax.errorbar(l0, mean, yerr=sd, marker="o", capsize=3)
         ax.set_xscale("log")
         ax.invert_xaxis()
-        ax.set_xlabel("L0 (held-out loss)")
+        ax.set_xlabel(f"L0 ({result['task'].get('level', 'held-out loss')})")
         ax.set_ylabel(label)
         for x, m, r in zip(l0, mean, rows, strict=True):
             if np.isfinite(m):

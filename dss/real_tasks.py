@@ -1,13 +1,13 @@
-"""The paper's real-data tasks at CPU size: MNIST and CIFAR-10 convnets (the level is the held-out classification
-error, as in Freeman and Bruna's Figures 4-5) and a Penn Treebank LSTM language model (the level is the held-out
-cross-entropy per token, log perplexity).
+"""The paper's real-data tasks: MNIST and CIFAR-10 convnets (the level is the test error, a fraction, as in Freeman
+and Bruna's Figures 4-5) and Zaremba's Penn Treebank LSTM (the level is the validation perplexity, Figure 6).
 
-Every task is a :class:`dss.module_task.ModuleTask` over a model of the core's zoo (:mod:`mcmc_landscape.zoo`):
-beads are flat parameter vectors evaluated with ``functional_call`` under ``vmap``, so strings of these models grow
-with the same code as the polynomial ones. Sizes are small by default
-(a thousand images, a 1,000-word vocabulary) so a string takes minutes on two cores; every size is an option.
-Subsets are drawn with ``seed``; the train and held-out sets never share an example (held-out images come from the
-test split, held-out text from the validation split).
+Every task is a :class:`dss.module_task.ModuleTask` over a model of the core's zoo (:mod:`mcmc_landscape.zoo`) and
+the core's readers (:mod:`mcmc_landscape.realdata`): beads are flat parameter vectors evaluated with
+``functional_call`` under ``vmap``, so strings of these models grow with the same code as the polynomial ones. The
+defaults are the paper's: its models at full size, the whole training set in minibatches, the whole test (validation)
+set as the level's measure; that is GPU work. Smaller variants by options (``width``, ``hidden``, ``vocab``,
+``n_train``, ``n_eval``) for tests and CPUs. Subsets are drawn with ``seed``; the train and held-out sets never share
+an example (held-out images come from the test split, held-out text from the validation split).
 """
 
 from __future__ import annotations
@@ -19,14 +19,9 @@ import torch
 from torch import nn
 
 from mcmc_landscape.errors import SpecError
-from mcmc_landscape.zoo import SmallConvNet, SmallLSTM, prepare_images
+from mcmc_landscape.zoo import build_model, prepare_images
 
 from .module_task import ModuleTask
-
-
-def _models_per_call(floats_per_model: int, budget: int = 50_000_000) -> int:
-    """How many models one held-out evaluation may batch so that its activations stay near ``budget`` floats."""
-    return max(1, budget // max(floats_per_model, 1))
 
 
 def activations_per_example(net: nn.Module, example: torch.Tensor) -> int:
@@ -48,72 +43,93 @@ def _error(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(dim=-1) != y).to(logits.dtype).mean()
 
 
-def _subset(n_total: int, n: int, seed: int) -> np.ndarray:
+def _subset(n_total: int, n: int | None, seed: int) -> np.ndarray:
+    """``n`` sorted indices drawn with ``seed`` from ``n_total``; all of them (in order) when ``n`` is None."""
+    if n is None:
+        return np.arange(n_total)
     if not 1 <= n <= n_total:
         raise SpecError(f"asked for {n} examples but the split holds {n_total}; choose 1 to {n_total}.")
     return np.sort(np.random.default_rng(seed).choice(n_total, size=n, replace=False))
 
 
-def image_task(name: str, train: tuple[np.ndarray, np.ndarray], held_out: tuple[np.ndarray, np.ndarray],
-               n_train: int = 1000, n_eval: int = 1000, seed: int = 0, channels: tuple[int, int] = (8, 16),
-               extra: dict[str, Any] | None = None) -> ModuleTask:
-    """A convnet classification task on images (n, H, W) or (n, H, W, C) uint8; level = held-out error."""
+def _check_every(n_eval: int, batch_size: int | None, n_train: int) -> int:
+    """Steps between two evaluations of the level: one held-out pass (forward only) costs about a third of that many
+    training examples (forward and backward), so evaluating every n_eval / batch steps keeps it near a quarter."""
+    batch = min(batch_size or n_train, n_train)
+    return max(10, round(n_eval / batch))
+
+
+def image_task(name: str, model: str, train: tuple[np.ndarray, np.ndarray], held_out: tuple[np.ndarray, np.ndarray],
+               n_train: int | None = None, n_eval: int | None = None, seed: int = 0, width: float = 1.0,
+               batch_size: int | None = 128, extra: dict[str, Any] | None = None) -> ModuleTask:
+    """A zoo convnet (``model``, scaled by ``width``) classifying images (n, H, W) or (n, H, W, C) uint8; the level is
+    the test error (a fraction). All training and test images unless ``n_train``/``n_eval`` ask for a seeded subset;
+    minibatches of ``batch_size`` (None: full batch)."""
     (xa, ya), (xb, yb) = train, held_out
     ia, ib = _subset(len(xa), n_train, seed), _subset(len(xb), n_eval, seed + 1)
 
     x_train, x_eval = prepare_images(xa[ia]), prepare_images(xb[ib])
     torch.manual_seed(seed)  # the module's own initial parameters (only its shapes matter: init() draws afresh)
-    net = SmallConvNet(x_train.shape[1], x_train.shape[-1], channels)
+    net = build_model(model, width=width, in_channels=x_train.shape[1], side=x_train.shape[-1])
     return ModuleTask(name, net, _ce, (x_train, torch.from_numpy(ya[ia])), (x_eval, torch.from_numpy(yb[ib])),
-                      eval_fn=_error, level="held-out error",
-                      options={"n_train": n_train, "n_eval": n_eval, "seed": seed, "channels": list(channels),
-                               **(extra or {})},
+                      eval_fn=_error, level="test error",
+                      options={"model": model, "width": width, "n_train": len(ia), "n_eval": len(ib), "seed": seed,
+                               "batch_size": batch_size, **(extra or {})},
                       digest_arrays=(ia, ib, ya[ia], yb[ib], xa[ia[:50]], xb[ib[:50]]),
-                      eval_batch=_models_per_call(n_eval * activations_per_example(net, x_train[:1])))
+                      eval_floats_per_example=activations_per_example(net, x_train[:1]), batch_size=batch_size,
+                      check_every=_check_every(len(ib), batch_size, len(ia)))
 
 
-def mnist_task(n_train: int = 1000, n_eval: int = 1000, seed: int = 0, data_dir: str | None = None,
-               channels: tuple[int, int] = (8, 16)) -> ModuleTask:
-    """The paper's MNIST experiment at CPU size: a small convnet, level = test-set error."""
+def mnist_task(n_train: int | None = None, n_eval: int | None = None, seed: int = 0, data_dir: str | None = None,
+               width: float = 1.0, batch_size: int | None = 128) -> ModuleTask:
+    """The paper's MNIST experiment: its convnet (``mnist-convnet``, 3.27M parameters at ``width`` 1) on the 60,000
+    training images, level = error on the 10,000 test images."""
     from mcmc_landscape.realdata import load_mnist
 
-    return image_task("mnist", load_mnist("train", data_dir), load_mnist("test", data_dir), n_train, n_eval, seed,
-                      channels)
+    return image_task("mnist", "mnist-convnet", load_mnist("train", data_dir), load_mnist("test", data_dir), n_train,
+                      n_eval, seed, width, batch_size)
 
 
-def cifar10_task(n_train: int = 1000, n_eval: int = 1000, seed: int = 0, data_dir: str | None = None,
-                 channels: tuple[int, int] = (8, 16)) -> ModuleTask:
-    """The paper's CIFAR-10 experiment at CPU size: a small convnet, level = test-set error."""
+def cifar10_task(n_train: int | None = None, n_eval: int | None = None, seed: int = 0, data_dir: str | None = None,
+                 width: float = 1.0, batch_size: int | None = 128) -> ModuleTask:
+    """The paper's CIFAR-10 experiment: the cuda-convnet style model (``cifar10-convnet``, 89,578 parameters at
+    ``width`` 1) on the 50,000 training images, level = error on the 10,000 test images."""
     from mcmc_landscape.realdata import load_cifar10
 
-    return image_task("cifar10", load_cifar10("train", data_dir), load_cifar10("test", data_dir), n_train, n_eval,
-                      seed, channels)
+    return image_task("cifar10", "cifar10-convnet", load_cifar10("train", data_dir), load_cifar10("test", data_dir),
+                      n_train, n_eval, seed, width, batch_size)
 
 
-def _windows(ids: np.ndarray, n: int, length: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    starts = _subset(len(ids) - length - 1, n, seed)
+def _windows(ids: np.ndarray, length: int, n: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The corpus cut into consecutive windows of ``length`` tokens (inputs, next-token targets); all of them, or
+    ``n`` drawn with ``seed``."""
+    count = (len(ids) - 1) // length
+    if count < 1:
+        raise SpecError(f"the PTB split holds {len(ids)} tokens, fewer than one window of {length}; lower --seq-len.")
+    starts = _subset(count, n, seed) * length
     idx = starts[:, None] + np.arange(length)[None, :]
     return torch.from_numpy(ids[idx]), torch.from_numpy(ids[idx + 1])
 
 
-def ptb_task(vocab_size: int = 1000, n_train: int = 256, n_eval: int = 64, seq_len: int = 20, embed: int = 16,
-             hidden: int = 32, seed: int = 0, data_dir: str | None = None) -> ModuleTask:
-    """The paper's PTB experiment at CPU size: an LSTM language model on ``n_train`` windows of ``seq_len`` tokens of
-    the training split; level = cross-entropy per token on ``n_eval`` windows of the validation split.
-
-    At the default size (55k parameters, 5,120 training tokens, the 999 most frequent words plus ``<unk>``) held-out
-    cross-entropy falls from 6.9 to about 5.5 nats in ~250 Adam steps and then rises as the model overfits; bead
-    training stops at the level, so levels of 5.5-6 are the ones to connect at. These are far from the paper's large
-    LSTMs: the numbers are this small model's, not PTB records."""
+def ptb_task(n_train: int | None = None, n_eval: int | None = None, seq_len: int = 20, hidden: int = 200,
+             layers: int = 2, vocab: int = 10_000, seed: int = 0, data_dir: str | None = None,
+             batch_size: int | None = 64) -> ModuleTask:
+    """The paper's PTB experiment: Zaremba's small LSTM (``ptb-lstm``: 2 layers of 200 units, a 10k vocabulary,
+    4.65M parameters) on the training split cut into windows of ``seq_len`` = 20 tokens (each window starts from a
+    zero state), level = perplexity on the validation split. ``vocab`` below 10,000 keeps the most frequent words and
+    maps the rest to ``<unk>``; ``n_train``/``n_eval`` take seeded subsets of the windows."""
     from mcmc_landscape.realdata import load_ptb
 
-    train, valid = load_ptb("train", data_dir, vocab_size), load_ptb("valid", data_dir, vocab_size)
-    xa, ya = _windows(train.ids, n_train, seq_len, seed)
-    xb, yb = _windows(valid.ids, n_eval, seq_len, seed + 1)
+    size = vocab if vocab < 10_000 else None
+    train, valid = load_ptb("train", data_dir, size), load_ptb("valid", data_dir, size)
+    xa, ya = _windows(train.ids, seq_len, n_train, seed)
+    xb, yb = _windows(valid.ids, seq_len, n_eval, seed + 1)
     torch.manual_seed(seed)
-    net = SmallLSTM(len(train.vocab), embed, hidden)
-    return ModuleTask("ptb", net, _ce, (xa, ya), (xb, yb), level="held-out cross-entropy per token",
-                      options={"vocab_size": vocab_size, "n_train": n_train, "n_eval": n_eval, "seq_len": seq_len,
-                               "embed": embed, "hidden": hidden, "seed": seed},
+    net = build_model("ptb-lstm", vocab=len(train.vocab), hidden=hidden, layers=layers)
+    return ModuleTask("ptb", net, _ce, (xa, ya), (xb, yb), level="perplexity", measure=torch.exp,
+                      options={"model": "ptb-lstm", "vocab": len(train.vocab), "hidden": hidden, "layers": layers,
+                               "n_train": len(xa), "n_eval": len(xb), "seq_len": seq_len, "seed": seed,
+                               "batch_size": batch_size},
                       digest_arrays=(xa.numpy(), xb.numpy()),
-                      eval_batch=_models_per_call(n_eval * seq_len * (4 * hidden + len(train.vocab))))
+                      eval_floats_per_example=seq_len * (8 * hidden * layers + len(train.vocab)),
+                      batch_size=batch_size, check_every=_check_every(len(xb), batch_size, len(xa)))

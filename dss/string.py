@@ -35,8 +35,9 @@ import torch
 
 from mcmc_landscape.errors import SpecError
 
+from .device import as_beads
 from .interpolation import LinkCurve, scan_links
-from .optim import train_to
+from .optim import METHODS, SCHEDULES, train_to
 
 CONVENTIONS = ("bead count includes both endpoints; lengths are Euclidean over all parameters (weights and biases); "
                "normalized length = string length / straight distance; the thresholded loss is the held-out loss")
@@ -60,6 +61,7 @@ class DSSSettings:
     zeta: float = 0.0
     kappa: float = 0.0
     check_every: int = 10
+    schedule: str = "plateau"
     persist_ratio: float = 0.5
     persist_depth: int = 3
     persist_factor: float = 5.0
@@ -75,8 +77,10 @@ class DSSSettings:
             raise SpecError(f"τ must be at least 1 (a link passes when its maximum is ≤ τ·L0), got {self.tau}.")
         if self.t_star not in ("peak", "mid"):
             raise SpecError(f"t* must be 'peak' or 'mid', got {self.t_star!r}.")
-        if self.optimizer not in ("adam", "rmsprop"):
-            raise SpecError(f"optimizer must be adam or rmsprop, got {self.optimizer!r}.")
+        if self.optimizer not in METHODS:
+            raise SpecError(f"optimizer must be one of {', '.join(METHODS)}, got {self.optimizer!r}.")
+        if self.schedule not in SCHEDULES:
+            raise SpecError(f"the learning-rate schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}.")
 
     @property
     def variant(self) -> str:
@@ -197,18 +201,16 @@ def _spring_penalty(left: torch.Tensor, right: torch.Tensor, zeta: float, kappa:
 
 
 def _scan(task, items: list[tuple[StringState, int]], settings: DSSSettings) -> list[LinkCurve]:
-    dtype = getattr(task, "dtype", torch.float64)
-    a = torch.as_tensor(np.stack([st.beads[st.links[i].left] for st, i in items]), dtype=dtype)
-    b = torch.as_tensor(np.stack([st.beads[st.links[i].right] for st, i in items]), dtype=dtype)
+    a = as_beads(task, np.stack([st.beads[st.links[i].left] for st, i in items]))
+    b = as_beads(task, np.stack([st.beads[st.links[i].right] for st, i in items]))
     return scan_links(task, a, b, n_grid=settings.n_grid, floor=settings.tau * settings.l0)
 
 
 def start_string(task, a: np.ndarray, b: np.ndarray, settings: DSSSettings) -> StringState:
     """A two-bead string; both ends must already lie in the level set (held-out loss ≤ τ·L0)."""
-    dtype = getattr(task, "dtype", torch.float64)
     limit = settings.tau * settings.l0
     with torch.no_grad():
-        ends = task.loss_eval(torch.as_tensor(np.stack([a, b]), dtype=dtype)).cpu().numpy()
+        ends = task.loss_eval(as_beads(task, np.stack([a, b]))).cpu().numpy()
     for name, value in zip(("first", "second"), ends, strict=True):
         if not value <= limit:
             raise SpecError(f"the {name} model has held-out loss {value:.4g} above τ·L0 = {limit:.4g}; train it "
@@ -234,7 +236,6 @@ def connect_many(task, states: list[StringState], settings: DSSSettings,
                  on_round: Callable[[list[StringState]], None] | None = None) -> list[StringState]:
     """Grow several strings in lockstep: one batched scan of every pending link of every string per level, and one
     batch for all the beads they need. Each string ends as it would alone (links and strings are independent)."""
-    dtype = getattr(task, "dtype", torch.float64)
     limit = settings.tau * settings.l0
     while True:
         pending = [(st, i) for st in states for i in st.current_links() if st.links[i].status == "pending"]
@@ -255,21 +256,23 @@ def connect_many(task, states: list[StringState], settings: DSSSettings,
             else:
                 to_split.append((st, i))
         if to_split:
-            left = torch.as_tensor(np.stack([st.beads[st.links[i].left] for st, i in to_split]), dtype=dtype)
-            right = torch.as_tensor(np.stack([st.beads[st.links[i].right] for st, i in to_split]), dtype=dtype)
-            t = torch.as_tensor([st.links[i].t_max if settings.t_star == "peak" else 0.5 for st, i in to_split],
-                                dtype=dtype).unsqueeze(1)
+            left = as_beads(task, np.stack([st.beads[st.links[i].left] for st, i in to_split]))
+            right = as_beads(task, np.stack([st.beads[st.links[i].right] for st, i in to_split]))
+            t = as_beads(task, np.asarray([st.links[i].t_max if settings.t_star == "peak" else 0.5
+                                           for st, i in to_split])).unsqueeze(1)
             start = left + t * (right - left)
             if settings.jitter > 0:
                 start = start + _jitter(to_split, left, right, settings)
             penalty = (_spring_penalty(left, right, settings.zeta, settings.kappa) if settings.variant == "constrained"
                        else None)
             res = train_to(task, start, settings.alpha * settings.l0, settings.max_steps,
-                           settings.lr, settings.optimizer, settings.check_every, penalty)
+                           settings.lr, settings.optimizer, settings.check_every, penalty,
+                           schedule=settings.schedule, seed=_round_seed(states, settings))
+            theta, loss = res.theta.cpu().numpy().astype(np.float64), res.loss.cpu().numpy()  # once per depth
+            stalled, steps = res.stalled.cpu().numpy(), res.steps.cpu().numpy()
             for k, (st, i) in enumerate(to_split):
-                stuck = bool(res.stalled[k]) and float(res.loss[k]) >= settings.persist_factor * limit
-                _insert(st, i, res.theta[k].cpu().numpy().astype(np.float64), float(res.loss[k]), int(res.steps[k]),
-                        limit, stuck)
+                stuck = bool(stalled[k]) and float(loss[k]) >= settings.persist_factor * limit
+                _insert(st, i, theta[k], float(loss[k]), int(steps[k]), limit, stuck)
         elapsed = time.perf_counter() - t0
         busy = {id(st) for st, _ in pending}
         for st in states:
@@ -292,14 +295,20 @@ def _jitter(items: list[tuple[StringState, int]], left: torch.Tensor, right: tor
     keeps them identical forever; stochastic training would break that tie, so we do, reproducibly: the noise depends
     only on the seed and the bead's index, so a resumed string is the same string.
     """
-    out = torch.empty_like(left)
+    noise = torch.empty(left.shape, dtype=left.dtype)
     scale = settings.jitter * (right - left).norm(dim=1) / left.shape[1] ** 0.5
     seen: dict[int, int] = {}
     for k, (st, _) in enumerate(items):
         j = seen[id(st)] = seen.get(id(st), -1) + 1  # the bead's index among its own string's new beads
         gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + len(st.beads) + j)
-        out[k] = scale[k] * torch.randn(left.shape[1], generator=gen, dtype=left.dtype)
-    return out
+        noise[k] = torch.randn(left.shape[1], generator=gen, dtype=left.dtype)  # on the CPU: the same on any device
+    return scale.unsqueeze(1) * noise.to(left.device)
+
+
+def _round_seed(states: list[StringState], settings: DSSSettings) -> int:
+    """The seed of one depth's minibatches: a function of the strings as they stand, so a resumed string draws the
+    batches an uninterrupted one drew."""
+    return settings.seed * 1_000_003 + 7919 * sum(len(st.beads) for st in states) + len(states)
 
 
 def _insert(st: StringState, link: int, bead_theta: np.ndarray, loss: float, steps: int, limit: float,

@@ -10,6 +10,7 @@ budget is replaced by a fresh random one (up to ``retries`` times); pairs still 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -18,8 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from mcmc_landscape.errors import SpecError
+
+from .device import as_beads, task_device
 from .optim import train_to
-from .store import save_string
+from .store import load_string, save_string
 from .string import CONVENTIONS, DSSSettings, StringState, connect_many, start_string
 
 
@@ -34,50 +38,121 @@ class SweepSettings:
 
 
 def train_models(task, n: int, target: float, generator: torch.Generator, dss: DSSSettings, max_steps: int,
-                 retries: int, start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-    """``n`` models with held-out loss ≤ ``target``, trained together; ones that miss are redrawn.
+                 retries: int, start: torch.Tensor | None = None, seed: int = 0
+                 ) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """``n`` models with held-out measure ≤ ``target``, trained together on the task's device; ones that miss are
+    redrawn (``seed`` draws the minibatches of each try).
 
     Returns (models, reached mask, gradient steps, redraws).
     """
-    theta = task.init(n, generator) if start is None else start.clone()
-    res = train_to(task, theta, target, max_steps, dss.lr, dss.optimizer, dss.check_every)
+    theta = task.init(n, generator) if start is None else as_beads(task, start)
+    res = train_to(task, theta, target, max_steps, dss.lr, dss.optimizer, dss.check_every, schedule=dss.schedule,
+                   seed=seed)
     theta, reached, steps, redraws = res.theta, res.reached.clone(), int(res.steps.sum()), 0
-    for _ in range(retries):
+    for attempt in range(retries):
         miss = torch.nonzero(~reached).flatten()
         if not miss.numel():
             break
         redraws += int(miss.numel())
         again = train_to(task, task.init(int(miss.numel()), generator), target, max_steps, dss.lr, dss.optimizer,
-                         dss.check_every)
+                         dss.check_every, schedule=dss.schedule, seed=seed + attempt + 1)
         theta[miss], reached[miss] = again.theta, again.reached
         steps += int(again.steps.sum())
     return theta, reached, steps, redraws
 
 
+def _level_file(out: Path, level: float) -> Path:
+    return Path(out) / "models" / f"l0_{level:g}.npz"
+
+
+def _string_file(out: Path, level: float, pair: int) -> Path:
+    return string_path(out, level, pair)
+
+
+def save_level(path: Path, models: torch.Tensor, reached: torch.Tensor, steps: int, redraws: int, train_s: float,
+                generator: torch.Generator) -> None:
+    """A level's trained models and the generator's state after them, atomically (temporary file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, models=models.cpu().numpy(), reached=reached.cpu().numpy(), steps=steps, redraws=redraws,
+                 train_s=train_s, generator=generator.get_state().numpy())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _load_level(path: Path, task, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, int, int, float]:
+    with np.load(path) as f:
+        generator.set_state(torch.from_numpy(f["generator"].copy()))  # the random stream of the next level
+        return (as_beads(task, f["models"]), torch.from_numpy(f["reached"]).to(task_device(task)), int(f["steps"]),
+                int(f["redraws"]), float(f["train_s"]))
+
+
+def _round_saver(out: Path | None, level: float, pairs: list[int], configs: dict[int, dict[str, Any]],
+                 settings: DSSSettings) -> Any:
+    """The callback that saves every string of a level after every depth (atomic writes), or None without ``out``."""
+    if out is None:
+        return None
+
+    def save(states: list[StringState]) -> None:
+        for k, st in zip(pairs, states, strict=True):
+            save_string(_string_file(out, level, k), st, configs[k], st.outcome(settings))
+
+    return save
+
+
 def run_sweep(task, sweep: SweepSettings, dss: DSSSettings, out: Path | None = None, baselines: bool = False,
-              log: Any = None) -> dict[str, Any]:
-    """Run the sweep; with ``out``, save every string (``strings/``) and the table (``sweep.json``, ``sweep.csv``)."""
+              log: Any = None, resume: bool = False) -> dict[str, Any]:
+    """Run the sweep; with ``out``, save every level's models (``models/``), every string after every depth
+    (``strings/``) and the table (``sweep.json``, ``sweep.csv``). With ``resume``, what ``out`` holds is taken up
+    again: a level whose models are stored is not retrained, a stored string continues from its last saved depth,
+    and the result is the one an uninterrupted sweep gives."""
+
     generator = torch.Generator().manual_seed(sweep.seed)
     levels = sorted(sweep.levels, reverse=True)
     rows: list[dict[str, Any]] = []
     models = None
     t_start = time.perf_counter()
-    for level in levels:
+    for index, level in enumerate(levels):
         settings = replace(dss, l0=level)
-        t0 = time.perf_counter()
-        models, reached, steps, redraws = train_models(
-            task, 2 * sweep.pairs, settings.alpha * level, generator, settings, sweep.endpoint_steps, sweep.retries,
-            start=models if (sweep.warm_start and models is not None) else None)
-        train_s = time.perf_counter() - t0
+        stored = _level_file(out, level) if out is not None else None
+        if resume and stored is not None and stored.is_file():
+            models, reached, steps, redraws, train_s = _load_level(stored, task, generator)
+        else:
+            t0 = time.perf_counter()
+            models, reached, steps, redraws = train_models(
+                task, 2 * sweep.pairs, settings.alpha * level, generator, settings, sweep.endpoint_steps,
+                sweep.retries, start=models if (sweep.warm_start and models is not None) else None,
+                seed=sweep.seed * 1_000_003 + 10_007 * index)
+            train_s = time.perf_counter() - t0
+            if stored is not None:
+                save_level(stored, models, reached, steps, redraws, train_s, generator)
+        host = models.cpu().numpy()
         pairs = [k for k in range(sweep.pairs) if reached[2 * k] and reached[2 * k + 1]]
-        states: list[StringState] = [start_string(task, models[2 * k].numpy(), models[2 * k + 1].numpy(), settings)
-                                     for k in pairs]
+        if not pairs:
+            raise SpecError(f"no pair of {task.name} models reached α·L0 = {settings.alpha * level:.4g} within "
+                            f"{sweep.endpoint_steps} steps ({sweep.retries + 1} tries); raise the level or "
+                            "--endpoint-steps (the levels above are saved).")
+        configs = {k: string_config(task, settings, k, sweep) for k in pairs}
+        states: list[StringState] = []
+        for k in pairs:
+            path = _string_file(out, level, k) if out is not None else None
+            if resume and path is not None and path.is_file():
+                states.append(load_string(path)[0])
+            else:
+                states.append(start_string(task, host[2 * k], host[2 * k + 1], settings))
+
         t1 = time.perf_counter()
-        connect_many(task, states, settings)
+        connect_many(task, states, settings, _round_saver(out, level, pairs, configs, settings))
         connect_s = time.perf_counter() - t1
         for k, st in zip(pairs, states, strict=True):
-            rows.append(pair_row(task, level, k, st, models[2 * k].numpy(), models[2 * k + 1].numpy(), settings,
-                                 sweep, baselines, out))
+            row = pair_row(task, level, k, st, host[2 * k], host[2 * k + 1], settings, sweep, baselines, None)
+            row.update(endpoint_steps=steps, level_train_s=train_s, level_connect_s=connect_s)
+            rows.append(row)
+            if out is not None:
+                save_string(_string_file(out, level, k), st, configs[k],
+                            {kk: v for kk, v in row.items() if kk != "failed_links"})
         if log is not None:
             done = [r for r in rows if r["l0"] == level]
             log.info("L0 = %g: %d of %d pairs connected; training %.1f s (%d redrawn), strings %.1f s", level,
@@ -138,6 +213,9 @@ def summarize(rows: list[dict[str, Any]], levels: list[float], n_pairs: int) -> 
                  "beads_mean": float(beads.mean()) if len(ok) else float("nan"),
                  "beads_sd": float(beads.std(ddof=1)) if len(ok) > 1 else float("nan"),
                  "grad_steps_mean": float(np.mean([r["grad_steps"] for r in done])) if done else float("nan"),
+                 "endpoint_steps": int(done[0].get("endpoint_steps", 0)) if done else 0,
+                 "seconds": float(done[0].get("level_train_s", 0) + done[0].get("level_connect_s", 0)) if done
+                 else float("nan"),
                  "failures": {reason: sum(r["reason"] == reason for r in done)
                               for reason in sorted({r["reason"] for r in done if not r["connected"]})}}
         if done and "bezier_found" in done[0]:

@@ -12,7 +12,6 @@ Every string is grown on its own (``connect_many`` of one), which ends as it wou
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -22,7 +21,16 @@ import numpy as np
 import torch
 
 from .string import CONVENTIONS, DSSSettings, connect_many, start_string
-from .sweep import SweepSettings, pair_row, string_config, string_path, summarize, train_models, write_table
+from .sweep import (
+    SweepSettings,
+    pair_row,
+    save_level,
+    string_config,
+    string_path,
+    summarize,
+    train_models,
+    write_table,
+)
 
 
 def build_task(recipe: dict[str, Any]):
@@ -64,14 +72,12 @@ def train_level(recipe: dict[str, Any], sweep_d: dict[str, Any], dss_d: dict[str
         prev = np.load(models_path(out, above))
         generator.set_state(torch.as_tensor(prev["generator"]))
         if sweep.warm_start:
-            start = torch.as_tensor(prev["theta"])
+            start = torch.as_tensor(prev["models"])
+    index = sorted(sweep.levels, reverse=True).index(level)
     models, reached, steps, redraws = train_models(task, 2 * sweep.pairs, settings.alpha * level, generator,
-                                                   settings, sweep.endpoint_steps, sweep.retries, start=start)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
-    np.savez(tmp, theta=models.cpu().numpy(), reached=reached.cpu().numpy(), generator=generator.get_state().numpy(),
-             steps=steps, redraws=redraws)
-    os.replace(tmp, path)
+                                                   settings, sweep.endpoint_steps, sweep.retries, start=start,
+                                                   seed=sweep.seed * 1_000_003 + 10_007 * index)  # as run_sweep
+    save_level(path, models, reached, steps, redraws, time.perf_counter() - t0, generator)
     return {"kind": "train", "level": level, "reused": False, "redraws": redraws, "seconds": time.perf_counter() - t0}
 
 
@@ -89,7 +95,7 @@ def connect_pair(recipe: dict[str, Any], sweep_d: dict[str, Any], dss_d: dict[st
             string_config(task, settings, k, sweep), sort_keys=True, default=float)
         if same and st.finished and outcome:
             return {"kind": "pair", "reused": True, "row": {**outcome, **_failed_links(st, settings)}}
-    models = np.load(models_path(out, level))["theta"]
+    models = np.load(models_path(out, level))["models"]
     a, b = models[2 * k], models[2 * k + 1]
     st = start_string(task, a, b, settings)
     connect_many(task, [st], settings)

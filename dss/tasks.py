@@ -25,6 +25,7 @@ import torch
 
 from mcmc_landscape.errors import SpecError
 
+from .device import resolve_device
 from .module_task import ModuleTask, digest
 
 POLYNOMIALS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
@@ -58,6 +59,7 @@ class MLPTask:
     description: str = ""
     energy_scale: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     def __post_init__(self) -> None:
         if self.activation not in _ACT:
@@ -69,6 +71,13 @@ class MLPTask:
             arr = np.asarray(getattr(self, key))
             dtype = torch.int64 if (self.loss == "energy" and key.startswith("y")) else self.dtype
             self._tensors[key] = torch.as_tensor(arr, dtype=dtype)
+        self.to(self.device)
+
+    def to(self, device: str | torch.device) -> MLPTask:
+        """Move the data to ``device`` (``auto``/``cpu``/``cuda``); beads are then made there. Returns the task."""
+        self.device = resolve_device(device)
+        self._tensors = {k: v.to(self.device) for k, v in self._tensors.items()}
+        return self
 
     # -- layout -----------------------------------------------------------------------------------------------------
     def offsets(self) -> list[tuple[int, int, int, int]]:
@@ -125,14 +134,14 @@ class MLPTask:
 
     def init(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` random nets, each layer uniform in ±1/√fan-in (PyTorch's default for ``nn.Linear``)."""
-        theta = torch.empty(n, self.p, dtype=self.dtype)
+        theta = torch.empty(n, self.p, dtype=self.dtype)  # drawn on the CPU: every device starts from the same nets
         for w_off, b_off, fan_in, fan_out in self.offsets():
             end = b_off + (fan_out if self.bias else 0)
             bound = 1.0 / math.sqrt(fan_in)
             theta[:, w_off:end] = (torch.rand(n, end - w_off, generator=generator, dtype=self.dtype) * 2 - 1) * bound
         if self.box is not None:
             theta.clamp_(-self.box, self.box)
-        return theta
+        return theta.to(self.device)
 
     def permute_hidden(self, theta: torch.Tensor, layer: int, perm: list[int]) -> torch.Tensor:
         """``theta`` with the units of hidden layer ``layer`` (0-based) permuted: the same function, another point."""
@@ -140,7 +149,7 @@ class MLPTask:
         lead = theta.shape[:-1]
         w_off, b_off, fan_in, width = self.offsets()[layer]
         nw_off, nb_off, _, fan_out = self.offsets()[layer + 1]
-        idx = torch.as_tensor(perm)
+        idx = torch.as_tensor(perm, device=theta.device)
         theta[..., w_off:b_off] = theta[..., w_off:b_off].reshape(*lead, fan_in, width)[..., idx].reshape(*lead, -1)
         if self.bias:
             theta[..., b_off : b_off + width] = theta[..., b_off : b_off + width][..., idx]
@@ -209,17 +218,18 @@ def classifier_task(arch: str = "2,2", activation: str = "relu", data: str = "po
                    extra={"data": data, "angle": float(angle), "arch": spec.arch_string, "per_point": per_point})
 
 
-def make_task(name: str, **options: Any) -> MLPTask | ModuleTask:
+def make_task(name: str, device: str | torch.device = "cpu", **options: Any) -> MLPTask | ModuleTask:
     """A task by name: ``quadratic``, ``cubic``, ``permutation``, ``classifier``, or the real-data ``mnist``,
-    ``cifar10`` and ``ptb`` (options go to its builder)."""
+    ``cifar10`` and ``ptb`` (options go to its builder), with its data on ``device`` (``auto``: CUDA when present)."""
+    device = resolve_device(device)  # a missing GPU is refused before any data is read
     if name in ("mnist", "cifar10", "ptb"):
         from . import real_tasks
 
-        return getattr(real_tasks, f"{name}_task")(**options)
+        return getattr(real_tasks, f"{name}_task")(**options).to(device)
     if name in POLYNOMIALS:
-        return polynomial_task(name, **options)
+        return polynomial_task(name, **options).to(device)
     if name == "permutation":
-        return permutation_task(**options)
+        return permutation_task(**options).to(device)
     if name == "classifier":
-        return classifier_task(**options)
+        return classifier_task(**options).to(device)
     raise SpecError(f"task {name!r} is not known; choose one of {', '.join(TASK_NAMES)}.")

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
+from .device import as_beads
 from .interpolation import scan_links
 from .optim import train_to
 from .string import DSSSettings, Link, StringState, start_string
@@ -31,20 +31,19 @@ def connect_breadth_first(task, a: np.ndarray, b: np.ndarray, settings: DSSSetti
                           on_round: Callable[[StringState], None] | None = None,
                           state: StringState | None = None) -> StringState:
     """Run the rounds from the two models, or continue ``state`` (a string saved after some round) to the end."""
-    dtype = getattr(task, "dtype", torch.float64)
     limit = settings.tau * settings.l0
     if state is None:
         state = start_string(task, a, b, settings)
     elif state.finished:
         return state
-    first = scan_links(task, torch.as_tensor(a, dtype=dtype)[None], torch.as_tensor(b, dtype=dtype)[None])[0]
+    first = scan_links(task, as_beads(task, a)[None], as_beads(task, b)[None])[0]
     top = max(first.max_loss, settings.l0)
     decay = max(1, rounds // 2)
     for r in range(state.rounds, rounds):
         t0 = time.perf_counter()
         level = settings.l0 * (top / settings.l0) ** max(0.0, 1.0 - (r + 1) / decay)
         links = state.current_links()
-        lt = lambda ids: torch.as_tensor(np.stack([state.beads[i] for i in ids]), dtype=dtype)  # noqa: E731
+        lt = lambda ids: as_beads(task, np.stack([state.beads[i] for i in ids]))  # noqa: E731
         curves = scan_links(task, lt([state.links[i].left for i in links]), lt([state.links[i].right for i in links]),
                             n_grid=settings.n_grid, floor=settings.tau * level)
         for i, curve in zip(links, curves, strict=True):
@@ -64,14 +63,17 @@ def connect_breadth_first(task, a: np.ndarray, b: np.ndarray, settings: DSSSetti
                 state.links.append(Link(bead, lk.right, lk.depth + 1, parent=i))
         interior = state.order[1:-1]
         if interior:
-            res = train_to(task, torch.as_tensor(np.stack([state.beads[i] for i in interior]), dtype=dtype),
+            res = train_to(task, as_beads(task, np.stack([state.beads[i] for i in interior])),
                            settings.alpha * level, steps_per_round, settings.lr, settings.optimizer,
-                           settings.check_every)
+                           settings.check_every, schedule=settings.schedule,
+                           seed=settings.seed * 1_000_003 + 7919 * len(state.beads) + r)
+            theta, loss, steps = res.theta.cpu().numpy().astype(np.float64), res.loss.cpu().numpy(), \
+                res.steps.cpu().numpy()
             for k, i in enumerate(interior):
-                state.beads[i] = res.theta[k].cpu().numpy().astype(np.float64)
-                state.bead_loss[i] = float(res.loss[k])
-                state.bead_steps[i] += int(res.steps[k])
-            state.grad_steps += int(res.steps.sum())
+                state.beads[i] = theta[k]
+                state.bead_loss[i] = float(loss[k])
+                state.bead_steps[i] += int(steps[k])
+            state.grad_steps += int(steps.sum())
         state.rounds += 1
         state.snapshots.append(list(state.order))
         state.wall_s += time.perf_counter() - t0
@@ -95,10 +97,9 @@ def _all_pass(task, state: StringState, limit: float, settings: DSSSettings) -> 
     """Certify the current string at the final level: every bead and every refined link maximum ≤ limit."""
     if any(state.bead_loss[i] > limit for i in state.order):
         return False
-    dtype = getattr(task, "dtype", torch.float64)
     links = state.current_links()
-    a = torch.as_tensor(np.stack([state.beads[state.links[i].left] for i in links]), dtype=dtype)
-    b = torch.as_tensor(np.stack([state.beads[state.links[i].right] for i in links]), dtype=dtype)
+    a = as_beads(task, np.stack([state.beads[state.links[i].left] for i in links]))
+    b = as_beads(task, np.stack([state.beads[state.links[i].right] for i in links]))
     ok = True
     for i, curve in zip(links, scan_links(task, a, b, n_grid=settings.n_grid, floor=limit), strict=True):
         lk = state.links[i]

@@ -3,6 +3,8 @@
     landscape dss connect --task quadratic --l0 0.01 --out runs/dss/quad.h5
     landscape dss sweep --task cubic --l0 0.168,0.158,0.05,0.01 --pairs 10 --out runs/dss/cubic
     landscape dss minima runs/theta0.h5 --l0 0.1,0.05,0.02 --count 24 --out runs/theta0-graph
+    landscape dss sweep --task mnist --l0 0.04,0.01,0.007 --pairs 4 --device cuda --out runs/dss/mnist
+    landscape dss sweep --resume runs/dss/mnist
 """
 
 from __future__ import annotations
@@ -25,18 +27,28 @@ _SETTING_FLAGS = {  # DSSSettings field → (flag, type, help)
     "tau": ("--tau", float, "a link passes when its maximum is ≤ τ·L0 (default 1: strict; the paper's code used 1.1)"),
     "max_depth": ("--max-depth", int, "recursion depth limit (default 10)"),
     "t_star": ("--t-star", str, "'peak': insert at the maximum of the interpolated loss (default); 'mid': at t = 0.5"),
-    "lr": ("--lr", float, "learning rate of bead training (default 0.05; 0.01 on mnist, cifar10, ptb)"),
-    "optimizer": ("--optimizer", str, "adam (default) or rmsprop"),
+    "lr": ("--lr", float, "learning rate of bead and endpoint training (default 0.05; 0.001 on mnist, cifar10, ptb)"),
+    "optimizer": ("--optimizer", str, "adam (default), sgd (momentum 0.9) or rmsprop"),
+    "schedule": ("--lr-schedule", str, "plateau (default: a bead's rate is halved when its level measure stalls), "
+                                       "cosine (annealed over --max-steps) or constant"),
+    "check_every": ("--check-every", int, "gradient steps between two evaluations of the level measure (default 10; "
+                                          "on mnist, cifar10, ptb about held-out size / batch size)"),
     "max_steps": ("--max-steps", int, "gradient steps a bead may take to reach α·L0 (default 20000)"),
     "max_beads": ("--max-beads", int, "beads a string may hold (default 512)"),
     "zeta": ("--zeta", float, "constrained DSS: spring weight ζ (default 0)"),
     "kappa": ("--kappa", float, "constrained DSS: weight κ of the equidistant-hyperplane term (default 0)"),
 }
-_TASK_FLAGS = ("activation", "loss", "arch", "data", "angle", "box", "n_train", "n_eval")
+_TASK_FLAGS = ("activation", "loss", "arch", "data", "angle", "box", "n_train", "n_eval", "width", "hidden", "layers",
+               "vocab", "batch_size")
 REAL_TASKS = ("mnist", "cifar10", "ptb")
 _ALLOWED_FLAGS = {"quadratic": ("activation", "loss"), "cubic": ("activation", "loss"), "permutation": ("activation",),
-                  "classifier": ("activation", "arch", "data", "angle", "box"), "mnist": ("n_train", "n_eval"),
-                  "cifar10": ("n_train", "n_eval"), "ptb": ("n_train", "n_eval")}
+                  "classifier": ("activation", "arch", "data", "angle", "box"),
+                  "mnist": ("n_train", "n_eval", "width", "batch_size"),
+                  "cifar10": ("n_train", "n_eval", "width", "batch_size"),
+                  "ptb": ("n_train", "n_eval", "hidden", "layers", "vocab", "batch_size")}
+L0_HELP = ("the level L0, in the task's measure: held-out loss for quadratic/cubic/permutation (MAE or MSE) and "
+           "classifier (U); test error as a fraction for mnist/cifar10 (0.04 = 4%%); validation perplexity for ptb "
+           "(e.g. 300)")
 
 
 def add_arguments(d: argparse.ArgumentParser) -> None:
@@ -46,9 +58,12 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--task", choices=["quadratic", "cubic", "permutation", "classifier", *REAL_TASKS],
                        help="quadratic/cubic: the paper's 1-4-4-1 regressions; permutation: appendix D's 2-3-2 relu "
-                            "net; classifier: the sampling side's MLP energy; mnist/cifar10: small convnets, level = "
-                            "held-out error; ptb: an LSTM language model, level = held-out cross-entropy per token "
-                            "(default quadratic)")
+                            "net; classifier: the sampling side's MLP energy; mnist/cifar10: the paper's convnets "
+                            "(3.27M / 90k parameters), level = test error; ptb: Zaremba's 2-layer LSTM (4.65M), level "
+                            "= validation perplexity; the real tasks train on minibatches (default quadratic)")
+        p.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                       help="where every tensor of the run lives: auto (CUDA when PyTorch sees one, default), cpu or "
+                            "cuda")
         p.add_argument("--activation", choices=["relu", "tanh", "sigmoid"],
                        help="hidden activation (default sigmoid for regression, relu otherwise)")
         p.add_argument("--loss", choices=["mae", "mse"], help="regression loss (default mae, as the paper's code)")
@@ -57,9 +72,20 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
         p.add_argument("--angle", type=float, help="classifier: rotate the data by this many degrees (default 0)")
         p.add_argument("--box", type=float, help="classifier: keep beads inside [-L, L]^p (default 10)")
         p.add_argument("--n-train", dest="n_train", type=positive_int,
-                       help="mnist/cifar10: training images (default 1000); ptb: training windows (default 256)")
+                       help="mnist/cifar10: training images, a seeded subset (default all); ptb: training windows of "
+                            "20 tokens (default all 46,479)")
         p.add_argument("--n-eval", dest="n_eval", type=positive_int,
-                       help="mnist/cifar10: held-out test images (default 1000); ptb: validation windows (default 64)")
+                       help="mnist/cifar10: test images the error is measured on (default all 10,000); ptb: validation "
+                            "windows the perplexity is measured on (default all 3,687)")
+        p.add_argument("--width", type=positive_float,
+                       help="mnist/cifar10: scale every channel and unit count of the convnet (default 1: the paper's)")
+        p.add_argument("--hidden", type=positive_int, help="ptb: LSTM units per layer (default 200)")
+        p.add_argument("--layers", type=positive_int, help="ptb: LSTM layers (default 2)")
+        p.add_argument("--vocab", type=positive_int,
+                       help="ptb: keep the most frequent words, the rest become <unk> (default 10000: all)")
+        p.add_argument("--batch-size", dest="batch_size", type=positive_int,
+                       help="mnist/cifar10/ptb: minibatch size of bead and endpoint training (default 128 images; 64 "
+                            "windows)")
         p.add_argument("--data-dir", type=Path, help="mnist/cifar10/ptb: folder holding mnist/, cifar10/, ptb/ "
                                                      "(default $MCMC_LANDSCAPE_DATA, else ../shared/data)")
         p.add_argument("--variant", choices=["greedy", "constrained", "breadth-first"],
@@ -74,8 +100,7 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
 
     c = dsub.add_parser("connect", help="train two models below L0 and connect them (resumable)")
     common(c)
-    c.add_argument("--l0", type=positive_float,
-                   help="the level L0 (required for a new string)")
+    c.add_argument("--l0", type=positive_float, help=L0_HELP + "; required for a new string")
     c.add_argument("--out", "-o", type=Path, help="string file to create (.h5)")
     c.add_argument("--resume", type=Path, metavar="FILE", help="continue the string stored in FILE")
     c.add_argument("--rounds", type=positive_int, default=40, help="breadth-first: rounds (default 40)")
@@ -85,15 +110,14 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
 
     s = dsub.add_parser("sweep", help="pairs of models at several levels L0: length and beads against L0 (Figs 2-3)")
     common(s)
-    s.add_argument("--l0", type=levels, required=True, help="comma-separated levels, e.g. 0.168,0.158,0.05,0.01")
+    s.add_argument("--l0", type=levels, help="comma-separated levels, e.g. 0.168,0.158,0.05,0.01; " + L0_HELP)
     s.add_argument("--pairs", type=positive_int, default=10, help="pairs of models per level (default 10)")
     s.add_argument("--no-warm-start", action="store_true",
                    help="fresh random models at every level (default: continue training the level above's models)")
     s.add_argument("--baselines", action="store_true", help="also fit the Bézier curve and AutoNEB on every pair")
-    s.add_argument("--out", "-o", type=Path, required=True, help="output folder")
-    s.add_argument("--resume", action="store_true",
-                   help="continue the sweep in --out: models and strings already committed there are read back, not "
-                        "recomputed (runs levels and pairs as tasks, like --cluster)")
+    s.add_argument("--out", "-o", type=Path, help="output folder")
+    s.add_argument("--resume", type=Path, metavar="FOLDER",
+                   help="continue the sweep stored in FOLDER (after a kill or Ctrl-C), from its last saved depth")
     add_cluster_arguments(s)
 
     m = dsub.add_parser("minima", help="the level-set connectivity graph of good minima from a chain file")
@@ -109,6 +133,8 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
     m.add_argument("--max-depth", type=positive_int, help="DSS depth limit (default 10)")
     m.add_argument("--tau", type=float, help="a link passes when its maximum is ≤ τ·L0 (default 1)")
     m.add_argument("--seed", type=nonneg_int, default=0)
+    m.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                   help="auto (CUDA when PyTorch sees one, default), cpu or cuda")
     m.add_argument("--out", "-o", type=Path, required=True, help="output folder")
     m.add_argument("--force", action="store_true", help="write into an --out folder that is not empty")
     add_cluster_arguments(m)
@@ -134,27 +160,32 @@ def _task_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _make_task(name: str, options: dict[str, Any], args: argparse.Namespace) -> Any:
+    """The task with its data on ``--device`` (not stored: a string may resume on another device)."""
     from dss.tasks import make_task
 
     extra = {"data_dir": args.data_dir} if name in REAL_TASKS and getattr(args, "data_dir", None) else {}
-    return make_task(name, **options, **extra)
+    return make_task(name, device=getattr(args, "device", None) or "auto", **options, **extra)
 
 
 def _explicit_settings(args: argparse.Namespace) -> dict[str, Any]:
     out = {k: getattr(args, k) for k in _SETTING_FLAGS if getattr(args, k, None) is not None}
     if out.get("t_star", "peak") not in ("peak", "mid"):
         raise SpecError(f"--t-star must be 'peak' or 'mid', got {out['t_star']!r}.")
-    if out.get("optimizer", "adam") not in ("adam", "rmsprop"):
-        raise SpecError(f"--optimizer must be adam or rmsprop, got {out['optimizer']!r}.")
+    if out.get("optimizer", "adam") not in ("adam", "sgd", "rmsprop"):
+        raise SpecError(f"--optimizer must be adam, sgd or rmsprop, got {out['optimizer']!r}.")
+    if out.get("schedule", "plateau") not in ("plateau", "cosine", "constant"):
+        raise SpecError(f"--lr-schedule must be plateau, cosine or constant, got {out['schedule']!r}.")
     return out
 
 
-def _settings(args: argparse.Namespace, l0: float) -> Any:
+def _settings(args: argparse.Namespace, l0: float, task: Any = None) -> Any:
     from dss.string import DSSSettings
 
     values = _explicit_settings(args)
     if (args.task or "quadratic") in REAL_TASKS:
-        values.setdefault("lr", 0.01)  # Adam at 0.05 overshoots on the convnets and the LSTM
+        values.setdefault("lr", 0.001)  # minibatch Adam, as the paper's models are trained
+        if getattr(task, "check_every", None):
+            values.setdefault("check_every", task.check_every)
     if (args.variant or "greedy") == "constrained" and not (values.get("zeta") or values.get("kappa")):
         values.setdefault("zeta", 0.01)
         values.setdefault("kappa", 0.01)
@@ -221,15 +252,16 @@ def _connect(args: argparse.Namespace) -> int:
             raise StoreError(f"{str(out)!r} exists; pass --force to overwrite it or --resume to continue it.")
         options = _task_options(args)
         task = _make_task(args.task or "quadratic", options, args)
-        settings = _settings(args, args.l0)
+        settings = _settings(args, args.l0, task)
         seed = args.seed or 0
         models, reached, steps, redraws = train_models(task, 2, settings.alpha * settings.l0,
                                                        torch.Generator().manual_seed(seed), settings,
-                                                       args.endpoint_steps, retries=3)
+                                                       args.endpoint_steps, retries=3, seed=seed)
         if not bool(reached.all()):
             raise SpecError(f"could not train two {task.name} models below α·L0 = {settings.alpha * settings.l0:.4g} "
                             f"in {args.endpoint_steps} steps (4 tries); raise --l0 or --endpoint-steps.")
-        state = start_string(task, models[0].numpy(), models[1].numpy(), settings)
+        host = models.cpu().numpy()
+        state = start_string(task, host[0], host[1], settings)
         config = {"task": task.config(), "task_options": options, "settings": asdict(settings),
                   "variant": args.variant or settings.variant, "seed": seed,
                   "endpoints": {"steps": steps, "redrawn": redraws, "max_steps": args.endpoint_steps}}
@@ -297,29 +329,99 @@ def _check_resume(args: argparse.Namespace, config: dict[str, Any]) -> None:
 
 
 # -- sweep ---------------------------------------------------------------------------------------------------------------
+SWEEP_CONFIG = "sweep_config.json"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` atomically (temporary file, fsync, rename)."""
+    import json
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as fh:
+        fh.write(json.dumps(data, indent=1))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _resume_sweep(args: argparse.Namespace) -> tuple[Any, Any, Any, bool, tuple[str, dict[str, Any]]]:
+    """The task and settings of the sweep stored in ``--resume FOLDER``, checked against the flags given; last, the
+    task's name and options (its recipe for tasks on a cluster)."""
+    import json
+
+    from dss.string import DSSSettings
+    from dss.sweep import SweepSettings
+
+    folder = Path(args.resume)
+    if args.out is not None and Path(args.out) != folder:
+        raise SpecError("give either --out (a new sweep) or --resume (an existing one), not both.")
+    path = folder / SWEEP_CONFIG
+    if not path.is_file():
+        raise StoreError(f"{str(folder)!r} holds no sweep ({SWEEP_CONFIG} is missing); start one with --out.")
+    try:
+        config = json.loads(path.read_text())
+        settings = DSSSettings(**config["settings"])
+        sweep = SweepSettings(**{**config["sweep"], "levels": tuple(config["sweep"]["levels"])})
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"{str(path)!r} is damaged ({exc}); start the sweep again with --out and --force.") from None
+    if args.l0 is not None and sorted(args.l0) != sorted(sweep.levels):
+        raise ResumeMismatch(f"--l0 {','.join(f'{x:g}' for x in args.l0)} differs from the stored levels "
+                             f"{','.join(f'{x:g}' for x in sweep.levels)}; drop it to resume.")
+    args.l0 = None
+    _check_resume(args, config)
+    task = _make_task(config["task"]["task"], config["task_options"], args)
+    if task.config() != config["task"]:
+        raise ResumeMismatch(f"the task rebuilt from {str(folder)!r} differs from the stored one (the data changed?); "
+                             "start a new sweep with --out.")
+    return task, settings, sweep, bool(config.get("baselines")), (config["task"]["task"], config["task_options"])
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from dss.plots import plot_sweep
     from dss.sweep import SweepSettings, run_sweep
 
-    refuse_nonempty(args.out, args.force or args.resume, "pass --force to write into it or --resume to continue it")
     if args.variant == "breadth-first":
         raise SpecError("sweeps run the greedy or constrained variant; use `dss connect --variant breadth-first`.")
-    task = _make_task(args.task or "quadratic", _task_options(args), args)
-    settings = _settings(args, 1.0)
-    sweep = SweepSettings(tuple(args.l0), args.pairs, args.seed or 0, not args.no_warm_start, args.endpoint_steps)
-    if args.cluster is not None or args.resume:
-        from dss.sweep_tasks import run_sweep_tasks
-
-        from .cluster import task_runner
-
-        name = args.task or "quadratic"
-        extra = {"data_dir": str(args.data_dir)} if name in REAL_TASKS and getattr(args, "data_dir", None) else {}
-        recipe = {"name": name, "options": {**_task_options(args), **extra}}
-        with task_runner(args) as run_tasks:
-            result = run_sweep_tasks(recipe, sweep, settings, args.out, run_tasks, baselines=args.baselines,
-                                     gpu=getattr(args, "device", None) == "cuda", log=log)
+    if args.resume is not None:
+        task, settings, sweep, baselines, (name, options) = _resume_sweep(args)
+        args.out = Path(args.resume)
     else:
-        result = run_sweep(task, sweep, settings, args.out, baselines=args.baselines, log=log)
+        if args.out is None:
+            raise SpecError("say where to write the sweep with --out FOLDER (or continue one with --resume FOLDER).")
+        if args.l0 is None:
+            raise SpecError("a sweep needs its levels: add --l0, e.g. --l0 0.168,0.158,0.05.")
+        refuse_nonempty(args.out, args.force, "pass --force to write into it")
+        name, options = args.task or "quadratic", _task_options(args)
+        task = _make_task(name, options, args)
+        settings = _settings(args, 1.0, task)
+        sweep = SweepSettings(tuple(args.l0), args.pairs, args.seed or 0, not args.no_warm_start, args.endpoint_steps)
+        baselines = args.baselines
+        _write_json(args.out / SWEEP_CONFIG, {"task": task.config(), "task_options": options, "settings":
+                                              asdict(settings), "variant": args.variant or settings.variant,
+                                              "sweep": asdict(sweep), "baselines": baselines})
+    log.info("%s", task.describe())
+    try:
+        if args.cluster is not None:  # levels and pairs as tasks writing the same files; committed ones read back
+            from dss.sweep_tasks import run_sweep_tasks
+
+            from .cluster import task_runner
+
+            extra = {"data_dir": str(args.data_dir)} if name in REAL_TASKS and getattr(args, "data_dir", None) else {}
+            recipe = {"name": name, "options": {**options, **extra, "device": getattr(args, "device", None) or "auto"}}
+            with task_runner(args) as run_tasks:
+                result = run_sweep_tasks(recipe, sweep, settings, args.out, run_tasks, baselines=baselines,
+                                         gpu=getattr(args, "device", None) == "cuda", log=log)
+        else:
+            result = run_sweep(task, sweep, settings, args.out, baselines=baselines, log=log,
+                               resume=args.resume is not None)
+    except KeyboardInterrupt:
+        from mcmc_landscape.runner import Interrupted
+
+        raise Interrupted(f"interrupted; the sweep so far is saved in {args.out}: continue it with "
+                          f"`landscape dss sweep --resume {args.out}`.") from None
+    args.baselines = baselines
     fig = plot_sweep(result, args.out / "sweep.png")
     print(f"{task.describe()}; {result['warm_start']}")
     print(f"{'L0':>8} {'connected':>9} {'straight':>8} {'length mean ± sd':>18} {'beads mean ± sd':>16}"

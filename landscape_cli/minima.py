@@ -88,7 +88,7 @@ def run_minima(args: argparse.Namespace) -> dict[str, Any]:
     spec = MLPSpec(tuple(cfg["widths"][1:-1]), cfg["widths"][0], cfg["widths"][-1], cfg["activation"])
     features = theta if args.no_canonicalize else canonicalize(theta, spec)
     picked = farthest_points(features, args.count, start=int(np.argmin(loss)))
-    task = task_from_chain(cfg, x, y)
+    task = task_from_chain(cfg, x, y).to(getattr(args, "device", None) or "auto")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     gs = GraphSettings(tuple(levels), max_depth=args.max_depth or 10, tau=args.tau or 1.0,
                        symmetric=args.symmetric, seed=args.seed)

@@ -140,7 +140,8 @@ def load_cifar10(split: str = "train", data_dir: str | os.PathLike | None = None
     folders = [root / d for d in CIFAR_DIRS if (root / d / CIFAR_FILES[split][0]).is_file()]
     if not folders:
         raise DataError(f"the CIFAR-10 {split} batches ({', '.join(CIFAR_FILES[split])}) are not in "
-                        f"{str(root / 'cifar10')!r}; unpack cifar-10-python.tar.gz there (they are not shipped).")
+                        f"{str(root / 'cifar10')!r}; unpack cifar-10-python.tar.gz there (they are not shipped) or point "
+                        f"${DATA_ENV} (or --data-dir) at a folder that holds them.")
     parts = [read_cifar_batch(folders[0] / name) for name in CIFAR_FILES[split] if (folders[0] / name).is_file()]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 

@@ -287,14 +287,21 @@ def test_ptb_task_trains_and_connects_on_a_small_corpus(tmp_path):
     for split, n in (("train", 400), ("valid", 100), ("test", 100)):
         lines = [" ".join(words[(k + j) % 12] for j in range(rng.integers(3, 8))) for k in rng.integers(0, 12, n)]
         (d / f"ptb.{split}.txt").write_text("\n".join(lines) + "\n")
-    task = make_task("ptb", data_dir=str(tmp_path), vocab_size=10, n_train=16, n_eval=8, seq_len=6, embed=4,
-                     hidden=6)
-    assert task.p == 10 * 4 + 4 * 24 + 24 + 6 * 24 + 6 * 10 + 10 and task.level.startswith("held-out cross-entropy")
-    s = DSSSettings(l0=1.6, lr=0.02, max_steps=3000)
+    task = make_task("ptb", data_dir=str(tmp_path), vocab=10, n_train=16, n_eval=8, seq_len=6, hidden=6, layers=1)
+    assert task.p == 10 * 6 + 6 * 24 + 24 + 6 * 24 + 6 * 10 + 10 and task.level == "perplexity"
+    theta = task.init(1, torch.Generator().manual_seed(5))  # the level is exp(mean cross-entropy per token)
+    torch.nn.utils.vector_to_parameters(theta[0], task.module.parameters())
+    x, y = task._eval
+    with torch.no_grad():
+        ce = torch.nn.functional.cross_entropy(task.module(x).reshape(-1, 10), y.reshape(-1))
+    torch.testing.assert_close(task.loss_eval(theta)[0], ce.exp())
+    task.eval_chunk = 3  # in chunks of held-out windows: the same measure
+    torch.testing.assert_close(task.loss_eval(theta)[0], ce.exp())
+    s = DSSSettings(l0=math.exp(1.6), lr=0.02, max_steps=3000)
     models, reached, _, _ = train_models(task, 2, s.alpha * s.l0, torch.Generator().manual_seed(0), s, 3000, 1)
     assert bool(reached.all()), task.loss_eval(models)
     out = connect(task, models[0].numpy(), models[1].numpy(), s).outcome(s)
-    assert out["connected"] and out["max_interpolated_loss"] <= 1.6
+    assert out["connected"] and out["max_interpolated_loss"] <= math.exp(1.6)
 
 
 def test_scans_in_bounded_batches_give_the_same_curve():

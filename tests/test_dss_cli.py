@@ -143,12 +143,14 @@ def test_real_data_tasks_connect_on_files_in_the_standard_formats(tmp_path, caps
     for task in ("mnist", "cifar10"):
         out = tmp_path / f"{task}.h5"
         code, text, err = run_cli(capsys, "dss", "connect", "--task", task, "--data-dir", str(data), "--n-train", "40",
-                                  "--n-eval", "20", "--l0", "0.3", "--seed", "1", "--out", str(out), "--no-plots")
+                                  "--n-eval", "20", "--width", "0.125", "--batch-size", "16", "--l0", "0.3",
+                                  "--seed", "1", "--device", "cpu", "--out", str(out), "--no-plots")
         assert code == 0, err
         state, config, outcome = load_string(out)
         assert outcome["connected"] and state.finished
-        assert config["task"]["level"] == "held-out error" and config["task"]["n_train"] == 40
-        assert config["settings"]["lr"] == 0.01 and "data_digest" in config["task"]
+        assert config["task"]["level"] == "test error" and config["task"]["n_train"] == 40
+        assert config["task"]["width"] == 0.125 and config["task"]["batch_size"] == 16
+        assert config["settings"]["lr"] == 0.001 and "data_digest" in config["task"]
         code, _, err = run_cli(capsys, "dss", "connect", "--resume", str(out), "--data-dir", str(data), "--no-plots")
         assert code == 0, err
     from test_realdata import synthetic_images, write_idx
