@@ -90,13 +90,16 @@ def _load_level(path: Path, task, generator: torch.Generator) -> tuple[torch.Ten
 
 
 def _round_saver(out: Path | None, level: float, pairs: list[int], configs: dict[int, dict[str, Any]],
-                 settings: DSSSettings) -> Any:
-    """The callback that saves every string of a level after every depth (atomic writes), or None without ``out``."""
+                 settings: DSSSettings, committed: set[int] = frozenset()) -> Any:
+    """The callback that saves every string of a level after every depth (atomic writes), or None without ``out``;
+    strings already ``committed`` finished (a resume) are left as they are."""
     if out is None:
         return None
 
     def save(states: list[StringState]) -> None:
         for k, st in zip(pairs, states, strict=True):
+            if k in committed:
+                continue
             save_string(_string_file(out, level, k), st, configs[k], st.outcome(settings))
 
     return save
@@ -136,17 +139,25 @@ def run_sweep(task, sweep: SweepSettings, dss: DSSSettings, out: Path | None = N
                             "--endpoint-steps (the levels above are saved).")
         configs = {k: string_config(task, settings, k, sweep) for k in pairs}
         states: list[StringState] = []
+        done_rows: dict[int, dict[str, Any]] = {}  # finished strings with their rows: committed, not redone
         for k in pairs:
             path = _string_file(out, level, k) if out is not None else None
             if resume and path is not None and path.is_file():
-                states.append(load_string(path)[0])
+                st, _, outcome = load_string(path)
+                if st.finished and outcome and "straight_found" in outcome:
+                    failed = st.outcome(settings).get("failed_links")
+                    done_rows[k] = {**outcome, **({"failed_links": failed} if failed is not None else {})}
+                states.append(st)
             else:
                 states.append(start_string(task, host[2 * k], host[2 * k + 1], settings))
 
         t1 = time.perf_counter()
-        connect_many(task, states, settings, _round_saver(out, level, pairs, configs, settings))
+        connect_many(task, states, settings, _round_saver(out, level, pairs, configs, settings, set(done_rows)))
         connect_s = time.perf_counter() - t1
         for k, st in zip(pairs, states, strict=True):
+            if k in done_rows:
+                rows.append(done_rows[k])
+                continue
             row = pair_row(task, level, k, st, host[2 * k], host[2 * k + 1], settings, sweep, baselines, None)
             row.update(endpoint_steps=steps, level_train_s=train_s, level_connect_s=connect_s)
             rows.append(row)

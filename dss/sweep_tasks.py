@@ -84,7 +84,7 @@ def train_level(recipe: dict[str, Any], sweep_d: dict[str, Any], dss_d: dict[str
 def connect_pair(recipe: dict[str, Any], sweep_d: dict[str, Any], dss_d: dict[str, Any], out: str, baselines: bool,
                  level: float, k: int) -> dict[str, Any]:
     """Connect pair ``k`` of ``level`` and save its string; a finished string with the same settings is read back."""
-    from .store import load_string
+    from .store import load_string, save_string
 
     task = build_task(recipe)
     sweep, settings = _settings(sweep_d, dss_d, level)
@@ -95,12 +95,16 @@ def connect_pair(recipe: dict[str, Any], sweep_d: dict[str, Any], dss_d: dict[st
             string_config(task, settings, k, sweep), sort_keys=True, default=float)
         if same and st.finished and outcome:
             return {"kind": "pair", "reused": True, "row": {**outcome, **_failed_links(st, settings)}}
-    models = np.load(models_path(out, level))["models"]
+    with np.load(models_path(out, level)) as f:
+        models, steps = f["models"], int(f["steps"])
     a, b = models[2 * k], models[2 * k + 1]
     st = start_string(task, a, b, settings)
     connect_many(task, [st], settings)
-    return {"kind": "pair", "reused": False, "row": pair_row(task, level, k, st, a, b, settings, sweep, baselines,
-                                                              Path(out))}
+    row = pair_row(task, level, k, st, a, b, settings, sweep, baselines, None)
+    row["endpoint_steps"] = steps  # as the single-machine sweep's row
+    save_string(path, st, string_config(task, settings, k, sweep), {kk: v for kk, v in row.items()
+                                                                      if kk != "failed_links"})
+    return {"kind": "pair", "reused": False, "row": row}
 
 
 def _failed_links(st: Any, settings: DSSSettings) -> dict[str, Any]:
