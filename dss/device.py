@@ -9,24 +9,11 @@ from __future__ import annotations
 
 import torch
 
-from mcmc_landscape.errors import SpecError
+from mcmc_landscape.devices import resolve_device  # noqa: F401  (re-exported)
 
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``auto`` is CUDA where available, else the CPU; asking for CUDA where there is none is a clear error."""
-    if isinstance(device, torch.device):
-        return device
-    device = device or "auto"
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SpecError("--device cuda was asked for but PyTorch sees no CUDA GPU here; use --device cpu or auto.")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise SpecError(f"unknown device {device!r}; use auto, cpu or cuda.") from None
 
 
 def task_device(task) -> torch.device:

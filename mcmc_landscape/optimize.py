@@ -25,24 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from .devices import resolve_device
 from .errors import SpecError
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]
 GradFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` is CUDA where PyTorch sees one, else the CPU; asking for CUDA where there is none is a clear error."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SpecError("--device cuda was asked for but PyTorch sees no CUDA GPU here; use --device cpu or auto.")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise SpecError(f"unknown device {device!r}; use auto, cpu or cuda.") from None
 
 
 def autograd_energy_grad(energy: EnergyFn) -> GradFn:

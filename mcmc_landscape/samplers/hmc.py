@@ -37,6 +37,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ..devices import resolve_device  # noqa: F401  (re-exported: hmc.resolve_device)
 from ..errors import SpecError
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]  # (C, p) -> (C,)
@@ -89,16 +90,6 @@ def validate_settings(s: HMCSettings) -> None:
         raise SpecError(f"initial step size must be positive, got {s.initial_step}.")
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` is CUDA where available, else the CPU; asking for CUDA where there is none is a clear error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SpecError("--device cuda was asked for but PyTorch sees no CUDA GPU here; use --device cpu or auto.")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise SpecError(f"unknown device {device!r}; use auto, cpu or cuda.") from None
 
 
 def window_ends(warmup: int) -> tuple[int, int, list[int]]:
