@@ -97,28 +97,34 @@ def test_two_resumes_at_once_one_runs_the_other_is_refused_and_kill_9_frees_the_
     start_run({"chains": 2, "draws": 200, "warmup": 50, "seed": 5}, path).run(quiet=True)
     resume = ("sample", "--resume", str(path), "--draws", "1000000000", "--block-evals", "200")
     procs = [landscape(*resume), landscape(*resume)]
-    while all(p.poll() is None for p in procs):  # the loser gives up as soon as it meets the lock
-        time.sleep(0.05)
-    loser = next(p for p in procs if p.poll() is not None)
-    winner = next(p for p in procs if p is not loser)
-    _, err = loser.communicate()
-    assert loser.returncode == 2, err
-    assert err.strip().count("\n") == 0 and "Traceback" not in err
-    assert f"is being written by process {winner.pid}" in err and "run the command again" in err
-    assert winner.poll() is None  # the winner is untouched by the refused one and goes on writing
-    n = wait_for_commits(path, 400)
-    os.kill(winner.pid, signal.SIGKILL)
-    winner.communicate()
-    with ChainReader(path) as r:  # left flagged "open for write" by a dead writer, still readable
-        n = r.committed_draws
-        theta = r.get_chain()
-    assert n >= 400
-    later = landscape("sample", "--resume", str(path), "--draws", str(n + 50))
-    _, err = later.communicate(timeout=300)
-    assert later.returncode == 0, err  # the lock died with its holder: repaired and resumed
-    with ChainReader(path) as r:
-        assert r.committed_draws == n + 50
-        np.testing.assert_array_equal(r.get_chain()[:, :n], theta)
+    try:
+        while all(p.poll() is None for p in procs):  # the loser gives up as soon as it meets the lock
+            time.sleep(0.05)
+        loser = next(p for p in procs if p.poll() is not None)
+        winner = next(p for p in procs if p is not loser)
+        _, err = loser.communicate()
+        assert loser.returncode == 2, err
+        assert err.strip().count("\n") == 0 and "Traceback" not in err
+        assert f"is being written by process {winner.pid}" in err and "run the command again" in err
+        assert winner.poll() is None  # the winner is untouched by the refused one and goes on writing
+        n = wait_for_commits(path, 400)
+        os.kill(winner.pid, signal.SIGKILL)
+        winner.communicate()
+        with ChainReader(path) as r:  # left flagged "open for write" by a dead writer, still readable
+            n = r.committed_draws
+            theta = r.get_chain()
+        assert n >= 400
+        later = landscape("sample", "--resume", str(path), "--draws", str(n + 50))
+        _, err = later.communicate(timeout=300)
+        assert later.returncode == 0, err  # the lock died with its holder: repaired and resumed
+        with ChainReader(path) as r:
+            assert r.committed_draws == n + 50
+            np.testing.assert_array_equal(r.get_chain()[:, :n], theta)
+    finally:  # a failed assertion must not leave a writer of 1e9 draws running
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
 
 
 def test_the_same_lock_guards_dss_string_files(tmp_path, holder, capsys):
