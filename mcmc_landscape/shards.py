@@ -231,7 +231,7 @@ def is_sharded(path: str | os.PathLike, run: str | None = None) -> bool:
     import h5py
 
     try:
-        with h5py.File(path, "r", swmr=True) as f:
+        with h5py.File(path, "r", swmr=True, locking=False) as f:
             groups = [f[k] for k in f if isinstance(f[k], h5py.Group)]
             return any("shard_table" in g.attrs and (run is None or g.name == f"/{run}") for g in groups)
     except (OSError, RuntimeError, ValueError):
@@ -286,7 +286,7 @@ def _write_main(path: Path, run: str, cfg: dict[str, Any], shards: list[Shard], 
     tmp = path.with_name(path.name + ".joining")
     n, p = int(cfg["chains"]), int(cfg["n_params"])
     folder = shard_folder(path).name
-    with h5py.File(tmp, "w", libver="latest") as f:
+    with h5py.File(tmp, "w", libver="latest", locking=False) as f:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         g = f.create_group(run)

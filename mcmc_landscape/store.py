@@ -73,15 +73,18 @@ def _lock(path: str | os.PathLike) -> WriterLock:
 
 
 def _open_read(path: str | os.PathLike) -> h5py.File:
-    """Open any chain file for reading, including one left flagged by a killed writer."""
+    """Open any chain file for reading, including one left flagged by a killed writer.
+
+    Readers take no HDF5 file lock: the writer's guard is ``<file>.lock``, and a reader's lock would make a writer
+    that resumes or closes the file fail while anyone (``landscape diagnose``, a notebook) happens to read it."""
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"chain file {str(path)!r} does not exist; check the path or run `landscape sample` first.")
     try:
-        f = h5py.File(path, "r", swmr=True)
+        f = h5py.File(path, "r", swmr=True, locking=False)
     except (OSError, RuntimeError, ValueError):
         try:
-            f = h5py.File(path, "r")
+            f = h5py.File(path, "r", locking=False)
         except (OSError, RuntimeError, ValueError):
             raise StoreError(
                 f"{str(path)!r} is not a readable HDF5 file (corrupt or not HDF5); re-create it with `landscape sample`."
@@ -157,7 +160,7 @@ class ChainWriter:
                      state: dict[str, np.ndarray], extra: dict[str, np.ndarray] | None, compression: str,
                      block_draws: int | None, theta_dtype: str) -> None:
         tmp = path.with_name(path.name + ".creating")
-        with h5py.File(tmp, "w", libver="latest") as f:
+        with h5py.File(tmp, "w", libver="latest", locking=False) as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
             g = f.create_group(run)
@@ -222,12 +225,12 @@ class ChainWriter:
         """Open for appending; the caller holds the lock, so a file flagged "open for write" has no live writer."""
         _open_read(path).close()  # clear errors for missing, corrupt and foreign files
         try:
-            return h5py.File(path, "r+", libver="latest", rdcc_nbytes=CHUNK_BYTES * 4)
+            return _open_for_write(path, rdcc_nbytes=CHUNK_BYTES * 4)
         except OSError as exc:
             if "already open for write" not in str(exc):
                 raise StoreError(f"{str(path)!r} cannot be opened for writing ({exc}).") from None
             repair(path)
-            return h5py.File(path, "r+", libver="latest", rdcc_nbytes=CHUNK_BYTES * 4)
+            return _open_for_write(path, rdcc_nbytes=CHUNK_BYTES * 4)
 
     # -- writing ----------------------------------------------------------------------------------------------------
     def write_state(self, state: dict[str, np.ndarray], commit: bool = True) -> None:
@@ -267,7 +270,7 @@ class ChainWriter:
             return
         try:
             self._f.close()
-            with h5py.File(self.path, "r+", libver="latest") as f:
+            with _open_for_write(self.path) as f:
                 f[self.run].attrs["committed_draws"] = self.committed_draws
         finally:
             self._lock.release()
@@ -277,6 +280,19 @@ class ChainWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _open_for_write(path: Path, **kw: Any) -> h5py.File:
+    """Open ``path`` read-write without HDF5's file lock (``<file>.lock`` guards writers; an HDF5 lock would also
+    refuse the writer while any reader had the file open, and every open of one file in a process must agree on it)."""
+    try:
+        return h5py.File(path, "r+", libver="latest", locking=False, **kw)
+    except OSError as exc:
+        if "already open for read-only" in str(exc):
+            raise StoreError(
+                f"{str(path)!r} is open for reading in this same process; close that reader (ChainReader) first."
+            ) from None
+        raise
 
 
 def _write_whole_chunks(d: h5py.Dataset, block: np.ndarray, start: int) -> None:
@@ -301,7 +317,8 @@ def repair(path: str | os.PathLike) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".repairing")
     with _lock(path):
-        with h5py.File(path, "r", swmr=True) as src, h5py.File(tmp, "w", libver="latest") as dst:
+        src = h5py.File(path, "r", swmr=True, locking=False)
+        with src, h5py.File(tmp, "w", libver="latest", locking=False) as dst:
             for k, v in src.attrs.items():
                 dst.attrs[k] = v
             for name in src:

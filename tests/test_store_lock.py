@@ -138,3 +138,29 @@ def test_the_same_lock_guards_dss_string_files(tmp_path, holder, capsys):
     assert main(["dss", "connect", "--resume", str(path)]) == 2  # refused before the file is even read
     err = capsys.readouterr().err
     assert f"string file {str(path)!r} is being written by process {proc.pid}" in err
+
+
+READ_AND_HOLD = """
+import sys
+from mcmc_landscape.store import ChainReader
+r = ChainReader(sys.argv[1])
+print(r.committed_draws, flush=True)
+sys.stdin.read()  # keep the file open until the test closes our stdin
+"""
+
+
+def test_a_reader_in_another_process_never_stops_a_writer_from_opening_appending_and_closing(tmp_path):
+    # was: HDF5's own read lock made a resume fail ("unable to lock file") while `diagnose` or a poller read the file
+    path = tmp_path / "a.h5"
+    ChainWriter.create(path, "r", {}, 2, 3, _state(2)).close()
+    reader = subprocess.Popen([sys.executable, "-c", READ_AND_HOLD, str(path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "0"  # the reader has the file open now
+        with ChainWriter.open(path) as w:
+            w.append(np.ones((2, 4, 3)), np.ones((2, 4)), np.ones((2, 4), bool), _state(2))
+        with ChainReader(path) as r:
+            assert r.committed_draws == 4
+    finally:
+        reader.kill()
+        reader.wait()
