@@ -48,10 +48,12 @@ def kill_and_resume(args, path, seed, kills, total, resume_extra=(), check=None)
     for target in targets:
         if _wait_for_commits(proc, path, target):
             time.sleep(rng.uniform(0.0, 0.05))
-        if proc.poll() is None:
+        hit = proc.poll() is None
+        if hit:
             os.kill(proc.pid, signal.SIGKILL)
             hits += 1
-        proc.communicate(timeout=300)
+        _, err = proc.communicate(timeout=300)
+        assert hit or proc.returncode == 0, err  # a run that ended by itself must have ended well
         if check is not None and path.exists():
             check()
         again = ["sample", "--resume", str(path), *resume_extra] if path.exists() else [*args, "--out", str(path)]
