@@ -219,7 +219,8 @@ def _start_zoo(cfg: dict[str, Any], explicit: dict[str, Any], device: str, data_
         cfg["data"] = "cifar10" if cfg["model"].startswith("cifar") else "mnist"
     from .samplers.hmc import resolve_device
 
-    cfg["dtype"] = zs.resolve_dtype(cfg, resolve_device(device))
+    # the MLP HMC's float64 default is not a choice here: unless --dtype was given, float32 on a GPU (issue 14)
+    cfg["dtype"] = zs.resolve_dtype({"dtype": explicit.get("dtype")}, resolve_device(device))
     cfg.setdefault("theta_dtype", "float32")
     x, y = zs.load_zoo_data(cfg["data"], int(cfg["n_train"]), data_dir)
     cfg["data_sha256"] = zoo_data_digest(x, y)

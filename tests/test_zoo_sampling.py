@@ -174,3 +174,24 @@ def test_analyze_cli_writes_the_figures_for_a_convnet_run(convnet_file, tmp_path
     assert "[raw]" in capsys.readouterr().out
     for name in ("embedding_3d_raw.png", "good_minima_2d_raw.png", "summary.json", "coords_raw.npz"):
         assert (out / name).stat().st_size > 0
+
+
+@pytest.mark.parametrize("sampler", ["hmc", "rw"])
+def test_zoo_runs_default_to_float32_on_a_gpu_and_float64_on_the_cpu(mnist_dir, monkeypatch, sampler):
+    # was: the MLP HMC's float64 default reached zoo runs, so `--model ... --sampler hmc --device cuda` ran in float64
+    from mcmc_landscape import sampling, zoo_sampling
+    from mcmc_landscape.samplers import hmc
+
+    seen = {}
+
+    def no_kernel(cfg, x, y, device):
+        seen["dtype"] = cfg["dtype"]
+        raise RuntimeError("stop before building the kernel")
+
+    monkeypatch.setattr(zoo_sampling, "make_zoo_kernel", no_kernel)
+    explicit = {"model": "mnist-convnet", "width": 0.25, "n_train": 6, "sampler": sampler}
+    for device, given, want in (("cuda", None, "float32"), ("cpu", None, "float64"), ("cuda", "float64", "float64")):
+        monkeypatch.setattr(hmc, "resolve_device", lambda d, dev=device: torch.device(dev))
+        with pytest.raises(RuntimeError, match="stop before"):
+            sampling.new_config({**explicit, **({"dtype": given} if given else {})}, device, mnist_dir / "data")
+        assert seen["dtype"] == want, (sampler, device, given)

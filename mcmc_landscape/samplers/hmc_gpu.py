@@ -27,6 +27,9 @@ from typing import Any
 
 import numpy as np
 
+if not hasattr(np, "row_stack"):  # numba-cuda 0.2x-0.30 registers np.row_stack, which NumPy 2.5 removed: an alias
+    np.row_stack = np.vstack  # lets it import (measured: the H200 machine's numba-cuda failed on it, 2026-11-25)
+
 from ..data import Dataset
 from ..nets import MLPSpec
 
