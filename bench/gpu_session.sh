@@ -25,7 +25,7 @@ step() {  # step NAME CAP_SECONDS COMMAND...: run it under its cap, log to $OUT/
 }
 
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python -c "import torch, numba, numpy, sys; \
-print(sys.version.split()[0], 'torch', torch.__version__, 'numba', numba.__version__, "numpy", numpy.__version__, torch.cuda.get_device_name())"; \
+print(sys.version.split()[0], 'torch', torch.__version__, 'numba', numba.__version__, 'numpy', numpy.__version__, torch.cuda.get_device_name())"; \
 nproc; } > "$OUT/01-machine.log" 2>&1
 
 # issue 14 item 1: fused trajectory throughput up to 2^20 chains, and ESS of U per second against NumPyro's NUTS
