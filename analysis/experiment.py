@@ -191,10 +191,12 @@ def diagnose_modulo_symmetry(path: Path, spec: MLPSpec) -> dict[str, Any]:
     return d
 
 
-def _load(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """All committed draws of a run, flattened, with their loss U/n."""
+def _load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All committed draws of a run, flattened, with their loss U/n and the chain each came from."""
     with ChainReader(path) as r:
-        return r.get_chain(flat=True), r.get_energy(flat=True) / len(r.extra("data/y"))
+        energy = r.get_energy()
+        chain = np.repeat(np.arange(energy.shape[0]), energy.shape[1])
+        return r.get_chain(flat=True), energy.reshape(-1) / len(r.extra("data/y")), chain
 
 
 def data_figure(path: Path, x: np.ndarray, y: np.ndarray, title: str) -> Path:
@@ -282,16 +284,19 @@ def _inside(theta: np.ndarray, box: float) -> np.ndarray:
     return np.all(np.abs(theta) <= box * (1 + 1e-12), axis=1)
 
 
-def _subsample(T: np.ndarray, n: int, seed: int) -> np.ndarray:
+def _subsample(n_rows: int, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return T[np.sort(rng.choice(len(T), min(n, len(T)), replace=False))]
+    return np.sort(rng.choice(n_rows, min(n, n_rows), replace=False))
 
 
-def _test(A: np.ndarray, B: np.ndarray, spec: MLPSpec, s: ExperimentSettings, seed: int) -> dict[str, Any] | None:
-    A, B = _subsample(A, s.n_test, seed), _subsample(B, s.n_test, seed + 1)
-    if min(len(A), len(B)) < 10:
+def _test(A: np.ndarray, B: np.ndarray, chains: tuple[np.ndarray, np.ndarray], spec: MLPSpec, s: ExperimentSettings,
+          seed: int) -> dict[str, Any] | None:
+    """The energy test on at most ``n_test`` draws a side, whole chains permuted (draws of a chain are dependent)."""
+    ia, ib = _subsample(len(A), s.n_test, seed), _subsample(len(B), s.n_test, seed + 1)
+    if min(len(ia), len(ib)) < 10:
         return None
-    return energy_test(canonicalize(A, spec), canonicalize(B, spec), s.n_perm, s.seed)
+    return energy_test(canonicalize(A[ia], spec), canonicalize(B[ib], spec), s.n_perm, s.seed,
+                       groups=(chains[0][ia], chains[1][ib]))
 
 
 def compare(s: ExperimentSettings, out: Path, plans: list[RunPlan], spec: MLPSpec) -> dict[str, Any]:
@@ -299,28 +304,29 @@ def compare(s: ExperimentSettings, out: Path, plans: list[RunPlan], spec: MLPSpe
     layout = spec.offsets()
     ref = plans[0].name
     draws = {p.name: _load(out / p.name / "chains.h5") for p in plans}
-    th_ref, loss_ref = draws[ref]
+    th_ref, loss_ref, ch_ref = draws[ref]
     tests: dict[str, dict[str, Any]] = {}
     for i, plan in enumerate(plans[1:]):
-        th, loss = draws[plan.name]
+        th, loss, ch = draws[plan.name]
         entry: dict[str, Any] = {}
         affine = plan.transform is not None and plan.transform.is_affine and plan.role == "transform"
         for subset, keep_ref, keep in (("all", np.ones(len(th_ref), bool), np.ones(len(th), bool)),
                                        ("good", loss_ref < s.threshold, loss < s.threshold)):
-            R, B = th_ref[keep_ref], th[keep]
+            R, B, cr, cb = th_ref[keep_ref], th[keep], ch_ref[keep_ref], ch[keep]
             seed = s.seed + 10 * i
             if affine:
                 A, t = plan.transform.affine(spec.n_in)
                 mapped = unabsorb(B, layout, A, t)
                 in_ref = _inside(absorb(R, layout, A, t), s.box)  # reference draws whose image lies in the box
                 in_run = _inside(mapped, s.box)  # mapped draws inside the reference's box
-                entry.setdefault("mapped", {})[subset] = _test(R[in_ref], mapped[in_run], spec, s, seed)
-                entry.setdefault("unmapped", {})[subset] = _test(R, B, spec, s, seed + 2)
+                entry.setdefault("mapped", {})[subset] = _test(R[in_ref], mapped[in_run], (cr[in_ref], cb[in_run]),
+                                                                spec, s, seed)
+                entry.setdefault("unmapped", {})[subset] = _test(R, B, (cr, cb), spec, s, seed + 2)
                 entry.setdefault("box_cut_share", {})[subset] = {
                     "reference": float(1 - in_ref.mean()) if len(R) else None,
                     "run": float(1 - in_run.mean()) if len(B) else None}
             else:
-                entry.setdefault("direct", {})[subset] = _test(R, B, spec, s, seed)
+                entry.setdefault("direct", {})[subset] = _test(R, B, (cr, cb), spec, s, seed)
         tests[plan.name] = entry
     shared = shared_embedding(s, spec, [p.name for p in plans], draws)
     return {"reference": ref, "tests": tests, "shared_embedding": shared["runs"],
@@ -328,11 +334,11 @@ def compare(s: ExperimentSettings, out: Path, plans: list[RunPlan], spec: MLPSpe
 
 
 def shared_embedding(s: ExperimentSettings, spec: MLPSpec, names: list[str],
-                     draws: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+                     draws: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, Any]:
     """One kernel-PCA fit for all runs (canonical draws as sampled), each run's plane of good minima in it."""
     pooled, good_sets = [], {}
     for name in names:
-        th, loss = draws[name]
+        th, loss, _ = draws[name]
         rng = np.random.default_rng(s.seed)
         keep = rng.choice(len(th), min(len(th), s.max_draws // len(names)), replace=False)
         pooled.append(canonicalize(th[keep], spec))
@@ -453,7 +459,8 @@ def report_markdown(result: dict[str, Any]) -> str:
     c = result["comparison"]
     lines += ["", "## Prediction and measurement", "",
               f"Reference: `{c['reference']}`. Energy-distance permutation test ({s['n_test']} canonical draws a side, "
-              f"{s['n_perm']} permutations), on the good minima where each side has at least 10, else on all draws; "
+              f"{s['n_perm']} permutations of whole chains: the draws of one chain are dependent, the chains are "
+              "not), on the good minima where each side has at least 10, else on all draws; "
               f"'same' means p ≥ {ALPHA}. Affine transforms: the run's draws mapped back by the inverse of the "
               "first-layer map and cut to the part of parameter space inside both boxes (*mapped*); the same test "
               "without mapping back is the power control (*unmapped*: it must detect the change).", "",

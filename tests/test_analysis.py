@@ -185,6 +185,28 @@ def test_energy_test_accepts_equal_and_rejects_different_distributions():
     assert same["p_value"] > 0.05 and diff["p_value"] < 0.01
 
 
+def test_energy_test_by_chains_holds_its_level_where_chains_stick_in_modes():
+    # Each chain sits in one of two modes (a multimodal target, chains that do not hop): two runs of one law differ in
+    # how many chains landed where. Draw by draw that looks like hundreds of witnesses; chain by chain it is 12.
+    from analysis.comparison import energy_test
+
+    def run(rng, p_mode, chains=12, draws=10):
+        modes = np.where(rng.random(chains) < p_mode, 3.0, -3.0)
+        x = modes[:, None, None] + 0.3 * rng.normal(size=(chains, draws, 3))
+        return x.reshape(-1, 3), np.repeat(np.arange(chains), draws)
+
+    rng = np.random.default_rng(11)
+    by_draw = by_chain = 0
+    for _ in range(20):
+        (A, ga), (B, gb) = run(rng, 0.5), run(rng, 0.5)
+        by_draw += energy_test(A, B, 100)["p_value"] < 0.05
+        by_chain += energy_test(A, B, 100, groups=(ga, gb))["p_value"] < 0.05
+    assert by_draw >= 6 and by_chain <= 3  # nominal 1 in 20: draw-level far above it (9), chain-level near it (2)
+    for _ in range(3):  # and it still sees a real difference (most chains in the other mode)
+        (A, ga), (B, gb) = run(rng, 0.1), run(rng, 0.9)
+        assert energy_test(A, B, 100, groups=(ga, gb))["p_value"] < 0.02
+
+
 def test_matched_procrustes_sees_shape_not_labels():
     from analysis.comparison import matched_procrustes
 
