@@ -27,7 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +52,10 @@ DEFAULT_TRANSFORMS = ["rotate:120", "reflect:x", "scale:0.5", "translate:0.2,0",
 
 
 @dataclass
-class ExperimentSettings:
-    """Everything that defines an experiment; written to ``settings.toml`` and read back by ``--config``."""
+class SamplingStudySettings:
+    """What every invariance study (`experiment`, `rotation`) shares: the network, the sampler and the analysis; the
+    defaults reach `diagnose`'s "converged" (bench/RESULTS.md, "Converging the rotation experiment")."""
 
-    transforms: list[str] = field(default_factory=lambda: list(DEFAULT_TRANSFORMS))
-    data: str = "points10"  # the reference's data (a name or CSV, with transforms after '|')
     arch: str = "2,2"
     activation: str = "relu"
     sampler: str = "pt"
@@ -76,8 +75,16 @@ class ExperimentSettings:
     n_test: int = 500
     n_perm: int = 200
     control: bool = True
-    control_seed: int = 1
     labels_seed: int = 1
+
+
+@dataclass
+class ExperimentSettings(SamplingStudySettings):
+    """Everything that defines an experiment; written to ``settings.toml`` and read back by ``--config``."""
+
+    transforms: list[str] = field(default_factory=lambda: list(DEFAULT_TRANSFORMS))
+    data: str = "points10"  # the reference's data (a name or CSV, with transforms after '|')
+    control_seed: int = 1
 
 
 @dataclass
@@ -99,7 +106,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 def dump_toml(s: Any, title: str = "landscape experiment") -> str:
     lines = [f"# {title} settings (written back by the run; pass with --config to repeat it)"]
-    for k, v in asdict(s).items():
+    items = asdict(s)
+    shared = {f.name for f in fields(SamplingStudySettings)}
+    for k in sorted(items, key=lambda k: k in shared):  # the study's own settings first (transforms, angles, ...)
+        v = items[k]
         if isinstance(v, bool):
             lines.append(f"{k} = {str(v).lower()}")
         elif isinstance(v, str):

@@ -17,37 +17,17 @@ import numpy as np
 from mcmc_landscape.nets import MLPSpec
 
 from .comparison import unrotate
-from .experiment import ExperimentSettings, load_toml, run_experiment
+from .experiment import ExperimentSettings, SamplingStudySettings, load_toml, run_experiment
 from .experiment import dump_toml as _dump_toml
 
 __all__ = ["RotationSettings", "dump_toml", "load_toml", "run_rotation", "experiment_settings"]
 
 
 @dataclass
-class RotationSettings:
-    """The rotation experiment's settings; the defaults reach `diagnose`'s "converged" (bench/RESULTS.md)."""
+class RotationSettings(SamplingStudySettings):
+    """The rotation experiment's settings: the angles, the first the reference; the rest as every study's."""
 
     angles: list[float] = field(default_factory=lambda: [0.0, 120.0, 240.0])
-    arch: str = "2,2"
-    activation: str = "relu"
-    sampler: str = "pt"
-    chains: int = 16
-    draws: int = 4000
-    warmup: int = 20000
-    thin: int = 500
-    temps: int = 5
-    t_max: float = 20.0
-    seed: int = 0
-    box: float = 10.0
-    temperature: float = 1.0
-    threshold: float = 0.1
-    max_draws: int = 20000
-    n_boot: int = 200
-    n_boot_kernel: int = 5
-    n_test: int = 500
-    n_perm: int = 200
-    control: bool = True
-    labels_seed: int = 1
 
 
 def dump_toml(s: RotationSettings) -> str:
