@@ -26,6 +26,7 @@ from numba import types
 from ..energy import ENERGY_FN_TYPE, EnergyModel
 from ..errors import SpecError
 from ..rng import chain_seeds, fill_normal, uniform
+from .bound import BoundKernel
 
 
 class RWState(NamedTuple):
@@ -219,21 +220,15 @@ def _rw_steps(fn, fdata, idata, rows, cols, pos, energy, log_step, log_step_bar,
         n_bad[c] = bad
 
 
-class RWKernel:
+class RWKernel(BoundKernel):
     """The random walk bound to an energy and settings, in the shape the runner drives."""
 
     name = "rw"
+    state_type = RWState
+    _validate = staticmethod(validate_settings)
 
-    def __init__(self, model: EnergyModel, settings: RWSettings):
-        validate_settings(settings)
-        self.model = model
-        self.settings = settings
-
-    def init(self, n_chains: int, seed: int) -> RWState:
+    def _init(self, n_chains: int, seed: int) -> RWState:
         return init(self.model, n_chains, seed, self.settings)
-
-    def warmup_left(self, state: RWState) -> int:
-        return max(self.settings.warmup - state.iteration, 0)
 
     def step_cost(self) -> int:
         """Energy evaluations per kept draw and chain (for sizing blocks)."""
@@ -242,18 +237,6 @@ class RWKernel:
     def run_block(self, state: RWState, n_draws: int, max_warmup_steps: int | None = None):
         state, theta, energy, info = run_block(self.model, state, n_draws, self.settings, max_warmup_steps)
         return state, theta, energy, info.accepted
-
-    @staticmethod
-    def state_arrays(state: RWState) -> dict[str, np.ndarray]:
-        d = state._asdict()
-        d["iteration"] = np.int64(d["iteration"])
-        return d
-
-    @staticmethod
-    def state_from_arrays(arrays: dict[str, np.ndarray]) -> RWState:
-        d = {k: np.ascontiguousarray(arrays[k]) for k in RWState._fields}
-        d["iteration"] = int(arrays["iteration"])
-        return RWState(**d)
 
     def summary(self, state: RWState) -> dict[str, float]:
         """Numbers for the progress line: mean acceptance since warm-up and median step size."""

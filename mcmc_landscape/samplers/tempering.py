@@ -27,6 +27,7 @@ from numba import types
 from ..energy import ENERGY_FN_TYPE, EnergyModel
 from ..errors import SpecError
 from ..rng import chain_seeds, fill_normal, uniform
+from .bound import BoundKernel
 
 
 class PTSettings(NamedTuple):
@@ -245,24 +246,17 @@ def _pt_steps(fn, fdata, idata, rows, cols, pos, lad_e, log_step, log_step_bar, 
                     out_moved[c, d_idx] = moved0
 
 
-_SCALARS = ("iteration",)
 
 
-class PTKernel:
+class PTKernel(BoundKernel):
     """Replica exchange bound to an energy and settings, in the shape the runner drives."""
 
     name = "pt"
+    state_type = PTState
+    _validate = staticmethod(validate_settings)
 
-    def __init__(self, model: EnergyModel, settings: PTSettings):
-        validate_settings(settings)
-        self.model = model
-        self.settings = settings
-
-    def init(self, n_chains: int, seed: int) -> PTState:
+    def _init(self, n_chains: int, seed: int) -> PTState:
         return init(self.model, n_chains, seed, self.settings)
-
-    def warmup_left(self, state: PTState) -> int:
-        return max(self.settings.warmup - state.iteration, 0)
 
     def step_cost(self) -> int:
         """Energy evaluations per kept draw and chain: every rung moves every step."""
@@ -270,18 +264,6 @@ class PTKernel:
 
     def run_block(self, state: PTState, n_draws: int, max_warmup_steps: int | None = None):
         return run_block(self.model, state, n_draws, self.settings, max_warmup_steps)
-
-    @staticmethod
-    def state_arrays(state: PTState) -> dict[str, np.ndarray]:
-        d = state._asdict()
-        d["iteration"] = np.int64(d["iteration"])
-        return d
-
-    @staticmethod
-    def state_from_arrays(arrays: dict[str, np.ndarray]) -> PTState:
-        d = {k: np.ascontiguousarray(arrays[k]) for k in PTState._fields}
-        d["iteration"] = int(arrays["iteration"])
-        return PTState(**d)
 
     def summary(self, state: PTState) -> dict[str, float]:
         """Progress numbers: rung 0's acceptance, its median step, the mean swap rate and non-finite proposals."""
