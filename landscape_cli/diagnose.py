@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from mcmc_landscape.errors import SpecError
 
 from .common import nonneg_int, positive_int
@@ -21,6 +23,11 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
     g.add_argument("--plots", type=Path, help="folder for trace and rank plots (default: FILE without .h5 + "
                    "'_diagnostics')")
     g.add_argument("--no-plots", action="store_true", help="skip the plots")
+    g.add_argument("--max-coords", type=positive_int, default=1000,
+                   help="diagnose U and at most this many coordinates, drawn at random (seed 0) where the run has "
+                        "more (a convnet's 2e5): θ is then read in blocks, never whole (default 1000)")
+    g.add_argument("--memory-mb", type=positive_int, default=1024,
+                   help="largest block of θ read at once with --max-coords in force, in MB (default 1024)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,13 +38,19 @@ def run(args: argparse.Namespace) -> int:
         if reader.committed_draws - args.discard < 4 * args.thin:
             raise SpecError(f"{str(args.file)!r} holds {reader.committed_draws} draws per chain; after --discard "
                             f"{args.discard} fewer than 4 remain to diagnose.")
-        theta = reader.get_chain(args.discard, args.thin)
+        p = reader.n_params
+        columns = None
+        if p > args.max_coords:
+            columns = np.sort(np.random.default_rng(0).choice(p, args.max_coords, replace=False))
+            theta = reader.get_coordinates(columns, args.discard, args.thin, args.memory_mb * 2**20)
+        else:
+            theta = reader.get_chain(args.discard, args.thin)
         energy = reader.get_energy(args.discard, args.thin)
         accepted = reader.get("accepted", args.discard, args.thin)
         state = reader.state()
         config = reader.config
     diag = diagnose(theta, energy, accepted, int(state.get("n_nonfinite", 0).sum()) if "n_nonfinite" in state
-                    else 0, discard=args.discard)
+                    else 0, discard=args.discard, coordinates=columns, n_params=p)
     plots = []
     if not args.no_plots:
         folder = args.plots or args.file.with_name(args.file.stem + "_diagnostics")
@@ -48,11 +61,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=1))
         return 0
     d = diag
+    scope = f"all {p}" if columns is None else f"{len(columns)} of {p}, at random"
     lines = [
-        f"file           {args.file}  ({d.n_chains} chains × {d.n_draws} draws, p = {theta.shape[2]})",
+        f"file           {args.file}  ({d.n_chains} chains × {d.n_draws} draws, p = {p})",
         f"energy U       mean {d.energy['mean']:.4g}  R-hat {d.energy['rhat']:.4f}  ESS bulk "
         f"{d.energy['ess_bulk']:.0f} tail {d.energy['ess_tail']:.0f}  MCSE {d.energy['mcse_mean']:.3g}",
-        f"θ (all {theta.shape[2]})    max R-hat {d.theta_max_rhat:.4f} (θ[{d.theta_worst_rhat_index}])  min ESS bulk "
+        f"θ ({scope})    max R-hat {d.theta_max_rhat:.4f} (θ[{d.theta_worst_rhat_index}])  min ESS bulk "
         f"{d.theta_min_ess_bulk:.0f} tail {d.theta_min_ess_tail:.0f} (θ[{d.theta_min_ess_index}])",
         f"acceptance     mean {d.acceptance_mean:.3f}  min {d.acceptance_min:.3f}  max {d.acceptance_max:.3f};"
         f"  non-finite proposals {d.nonfinite}",
@@ -64,3 +78,4 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     print(d.verdict())
     return 0
+

@@ -43,12 +43,17 @@ class Diagnosis:
     converged: bool
     reasons: list[str] = field(default_factory=list)
     per_coordinate: dict[str, list[float]] = field(default_factory=dict)
+    #: the coordinates diagnosed where not all of them were (a random subset of a wide run), and how many there are
+    coordinates: list[int] | None = None
+    n_params: int | None = None
 
     def verdict(self) -> str:
+        scope = "" if self.coordinates is None else (
+            f" (judged on U and {len(self.coordinates)} of the {self.n_params} coordinates, drawn at random)")
         if self.converged:
             return (f"converged: max R-hat {self._max_rhat():.4f} < {RHAT_MAX}, min ESS "
-                    f"{self._min_ess():.0f} ≥ {ESS_MIN:.0f}, chain means consistent with a normal distribution.")
-        return "not converged: " + "; ".join(self.reasons) + "."
+                    f"{self._min_ess():.0f} ≥ {ESS_MIN:.0f}, chain means consistent with a normal distribution{scope}.")
+        return "not converged: " + "; ".join(self.reasons) + scope + "."
 
     def _max_rhat(self) -> float:
         return max(self.energy["rhat"], self.theta_max_rhat)
@@ -83,12 +88,13 @@ def _arviz():
     return arviz
 
 
-def to_inference_data(theta: np.ndarray, energy: np.ndarray):
-    """Draws (chains, draws, p) and energies (chains, draws) as an ArviZ InferenceData."""
+def to_inference_data(theta: np.ndarray, energy: np.ndarray, coordinates: np.ndarray | None = None):
+    """Draws (chains, draws, p) and energies (chains, draws) as an ArviZ InferenceData; ``coordinates`` names the
+    columns of ``theta`` where they are a subset of the run's."""
     az = _arviz()
 
-    return az.from_dict(posterior={"U": energy, "theta": theta}, dims={"theta": ["param"]},
-                        coords={"param": np.arange(theta.shape[2])})
+    param = np.arange(theta.shape[2]) if coordinates is None else np.asarray(coordinates)
+    return az.from_dict(posterior={"U": energy, "theta": theta}, dims={"theta": ["param"]}, coords={"param": param})
 
 
 def summary_arrays(theta: np.ndarray, energy: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
@@ -121,8 +127,10 @@ def chain_mean_normality(theta: np.ndarray, energy: np.ndarray) -> np.ndarray:
 
 
 def diagnose(theta: np.ndarray, energy: np.ndarray, accepted: np.ndarray, nonfinite: int = 0,
-             discard: int = 0) -> Diagnosis:
-    """Diagnose committed draws (already past ``discard``): the numbers and a verdict with its reasons."""
+             discard: int = 0, coordinates: np.ndarray | None = None, n_params: int | None = None) -> Diagnosis:
+    """Diagnose committed draws (already past ``discard``): the numbers and a verdict with its reasons.
+
+    ``coordinates``: the run's indices of ``theta``'s columns, where they are a subset of its ``n_params``."""
     n_chains, n_draws = energy.shape
     if n_draws < 4:
         raise ValueError("at least 4 draws per chain are needed to diagnose")
@@ -138,7 +146,8 @@ def diagnose(theta: np.ndarray, energy: np.ndarray, accepted: np.ndarray, nonfin
         reasons.append("R-hat needs at least 2 chains")
     max_rhat = float(np.nanmax(np.append(th["rhat"], u["rhat"])))
     if not max_rhat < RHAT_MAX:
-        worst = "U" if u["rhat"] >= np.nanmax(th["rhat"]) else f"theta[{int(np.nanargmax(th['rhat']))}]"
+        at = int(np.nanargmax(th["rhat"]))
+        worst = "U" if u["rhat"] >= th["rhat"][at] else f"theta[{at if coordinates is None else coordinates[at]}]"
         reasons.append(f"max R-hat {max_rhat:.3f} ≥ {RHAT_MAX} (at {worst})")
     min_ess = float(np.nanmin(np.append(ess_min_theta, [u["ess_bulk"], u["ess_tail"]])))
     if not min_ess >= ESS_MIN:
@@ -148,20 +157,25 @@ def diagnose(theta: np.ndarray, energy: np.ndarray, accepted: np.ndarray, nonfin
                        f"(p < {threshold:.2g}, Bonferroni)")
     if n_chains < 3:
         reasons.append("the normality check of chain means needs at least 3 chains")
+    def name(j: Any) -> int:  # a column of ``theta`` → the run's coordinate
+        return int(j) if coordinates is None else int(coordinates[j])
+
     return Diagnosis(
         n_chains=n_chains, n_draws=n_draws, discard=discard,
         energy={"mean": float(energy.mean()), "rhat": float(u["rhat"]), "ess_bulk": float(u["ess_bulk"]),
                 "ess_tail": float(u["ess_tail"]), "mcse_mean": float(u["mcse_mean"]),
                 "normality_p": float(pvals[0])},
-        theta_max_rhat=float(np.nanmax(th["rhat"])), theta_worst_rhat_index=int(np.nanargmax(th["rhat"])),
+        theta_max_rhat=float(np.nanmax(th["rhat"])), theta_worst_rhat_index=name(np.nanargmax(th["rhat"])),
         theta_min_ess_bulk=float(np.nanmin(th["ess_bulk"])), theta_min_ess_tail=float(np.nanmin(th["ess_tail"])),
-        theta_min_ess_index=int(np.nanargmin(ess_min_theta)),
+        theta_min_ess_index=name(np.nanargmin(ess_min_theta)),
         acceptance_mean=float(np.mean(acc)), acceptance_min=float(np.min(acc)), acceptance_max=float(np.max(acc)),
         nonfinite=int(nonfinite), normality_min_p=float(np.nanmin(pvals)) if np.any(np.isfinite(pvals)) else math.nan,
         normality_rejected=rejected, normality_threshold=threshold, converged=not reasons, reasons=reasons,
         per_coordinate={"rhat": th["rhat"].tolist(), "ess_bulk": th["ess_bulk"].tolist(),
                         "ess_tail": th["ess_tail"].tolist(), "mcse_mean": th["mcse_mean"].tolist(),
                         "mean": theta.mean(axis=(0, 1)).tolist(), "normality_p": pvals[1:].tolist()},
+        coordinates=None if coordinates is None else [int(c) for c in coordinates],
+        n_params=n_params if n_params is not None else theta.shape[2],
     )
 
 
@@ -176,8 +190,9 @@ def plot_diagnostics(theta: np.ndarray, energy: np.ndarray, diag: Diagnosis, out
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rhat = np.nan_to_num(np.asarray(diag.per_coordinate["rhat"]), nan=0.0)
-    worst = [int(i) for i in np.argsort(-rhat)[:n_coords]]
-    idata = to_inference_data(theta, energy)
+    names = np.arange(theta.shape[2]) if diag.coordinates is None else np.asarray(diag.coordinates)
+    worst = [int(names[i]) for i in np.argsort(-rhat)[:n_coords]]
+    idata = to_inference_data(theta, energy, names)
     az = _arviz()
     written = []
     for kind, fn in (("trace", az.plot_trace), ("rank", az.plot_rank)):

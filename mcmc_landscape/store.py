@@ -381,6 +381,24 @@ class ChainReader:
         arr = self._g[name][:, self._select(discard, thin)]
         return arr.reshape(-1, *arr.shape[2:]) if flat else arr
 
+    def get_coordinates(self, columns: np.ndarray, discard: int = 0, thin: int = 1,
+                        block_bytes: int = 256 * 2**20) -> np.ndarray:
+        """θ[..., columns] of the committed draws as (chains, draws, len(columns)), read in blocks of draws of at most
+        ``block_bytes`` (as stored), so a file far larger than memory yields a few of its coordinates."""
+        d = self._g["theta"]
+        sel = self._select(discard, thin)
+        rows = range(sel.start, sel.stop, sel.step)
+        per_draw = d.shape[0] * d.shape[2] * d.dtype.itemsize
+        step = max(1, block_bytes // max(per_draw, 1)) * thin  # whole thin-strides per block
+        columns = np.asarray(columns, dtype=np.int64)
+        out = np.empty((d.shape[0], len(rows), len(columns)), dtype=d.dtype)
+        k = 0
+        for start in range(sel.start, sel.stop, step):
+            block = d[:, start : min(start + step, sel.stop) : thin]
+            out[:, k : k + block.shape[1]] = block[..., columns]
+            k += block.shape[1]
+        return out
+
     def get_chain(self, discard: int = 0, thin: int = 1, flat: bool = False) -> np.ndarray:
         return self.get("theta", discard, thin, flat)
 

@@ -134,3 +134,37 @@ def test_diagnose_verdict_json_and_plots(tmp_path, capsys):
     assert len(d["per_coordinate"]["rhat"]) == 18 and d["verdict"]
     code, _, err = run_cli(capsys, "diagnose", str(out), "--discard", "299")
     assert_one_sentence_error(code, err)
+
+
+def test_diagnose_a_wide_run_on_a_random_subset_read_in_blocks(tmp_path, capsys, monkeypatch):
+    # a convnet's 2e5 coordinates do not fit in memory: --max-coords diagnoses U and a random subset, θ read in blocks
+    out = tmp_path / "run.h5"
+    assert run_cli(capsys, "sample", *SMALL, "--out", str(out))[0] == 0
+    code, text, _ = run_cli(capsys, "diagnose", str(out), "--json", "--no-plots", "--thin", "3")
+    whole = json.loads(text)
+    with ChainReader(out) as r:
+        cols = np.array([1, 4, 5, 11, 17])
+        for block_bytes in (1, 4 * 18 * 8 * 7, 2**30):  # one draw, 7 draws, everything at a time
+            np.testing.assert_array_equal(r.get_coordinates(cols, 5, 3, block_bytes), r.get_chain(5, 3)[..., cols])
+    seen = []
+    real_get = h5py.Dataset.__getitem__
+
+    def spy(self, key):
+        got = real_get(self, key)
+        if self.name.endswith("theta"):
+            seen.append(got.nbytes)
+        return got
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+    code, text, err = run_cli(capsys, "diagnose", str(out), "--json", "--no-plots", "--thin", "3", "--max-coords", "5",
+                              "--memory-mb", "1")
+    assert code == 0, err
+    part = json.loads(text)
+    assert seen and max(seen) <= 2**20  # no read of θ larger than the 1 MB asked for
+    cols = part["coordinates"]
+    assert len(cols) == 5 and part["n_params"] == 18 and "5 of the 18 coordinates" in part["verdict"]
+    for key in ("rhat", "ess_bulk", "mean"):
+        np.testing.assert_allclose(part["per_coordinate"][key], np.asarray(whole["per_coordinate"][key])[cols])
+    assert part["energy"] == whole["energy"]
+    code, text, err = run_cli(capsys, "diagnose", str(out), "--max-coords", "5", "--plots", str(tmp_path / "p"))
+    assert code == 0 and "5 of 18, at random" in text and (tmp_path / "p" / "rank.png").exists(), err
