@@ -78,4 +78,3 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     print(d.verdict())
     return 0
-
