@@ -474,8 +474,8 @@ def report_markdown(result: dict[str, Any]) -> str:
               f"'same' means p ≥ {ALPHA}. Affine transforms: the run's draws mapped back by the inverse of the "
               "first-layer map and cut to the part of parameter space inside both boxes (*mapped*); the same test "
               "without mapping back is the power control (*unmapped*: it must detect the change).", "",
-              "| run | theory | predicted | test | p | measured | unmapped (power control) | box cut (ref / run) | "
-              "agree |", "|---|---|---|---|---:|---|---|---|---|"]
+              "| run | theory | predicted | test | p | p on all draws | measured | unmapped (power control) | "
+              "box cut (ref / run) | agree |", "|---|---|---|---|---:|---:|---|---|---|---|"]
     rows = verdict_rows(result)
     for row in rows:
         entry = c["tests"][row["run"]]
@@ -489,9 +489,10 @@ def report_markdown(result: dict[str, Any]) -> str:
             power = f"p = {_fmt(raw['p_value'])}: " + ("detected" if row["unmapped_detected"] else "NOT detected")
         measured = "n/a" if row["measured_same"] is None else ("same" if row["measured_same"] else "different")
         agree = "n/a" if row["agree"] is None else ("**yes**" if row["agree"] else "**no**")
+        on_all = (entry.get(row["test"]) or {}).get("all")  # the same test on all draws: more of them, for context
         lines.append(f"| {row['run']} | {row['theory']} | {'same' if row['predicted_same'] else 'different'} | "
-                     f"{row['test']}, {row['on']} | {_fmt(row['p_value'])} | {measured} | {power} | {cut_text} | "
-                     f"{agree} |")
+                     f"{row['test']}, {row['on']} | {_fmt(row['p_value'])} | "
+                     f"{_fmt(on_all['p_value']) if on_all else '—'} | {measured} | {power} | {cut_text} | {agree} |")
     lines += ["", "## Shared embedding", "",
               "One kernel-PCA fit for all runs (canonical draws as sampled, not mapped back); each run's plane of good "
               "minima in it.", "",
