@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-if not hasattr(np, "row_stack"):  # numba-cuda 0.2x-0.30 registers np.row_stack, which NumPy 2.5 removed: an alias
-    np.row_stack = np.vstack  # lets it import (measured: the H200 machine's numba-cuda failed on it, 2026-11-25)
+if not hasattr(np, "row_stack"):  # numba-cuda registers an overload of np.row_stack, which NumPy 2.5 removed: the
+    np.row_stack = np.vstack  # alias lets it import (its import failed on the H200 machine's NumPy 2.5.2, 2026-11-25)
 
 from ..data import Dataset
 from ..nets import MLPSpec
