@@ -140,6 +140,26 @@ _I1 = types.int64[::1]
 _U1 = types.uint64[::1]
 
 
+@nb.njit(inline="always")
+def adapt_step(t, restart, warmup, a, target, ls, hb, ls_bar, mu):
+    """One warm-up step of the dual-averaging step-size adaptation towards acceptance ``target``, restarted at step
+    ``restart`` (> 0) from the step reached; at the last warm-up step the averaged log step is taken. Returns the new
+    (log step, h-bar, averaged log step, mu). The random walk and every rung of replica exchange adapt this way."""
+    if t == restart and restart > 0:
+        mu = ls + np.log(10.0)
+        hb = 0.0
+        ls_bar = 0.0
+    m = t + 1.0 - restart if t >= restart else t + 1.0
+    w = 1.0 / (m + 10.0)
+    hb = (1.0 - w) * hb + w * (target - a)
+    ls = mu - np.sqrt(m) / 0.05 * hb
+    eta = m**-0.75
+    ls_bar = eta * ls + (1.0 - eta) * ls_bar
+    if t == warmup - 1:
+        ls = ls_bar
+    return ls, hb, ls_bar, mu
+
+
 @nb.njit(types.void(ENERGY_FN_TYPE, _F2, _I1, types.int64, types.int64, _F2, _F1, _F1, _F1, _F1, _F1, _U1, _I1,
                     _I1, types.int64, types.int64, types.int64, types.int64, types.float64, types.float64,
                     types.float64,
@@ -187,18 +207,7 @@ def _rw_steps(fn, fdata, idata, rows, cols, pos, energy, log_step, log_step_bar,
                     cur[j] = prop[j]
                 e_cur = e_new
             if t < warmup:
-                if t == restart and restart > 0:
-                    mu = ls + np.log(10.0)
-                    hb = 0.0
-                    ls_bar = 0.0
-                m = t + 1.0 - restart if t >= restart else t + 1.0
-                w = 1.0 / (m + 10.0)
-                hb = (1.0 - w) * hb + w * (target - a)
-                ls = mu - np.sqrt(m) / 0.05 * hb
-                eta = m**-0.75
-                ls_bar = eta * ls + (1.0 - eta) * ls_bar
-                if t == warmup - 1:
-                    ls = ls_bar
+                ls, hb, ls_bar, mu = adapt_step(t, restart, warmup, a, target, ls, hb, ls_bar, mu)
                 step = np.exp(ls)
             else:
                 k = t - warmup + 1

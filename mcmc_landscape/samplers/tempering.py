@@ -28,6 +28,7 @@ from ..energy import ENERGY_FN_TYPE, EnergyModel
 from ..errors import SpecError
 from ..rng import chain_seeds, fill_normal, uniform
 from .bound import BoundKernel
+from .rw import adapt_step
 
 
 class PTSettings(NamedTuple):
@@ -199,18 +200,7 @@ def _pt_steps(fn, fdata, idata, rows, cols, pos, lad_e, log_step, log_step_bar, 
                     hb = h_bar[c, k]
                     ls_bar = log_step_bar[c, k]
                     mu = mu_arr[c, k]
-                    if t == restart and restart > 0:
-                        mu = ls + np.log(10.0)
-                        hb = 0.0
-                        ls_bar = 0.0
-                    m = t + 1.0 - restart if t >= restart else t + 1.0
-                    w = 1.0 / (m + 10.0)
-                    hb = (1.0 - w) * hb + w * (target - a)
-                    ls = mu - np.sqrt(m) / 0.05 * hb
-                    eta = m**-0.75
-                    ls_bar = eta * ls + (1.0 - eta) * ls_bar
-                    if t == warmup - 1:
-                        ls = ls_bar
+                    ls, hb, ls_bar, mu = adapt_step(t, restart, warmup, a, target, ls, hb, ls_bar, mu)
                     log_step[c, k] = ls
                     h_bar[c, k] = hb
                     log_step_bar[c, k] = ls_bar
