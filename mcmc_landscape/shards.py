@@ -19,7 +19,6 @@ changes the HMC draws (same distribution, other momenta). **emcee**: walkers int
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import time
@@ -279,21 +278,14 @@ def _write_main(path: Path, run: str, cfg: dict[str, Any], shards: list[Shard], 
     """The main file, written whole to a temporary file and renamed over the old one (never half written)."""
     import h5py
 
-    from . import __version__
-    from .store import FORMAT, FORMAT_VERSION
+    from .store import write_run_header
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".joining")
     n, p = int(cfg["chains"]), int(cfg["n_params"])
     folder = shard_folder(path).name
     with h5py.File(tmp, "w", libver="latest", locking=False) as f:
-        f.attrs["format"] = FORMAT
-        f.attrs["format_version"] = FORMAT_VERSION
-        g = f.create_group(run)
-        g.attrs["config"] = json.dumps(cfg, sort_keys=True)
-        g.attrs["package_version"] = __version__
-        g.attrs["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-        g.attrs["committed_draws"] = draws
+        g = write_run_header(f, run, cfg, draws)
         g.attrs["shard_table"] = json.dumps([asdict(s) for s in shards])
         shapes = {"theta": ((n, draws, p), "f8"), "energy": ((n, draws), "f8"), "accepted": ((n, draws), "bool")}
         for name, (shape, dtype) in shapes.items():

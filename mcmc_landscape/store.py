@@ -68,6 +68,20 @@ def chunk_layout(n_chains: int, p: int, itemsize: int = 8, block_draws: int | No
     return chains, draws
 
 
+def write_run_header(f: h5py.File, run: str, config: dict[str, Any], committed_draws: int) -> h5py.Group:
+    """Mark a new file as a chain file and create its run group with the attributes every run carries (config,
+    versions, creation time, committed draws); the store and the join of a sharded run both write runs this way."""
+    f.attrs["format"] = FORMAT
+    f.attrs["format_version"] = FORMAT_VERSION
+    g = f.create_group(run)
+    g.attrs["config"] = json.dumps(config, sort_keys=True)
+    g.attrs["package_version"] = __version__
+    g.attrs["h5py_version"] = h5py.version.version
+    g.attrs["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    g.attrs["committed_draws"] = committed_draws
+    return g
+
+
 def _lock(path: str | os.PathLike) -> WriterLock:
     return WriterLock(path, "chain file", "wait for that run to finish or stop it")
 
@@ -161,14 +175,7 @@ class ChainWriter:
                      block_draws: int | None, theta_dtype: str) -> None:
         tmp = path.with_name(path.name + ".creating")
         with h5py.File(tmp, "w", libver="latest", locking=False) as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            g = f.create_group(run)
-            g.attrs["config"] = json.dumps(config, sort_keys=True)
-            g.attrs["package_version"] = __version__
-            g.attrs["h5py_version"] = h5py.version.version
-            g.attrs["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-            g.attrs["committed_draws"] = 0
+            g = write_run_header(f, run, config, 0)
             g.attrs["compression"] = compression
             dtype = np.dtype(theta_dtype)
             cc, cd = chunk_layout(n_chains, p, dtype.itemsize, block_draws)
