@@ -27,9 +27,6 @@ from typing import Any
 
 import numpy as np
 
-if not hasattr(np, "row_stack"):  # numba-cuda registers an overload of np.row_stack, which NumPy 2.5 removed: the
-    np.row_stack = np.vstack  # alias lets it import (its import failed on the H200 machine's NumPy 2.5.2, 2026-11-25)
-
 from ..data import Dataset
 from ..nets import MLPSpec
 
@@ -39,6 +36,17 @@ log = logging.getLogger("mcmc_landscape.samplers.hmc_gpu")
 MAX_PARAMS = 64
 #: Threads (chains) per block; small batches get smaller blocks so that they still spread over the SMs.
 THREADS_PER_BLOCK, SMALL_BLOCK, SMALL_BATCH = 128, 32, 32768
+
+
+def _numba_cuda() -> Any:
+    """``numba.cuda``, imported where a kernel is compiled or launched, not before. numba-cuda registers an overload of
+    ``np.row_stack``, which NumPy 2.5 removed; its import failed on the H200 machine's NumPy 2.5.2 (2026-11-25), so the
+    name is aliased to ``np.vstack`` first, only then and only where it is missing."""
+    if not hasattr(np, "row_stack"):
+        np.row_stack = np.vstack
+    from numba import cuda
+
+    return cuda
 
 
 def available() -> bool:
@@ -181,7 +189,7 @@ _KERNELS: dict[tuple[Any, ...], Any] = {}
 def compile_trajectory(spec: MLPSpec, dtype: Any) -> Any:
     """The numba-cuda kernel for ``spec`` in ``dtype`` (np.float32 or np.float64), compiled once per process (on the
     first launch; under the simulator it runs as Python)."""
-    from numba import cuda
+    cuda = _numba_cuda()
 
     key = (spec.widths, spec.activation, np.dtype(dtype).name)
     if key not in _KERNELS:
@@ -197,7 +205,9 @@ def compile_trajectory(spec: MLPSpec, dtype: Any) -> Any:
 def kernel_ptx(spec: MLPSpec, dtype: Any, cc: tuple[int, int] = (9, 0)) -> str:
     """PTX of the kernel for ``spec`` in ``dtype`` for compute capability ``cc``, compiled without a GPU (numba-cuda
     needs NVVM and NVRTC for this): to check that a chain's state stays in registers (no ``.local``)."""
-    from numba import cuda, types
+    from numba import types
+
+    cuda = _numba_cuda()
 
     ft = types.float32 if np.dtype(dtype) == np.float32 else types.float64
     a2, a1 = types.Array(ft, 2, "C"), types.Array(ft, 1, "C")
@@ -241,7 +251,7 @@ def mlp_cuda_trajectory_fn(spec: MLPSpec, data: Dataset,
     def trajectory(pos: Any, r: Any, g: Any, drift: Any, kick: Any, n_lf: int, box: float) -> tuple[Any, ...]:
         if status["broken"]:
             return torch_loop(pos, r, g, drift, kick, n_lf, box)
-        from numba import cuda
+        cuda = _numba_cuda()
 
         ins = [t.contiguous() for t in (pos, r, g, drift, kick)]
         C = pos.shape[0]
