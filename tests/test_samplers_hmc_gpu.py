@@ -92,7 +92,33 @@ def simulate(out: str) -> None:
         state, theta, u, acc = hmc.run_block(energy, state, 6, settings, grad_fn=eg, trajectory_fn=traj)
         res[f"run/{label}_theta"], res[f"run/{label}_u"], res[f"run/{label}_acc"] = theta, u, acc
         res[f"run/{label}_step"] = state.log_step.numpy()
+    # Stan's warm-up (a mass-matrix window opening and closing, the step size freezing), thinning and jittered
+    # trajectories: from the torch loop's state at three points of the schedule, a dozen iterations both ways, the
+    # kernel's in launches of 4 iterations (rounding differences grow chaotically over long runs; a dozen is exact)
+    settings = hmc.HMCSettings(box=3.0, warmup=150, thin=2, n_leapfrog=4, jitter=True, initial_step=0.2)
+    state = hmc.init(energy, 4, spec.n_params, 9, settings, grad_fn=eg)
+    hmc.NOISE_BYTES = 4 * (spec.n_params + 1) * 8 * 4
+    done = 0
+    for seg, (at, warm_steps, draws) in enumerate(((70, 12, 0), (95, 12, 0), (144, 6, 4))):
+        state, _, _, _ = hmc.run_block(energy, state, 0, settings, max_warmup_steps=at - done, grad_fn=eg)
+        done = at
+        for label, traj in (("fused", mlp_torch_trajectory_fn(spec, data, "cuda")), ("loop", None)):
+            launches = []
+            if traj is not None:
+                kernel_iterations = traj.iterations
+                traj.iterations = lambda *a, f=kernel_iterations, n=launches: n.append(1) or f(*a)
+            end, theta, u, acc = hmc.run_block(energy, state, draws, settings, max_warmup_steps=warm_steps,
+                                               grad_fn=eg, trajectory_fn=traj)
+            tag = f"warm{seg}/{label}"
+            res[f"{tag}_launches"] = np.array(len(launches))
+            res[f"{tag}_theta"], res[f"{tag}_u"], res[f"{tag}_acc"] = theta, u, acc
+            for k, v in HMC_STATE_ARRAYS(end).items():
+                res[f"{tag}_state_{k}"] = v
     np.savez(out, **res)
+
+
+def HMC_STATE_ARRAYS(state: hmc.HMCState) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v) for k, v in hmc.HMCKernel.state_arrays(state).items() if k != "rng_state"}
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +160,27 @@ def test_hmc_block_with_the_fused_trajectory_equals_the_torch_loop(simulated):
     assert 0 < simulated["run/fused_acc"].mean() < 1, "both accepts and rejects should occur"
     for k in ("theta", "u", "step"):
         np.testing.assert_allclose(simulated[f"run/fused_{k}"], simulated[f"run/loop_{k}"], rtol=1e-9, atol=1e-9)
+
+
+@needs_numba_cuda
+@pytest.mark.parametrize("seg", [0, 1, 2], ids=["slow-window-opens", "window-closes", "warm-up-ends-thinned-draws"])
+def test_whole_iterations_in_the_kernel_equal_the_torch_iterations(simulated, seg):
+    """The fused iterations (one launch for several whole iterations) against run_block's torch iterations, across
+    the events of Stan's warm-up, thinning, jitter and launches that split blocks: the same draws, accept decisions
+    and state (step sizes, mass matrix, Welford sums, counters)."""
+    got, ref = f"warm{seg}/fused", f"warm{seg}/loop"
+    assert simulated[f"{got}_launches"] >= 3 and simulated[f"{ref}_launches"] == 0
+    np.testing.assert_array_equal(simulated[f"{got}_acc"], simulated[f"{ref}_acc"])
+    keys = [k[len(ref) + 1:] for k in simulated if k.startswith(ref) and not k.endswith("launches")]
+    assert "state_inv_mass" in keys and "state_welford_n" in keys
+    for k in keys:
+        np.testing.assert_allclose(simulated[f"{got}_{k}"], simulated[f"{ref}_{k}"], rtol=1e-9, atol=1e-9, err_msg=k)
+    before_after = {0: ("state_welford_n", 7), 1: ("state_da_count", 7), 2: ("state_iteration", 158)}[seg]
+    assert int(simulated[f"{ref}_{before_after[0]}"]) == before_after[1], "the segment should cross its event"
+    if seg == 1:
+        assert not np.allclose(simulated[f"{ref}_state_inv_mass"], 1.0), "the window should re-estimate the mass"
+    if seg == 2:
+        assert simulated[f"{got}_theta"].shape == (4, 4, 18) and 0 < simulated[f"{got}_acc"].mean() <= 1
 
 
 def test_the_torch_loop_runs_where_the_kernel_cannot(monkeypatch):
@@ -182,6 +229,8 @@ def test_compiled_float32_kernel_keeps_the_chain_in_registers():
     ptx = hmc_gpu.kernel_ptx(spec, np.float32)
     assert ".local" not in ptx and ".f64" not in ptx
     assert len(re.findall(r"ld\.global", ptx)) == 4 * spec.n_params + 1 + spec.n_in + 1
+    # whole iterations: the chain stays in registers there too (float64 only in the once-an-iteration adaptation)
+    assert ".local" not in hmc_gpu.kernel_ptx(spec, np.float32, kind="iterations")
 
 
 if __name__ == "__main__":

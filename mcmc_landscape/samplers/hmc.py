@@ -25,7 +25,9 @@ The trajectory is :func:`leapfrog`, a torch loop with one batched gradient call 
 which removes the per-step overhead of small tensors, and on a CUDA device one numba-cuda kernel for all steps of all
 chains (:mod:`mcmc_landscape.samplers.hmc_gpu`, one thread per chain with θ in registers, no host synchronisation
 inside a trajectory; tested equal to the loop in numba-cuda's simulator). Momenta, the accept step and adaptation
-stay here in torch.
+stay here in torch, except where the trajectory function also carries ``iterations``: the GPU kernel then runs whole
+iterations (momentum, trajectory, accept, warm-up adaptation, kept draws) for a run of them in one launch, from random
+numbers drawn here in the loop's order, so that the host's per-iteration work does not bound small batches.
 """
 
 from __future__ import annotations
@@ -186,6 +188,92 @@ def init(energy_fn: EnergyFn, n_chains: int, p: int, seed: int, settings: HMCSet
     )
 
 
+class Schedule(NamedTuple):
+    """What iteration ``it`` does in warm-up; the same for every chain, so the host follows it without the device."""
+
+    warm: bool  # a warm-up iteration: dual averaging updates the step size
+    da: int  # dual averaging's count at this iteration (its ``m``)
+    slow: bool  # inside the slow windows: the new position enters the mass-matrix estimate
+    w_n: int  # positions in the estimate, this one included
+    window_end: bool  # the mass matrix is re-estimated and dual averaging restarts after this iteration
+    last_warm: bool  # the step size freezes at its average after this iteration
+    keep: bool  # a kept draw (after warm-up, on the thinning grid)
+
+    def counters_after(self) -> tuple[int, int]:
+        """(welford_n, da_count) for the next iteration."""
+        return (0, 0) if self.window_end else (self.w_n, self.da)
+
+
+def schedule_step(it: int, w_n: int, da: int, s: HMCSettings, start: int, stop: int,
+                  ends: frozenset[int]) -> Schedule:
+    """The warm-up decisions of iteration ``it``, given the counters before it."""
+    warm = it < s.warmup
+    slow = warm and s.adapt_mass and start <= it < stop
+    da, w_n = da + warm, w_n + slow
+    window_end = warm and s.adapt_mass and (it + 1) in ends and w_n > 1
+    keep = not warm and (it - s.warmup + 1) % s.thin == 0
+    return Schedule(warm, da, slow, w_n, window_end, warm and it == s.warmup - 1, keep)
+
+
+#: Bytes of random numbers drawn ahead for a run of iterations (momenta and accept uniforms of every chain).
+NOISE_BYTES = 64 << 20
+
+
+class Noise(NamedTuple):
+    """Random numbers of ``K`` iterations, drawn one iteration after another from the run's generator exactly as a
+    one-iteration-at-a-time loop would draw them, so that draws do not depend on how iterations are grouped."""
+
+    n_leapfrog: torch.Tensor  # (K,) int64: leapfrog steps of each iteration (all chains alike)
+    normal: torch.Tensor  # (K, C, p) standard normal, scaled to the momentum by M^(1/2)
+    uniform: torch.Tensor  # (K, C) uniform [0, 1) for the accept step
+
+
+class FusedChains(NamedTuple):
+    """The per-chain state a fused run of iterations updates in place (see :func:`run_block`)."""
+
+    position: torch.Tensor
+    energy: torch.Tensor
+    grad: torch.Tensor
+    log_step: torch.Tensor
+    log_step_bar: torch.Tensor
+    h_bar: torch.Tensor
+    mu: torch.Tensor
+    inv_mass: torch.Tensor
+    welford_mean: torch.Tensor
+    welford_m2: torch.Tensor
+    n_accepted: torch.Tensor
+    n_nonfinite: torch.Tensor
+
+
+class FusedSchedule(NamedTuple):
+    """Where a fused run of iterations starts: the counters before its first iteration and the warm-up schedule."""
+
+    iteration: int
+    welford_n: int
+    da_count: int
+    k_out: int  # kept draws of the block so far: the run writes its draws from this index on
+    start: int
+    stop: int
+    ends: list[int]
+    settings: HMCSettings
+    inv_t: float
+
+
+def draw_noise(gen: torch.Generator, k: int, shape: tuple[int, int], s: HMCSettings, device: torch.device,
+               dtype: torch.dtype) -> Noise:
+    """``k`` iterations' worth of noise, in the generator order of the loop: [jitter count], momenta, uniforms."""
+    n_lf = torch.full((k,), s.n_leapfrog, dtype=torch.int64, device=device)
+    normal = torch.empty((k, *shape), dtype=dtype, device=device)
+    uniform = torch.empty((k, shape[0]), dtype=dtype, device=device)
+    lo, hi = max(1, (s.n_leapfrog + 1) // 2), max(1, (3 * s.n_leapfrog) // 2)
+    for i in range(k):
+        if s.jitter:
+            n_lf[i : i + 1] = torch.randint(lo, hi + 1, (1,), generator=gen, device=device)
+        torch.randn(shape, generator=gen, device=device, dtype=dtype, out=normal[i])
+        torch.rand(shape[0], generator=gen, device=device, dtype=dtype, out=uniform[i])
+    return Noise(n_lf, normal, uniform)
+
+
 def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCSettings,
               max_warmup_steps: int | None = None, grad_fn: EnergyGradFn | None = None,
               trajectory_fn: TrajectoryFn | None = None):
@@ -193,17 +281,23 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
 
     Returns (state, theta (C, k, p), energy (C, k), accepted (C, k)) with draws as CPU numpy arrays, so device memory
     does not grow with the run.
+
+    Random numbers are drawn ahead for runs of iterations (at most :data:`NOISE_BYTES`), in the order a loop of single
+    iterations would draw them. Where the trajectory function carries ``iterations`` (the fused GPU kernel,
+    :mod:`mcmc_landscape.samplers.hmc_gpu`), such a run of whole iterations, accept step and warm-up adaptation
+    included, goes to the device in one launch; otherwise each iteration runs here in torch.
     """
     s = settings
     eg = grad_fn if grad_fn is not None else (lambda t: energy_and_grad(energy_fn, t))
     traj = trajectory_fn if trajectory_fn is not None else (lambda *args: leapfrog(eg, *args))
+    fused_iterations = getattr(trajectory_fn, "iterations", None)
     warm_left = max(s.warmup - state.iteration, 0)
     warm_steps = warm_left if max_warmup_steps is None else min(warm_left, max_warmup_steps)
     if warm_steps < warm_left:
         n_draws = 0
     n_iter = warm_steps + n_draws * s.thin
     start, stop, ends = window_ends(s.warmup)
-    ends_set = set(ends)
+    ends_set = frozenset(ends)
     device = state.position.device
     gen = torch.Generator(device=device)
     gen.set_state(state.rng_state)
@@ -222,56 +316,69 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
     out_acc = torch.empty((C, n_draws), dtype=torch.bool, device=device)
     k_out = 0
     it = state.iteration
-    for _ in range(n_iter):
-        warm = it < s.warmup
-        n_lf = s.n_leapfrog
-        if s.jitter:
-            lo, hi = max(1, (s.n_leapfrog + 1) // 2), max(1, (3 * s.n_leapfrog) // 2)
-            n_lf = int(torch.randint(lo, hi + 1, (1,), generator=gen, device=device).item())
-        r = torch.randn(pos.shape, generator=gen, device=device, dtype=pos.dtype) / inv_mass.sqrt()
-        h0 = u * inv_t + 0.5 * (r * r * inv_mass).sum(dim=1)
-        eps = log_step.exp().unsqueeze(1)
-        # the position step's scale and the momentum kick, fixed over the trajectory
-        x, rr, uu, gg = traj(pos, r, g, eps * inv_mass, eps * inv_t, n_lf, s.box)
-        h1 = uu * inv_t + 0.5 * (rr * rr * inv_mass).sum(dim=1)
-        finite = torch.isfinite(h1) & torch.isfinite(gg).all(dim=1)
-        log_a = torch.where(finite, torch.clamp(h0 - h1, max=0.0), torch.full_like(h1, -math.inf))
-        a = log_a.exp()
-        unif = torch.rand(C, generator=gen, device=device, dtype=pos.dtype)
-        accept = (unif < a) & finite
-        n_bad += (~finite).to(torch.int64)
-        pos = torch.where(accept.unsqueeze(1), x, pos)
-        u = torch.where(accept, uu, u)
-        g = torch.where(accept.unsqueeze(1), gg, g)
-        if warm:
-            da += 1
-            m = float(da)
-            w = 1.0 / (m + 10.0)
-            h_bar = (1.0 - w) * h_bar + w * (s.target_accept - a)
-            log_step = mu - math.sqrt(m) / 0.05 * h_bar
-            eta = m**-0.75
-            ls_bar = eta * log_step + (1.0 - eta) * ls_bar
-            if s.adapt_mass and start <= it < stop:
-                w_n += 1
-                delta = pos - w_mean
-                w_mean = w_mean + delta / w_n
-                w_m2 = w_m2 + delta * (pos - w_mean)
-            if s.adapt_mass and (it + 1) in ends_set and w_n > 1:
-                var = w_m2 / (w_n - 1)
-                inv_mass = (w_n / (w_n + 5.0)) * var + 1e-3 * (5.0 / (w_n + 5.0))
-                w_n, w_mean, w_m2 = 0, torch.zeros_like(w_mean), torch.zeros_like(w_m2)
-                mu = log_step + math.log(10.0)
-                h_bar, ls_bar, da = torch.zeros_like(h_bar), torch.zeros_like(ls_bar), 0
-            if it == s.warmup - 1:
-                log_step = ls_bar.clone()
-        else:
-            n_acc += accept.to(torch.int64)
-            if (it - s.warmup + 1) % s.thin == 0:
-                out_theta[:, k_out] = pos
-                out_energy[:, k_out] = u
-                out_acc[:, k_out] = accept
-                k_out += 1
-        it += 1
+    per_chunk = max(1, NOISE_BYTES // (C * (p + 1) * pos.element_size()))
+    if fused_iterations is not None:  # the kernel updates the chain state in place
+        pos, u, g, inv_mass = pos.clone(), u.clone(), g.clone(), inv_mass.clone()
+    done = 0
+    while done < n_iter:
+        k = min(per_chunk, n_iter - done)
+        noise = draw_noise(gen, k, (C, p), s, device, pos.dtype)
+        done += k
+        if fused_iterations is not None:
+            chains = FusedChains(pos, u, g, log_step, ls_bar, h_bar, mu, inv_mass, w_mean, w_m2, n_acc, n_bad)
+            if fused_iterations(chains, noise, FusedSchedule(it, w_n, da, k_out, start, stop, ends, s, inv_t),
+                                out_theta, out_energy, out_acc):
+                for _ in range(k):  # the counters, as the kernel moved them
+                    step = schedule_step(it, w_n, da, s, start, stop, ends_set)
+                    w_n, da = step.counters_after()
+                    k_out += step.keep
+                    it += 1
+                continue
+            fused_iterations = None  # the kernel could not run: the torch iterations below take over
+        for n_lf, normal, unif in zip(noise.n_leapfrog.tolist(), noise.normal, noise.uniform, strict=True):
+            r = normal / inv_mass.sqrt()
+            h0 = u * inv_t + 0.5 * (r * r * inv_mass).sum(dim=1)
+            eps = log_step.exp().unsqueeze(1)
+            # the position step's scale and the momentum kick, fixed over the trajectory
+            x, rr, uu, gg = traj(pos, r, g, eps * inv_mass, eps * inv_t, n_lf, s.box)
+            h1 = uu * inv_t + 0.5 * (rr * rr * inv_mass).sum(dim=1)
+            finite = torch.isfinite(h1) & torch.isfinite(gg).all(dim=1)
+            log_a = torch.where(finite, torch.clamp(h0 - h1, max=0.0), torch.full_like(h1, -math.inf))
+            a = log_a.exp()
+            accept = (unif < a) & finite
+            n_bad += (~finite).to(torch.int64)
+            pos = torch.where(accept.unsqueeze(1), x, pos)
+            u = torch.where(accept, uu, u)
+            g = torch.where(accept.unsqueeze(1), gg, g)
+            step = schedule_step(it, w_n, da, s, start, stop, ends_set)
+            if step.warm:
+                m = float(step.da)
+                w = 1.0 / (m + 10.0)
+                h_bar = (1.0 - w) * h_bar + w * (s.target_accept - a)
+                log_step = mu - math.sqrt(m) / 0.05 * h_bar
+                eta = m**-0.75
+                ls_bar = eta * log_step + (1.0 - eta) * ls_bar
+                if step.slow:
+                    delta = pos - w_mean
+                    w_mean = w_mean + delta / step.w_n
+                    w_m2 = w_m2 + delta * (pos - w_mean)
+                if step.window_end:
+                    var = w_m2 / (step.w_n - 1)
+                    inv_mass = (step.w_n / (step.w_n + 5.0)) * var + 1e-3 * (5.0 / (step.w_n + 5.0))
+                    w_mean, w_m2 = torch.zeros_like(w_mean), torch.zeros_like(w_m2)
+                    mu = log_step + math.log(10.0)
+                    h_bar, ls_bar = torch.zeros_like(h_bar), torch.zeros_like(ls_bar)
+                if step.last_warm:
+                    log_step = ls_bar.clone()
+            else:
+                n_acc += accept.to(torch.int64)
+                if step.keep:
+                    out_theta[:, k_out] = pos
+                    out_energy[:, k_out] = u
+                    out_acc[:, k_out] = accept
+                    k_out += 1
+            w_n, da = step.counters_after()
+            it += 1
     new = HMCState(pos, u, g, log_step, ls_bar, h_bar, mu, inv_mass, w_n, w_mean, w_m2, da, n_acc, n_bad,
                    gen.get_state(), it)
     return new, out_theta.cpu().numpy(), out_energy.cpu().numpy(), out_acc.cpu().numpy()
