@@ -57,9 +57,12 @@ def ess_u_per_chain(energy: np.ndarray) -> float:
 
 
 class Counted:
-    """The [2,2] energy on a device, counting the θ rows it is evaluated at."""
+    """The [2,2] energy on a device, counting the θ rows it is evaluated at (gradients inside fused kernels too).
 
-    def __init__(self, device, dtype, trajectory="fused"):
+    ``iterations=False`` hides the GPU kernel of whole iterations, so that run_block launches the trajectory kernel
+    once an iteration and does the rest in torch (the design before it; kept to show what it gains)."""
+
+    def __init__(self, device, dtype, trajectory="fused", iterations=True):
         ds = load_dataset("points10")
         self.spec = MLPSpec.from_string("2,2")
         self.x = torch.tensor(ds.x, dtype=dtype, device=device)
@@ -67,6 +70,22 @@ class Counted:
         self.calls = 0
         self.grad = mlp_torch_energy_grad_fn(self.spec, ds, device, dtype)
         self.traj = mlp_torch_trajectory_fn(self.spec, ds, device, trajectory)
+        self.trajectory_fn = None
+        if self.traj is not None:
+            def counted_trajectory(pos, r, g, drift, kick, n_lf, box):
+                """The fused trajectory the CLI uses (Numba on the CPU, numba-cuda on a GPU): n_lf gradients a chain."""
+                self.calls += pos.shape[0] * n_lf
+                return self.traj(pos, r, g, drift, kick, n_lf, box)
+
+            if iterations and hasattr(self.traj, "iterations"):
+                def counted_iterations(chains, noise, sched, *outs):
+                    s = sched.settings
+                    steps = int(noise.n_leapfrog.sum()) if s.jitter else len(noise.n_leapfrog) * s.n_leapfrog
+                    self.calls += chains.position.shape[0] * steps
+                    return self.traj.iterations(chains, noise, sched, *outs)
+
+                counted_trajectory.iterations = counted_iterations
+            self.trajectory_fn = counted_trajectory
 
     def __call__(self, theta):
         self.calls += theta.shape[0]
@@ -78,11 +97,6 @@ class Counted:
         self.calls += theta.shape[0]
         return self.grad(theta)
 
-    def trajectory(self, pos, r, g, drift, kick, n_lf, box):
-        """The fused trajectory the CLI uses (Numba on the CPU, numba-cuda on a GPU): n_lf gradients per chain."""
-        self.calls += pos.shape[0] * n_lf
-        return self.traj(pos, r, g, drift, kick, n_lf, box)
-
     def with_torch_grad(self, theta):
         """U and ∇U by the batched torch pass with the written-out backward (what a GPU runs), here on the CPU."""
         self.calls += theta.shape[0]
@@ -90,10 +104,10 @@ class Counted:
 
 
 def run_ours(chains, warmup, draws, n_leapfrog, device, seed=0, torch_grad=False, dtype=torch.float64,
-             per_chain=True):
-    f = Counted(device, dtype)
+             per_chain=True, iterations=True):
+    f = Counted(device, dtype, iterations=iterations)
     grad = f.with_torch_grad if torch_grad else f.with_grad
-    traj = f.trajectory if f.traj is not None and not torch_grad else None
+    traj = None if torch_grad else f.trajectory_fn
     s = hmc.HMCSettings(temperature=T, box=L, warmup=warmup, n_leapfrog=n_leapfrog)
     t0 = time.perf_counter()
     state = hmc.init(f, chains, 18, seed, s, device=device, dtype=dtype, grad_fn=grad)
@@ -153,7 +167,7 @@ def grad_throughput(chains, device, dtype, iters, trajectory="fused"):
     f = Counted(device, dtype, trajectory)
     s = hmc.HMCSettings(temperature=T, box=L, warmup=0, n_leapfrog=16, thin=iters)
     state = hmc.init(f, chains, 18, 0, s, device=device, dtype=dtype, grad_fn=f.with_grad)
-    traj = f.trajectory if f.traj is not None else None
+    traj = f.trajectory_fn
     hmc.run_block(f, state, 1, hmc.HMCSettings(temperature=T, box=L, warmup=0, n_leapfrog=2),
                   grad_fn=f.with_grad, trajectory_fn=traj)  # warm caches
     f.calls = 0
@@ -226,10 +240,16 @@ def numpyro_comparison(chain_counts, device, warmup=300, draws=500, n_leapfrog=1
         peer = run_numpyro(c, warmup, draws)
         out[str(c)] = {"ours": ours, "numpyro": peer,
                        "ess_per_s_ratio": (ours["ess_u"] / ours["seconds"]) / (peer["ess_u"] / peer["seconds"])}
-        print(f"  {c:>6} chains: ours {ours['seconds']:7.1f} s, ESS(U) {ours['ess_u']:8.0f}, "
+        print(f"  {c:>6} chains: ours {ours['seconds']:7.2f} s, ESS(U) {ours['ess_u']:8.0f}, "
               f"{ours['ess_u'] / ours['seconds']:9.1f}/s | NumPyro NUTS ({peer['backend']}) {peer['seconds']:7.1f} s, "
               f"ESS(U) {peer['ess_u']:8.0f}, {peer['ess_u'] / peer['seconds']:9.1f}/s | ratio "
               f"{out[str(c)]['ess_per_s_ratio']:.2f}")
+        if device.type == "cuda":  # the design before whole iterations in the kernel: a launch a trajectory
+            per_traj = run_ours(c, warmup, draws, n_leapfrog, device, dtype=dtype, per_chain=False, iterations=False)
+            out[str(c)]["ours_trajectory_kernel_only"] = per_traj
+            print(f"          ours with a launch a trajectory: {per_traj['seconds']:7.2f} s, ESS(U) "
+                  f"{per_traj['ess_u']:8.0f} (whole iterations a launch: {per_traj['seconds'] / ours['seconds']:.1f}x "
+                  f"faster)")
     return out
 
 
