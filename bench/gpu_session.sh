@@ -29,7 +29,7 @@ print(sys.version.split()[0], 'torch', torch.__version__, 'numba', numba.__versi
 nproc; } > "$OUT/01-machine.log" 2>&1
 
 # issue 14 item 1: fused trajectory throughput up to 2^20 chains, and ESS of U per second against NumPyro's NUTS
-step 10-hmc-numpyro 160 python bench/hmc.py --device cuda --numpyro-only
+step 10-hmc-numpyro 220 python bench/hmc.py --device cuda --numpyro-only
 # issue 14 item 2: the store keeps pace at 65,536 chains (the --verbose split of the wall time)
 step 20-store-65536 40 $LANDSCAPE -v sample --sampler hmc --device cuda --chains 65536 --draws 100 --warmup 100 \
     --compression none --out /tmp/big.h5 --force

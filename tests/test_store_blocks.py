@@ -111,7 +111,8 @@ def test_cli_compression_is_stored_kept_on_resume_and_verbose_prints_the_split(t
 
 def test_whole_chunk_writes_pad_the_last_chains_and_read_back_exactly(tmp_path):
     # p = 100 and blocks of 500 draws: chunks of 2 chains × 500 draws, so 5 chains end in a half-filled chunk; the
-    # aligned blocks go in as raw chunks, the short last one through HDF5's selection
+    # aligned blocks go in as raw chunks, the short last one through HDF5's selection, and a block appended after it
+    # on resume starts inside that chunk, so HDF5 writes it around the draws already there
     rng = np.random.default_rng(3)
     blocks = [rng.normal(size=(5, k, 100)) for k in (500, 500, 137)]
     path = tmp_path / "a.h5"
@@ -120,7 +121,11 @@ def test_whole_chunk_writes_pad_the_last_chains_and_read_back_exactly(tmp_path):
     for i, b in enumerate(blocks):
         w.append(b.astype(np.float32) if i == 1 else b, b[..., 0], b[..., 1] > 0, {"iteration": np.int64(i)})
     w.close()
-    want = np.concatenate([blocks[0], blocks[1].astype(np.float32).astype(np.float64), blocks[2]], axis=1)
+    more = rng.normal(size=(5, 400, 100))
+    with ChainWriter.open(path) as w:
+        w.append(more, more[..., 0], more[..., 1] > 0, {"iteration": np.int64(3)})
+    blocks.append(more)
+    want = np.concatenate([blocks[0], blocks[1].astype(np.float32).astype(np.float64), *blocks[2:]], axis=1)
     with ChainReader(path) as r:
         np.testing.assert_array_equal(r.get_chain(), want)
         np.testing.assert_array_equal(r.get_energy(), np.concatenate([b[..., 0] for b in blocks], axis=1))
