@@ -55,7 +55,8 @@ DEFAULT_CHUNK_DRAWS = 64
 
 def chunk_layout(n_chains: int, p: int, itemsize: int = 8, block_draws: int | None = None,
                  chunk_bytes: int = CHUNK_BYTES) -> tuple[int, int]:
-    """(chains, draws) per chunk of ``theta``; ``energy`` and ``accepted`` use the same two.
+    """(chains, draws) per chunk of ``theta``; ``energy`` and ``accepted`` take the same draws per chunk and as many
+    chains as fit in ``chunk_bytes`` (:func:`scalar_chunk_chains`).
 
     A block arrives as a C-ordered (chains, draws, p) array, so a chunk of a few whole chains × all the block's draws is
     one contiguous piece of it: HDF5 copies it in one go, where a chunk across all chains would gather thousands of
@@ -66,6 +67,12 @@ def chunk_layout(n_chains: int, p: int, itemsize: int = 8, block_draws: int | No
     draws = max(1, min(draws, chunk_bytes // per_chain_draw))
     chains = max(1, min(n_chains, chunk_bytes // (per_chain_draw * draws)))
     return chains, draws
+
+
+def scalar_chunk_chains(n_chains: int, chunk_draws: int, itemsize: int, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """Chains per chunk of ``energy`` (8 bytes a draw) or ``accepted`` (1): with theta's chains per chunk they came in
+    pieces of a few kB, hundreds a block at 65,536 chains, each a call and an index entry of its own."""
+    return max(1, min(n_chains, chunk_bytes // (itemsize * chunk_draws)))
 
 
 def write_run_header(f: h5py.File, run: str, config: dict[str, Any], committed_draws: int) -> h5py.Group:
@@ -134,10 +141,10 @@ def _pick_run(f: h5py.File, path: Any, run: str | None) -> str:
 class ChainWriter:
     """Appends blocks of draws to one run, committing each block atomically (see the module docstring)."""
 
-    def __init__(self, f: h5py.File, run: str, lock: WriterLock):
+    def __init__(self, f: h5py.File, run: str, lock: WriterLock, path: Path | None = None):
         self._f = f
         self._lock = lock  # held until close()
-        self.path = Path(f.filename)
+        self.path = Path(f.filename) if path is None else path  # a new file is renamed into place while open
         self.run = run
         self._g = f[run]
         self._commit = self._g["commit"]
@@ -161,20 +168,28 @@ class ChainWriter:
         if compression not in COMPRESSIONS:
             raise StoreError(f"unknown compression {compression!r}; choose one of {', '.join(COMPRESSIONS)}.")
         path = Path(path)
-        with _lock(path):  # held from the existence check until open() takes its own hold
+        lock = _lock(path).acquire()  # held from the existence check until the writer closes
+        try:
             if path.exists() and not force:
                 raise StoreError(f"{str(path)!r} already exists; pass --force to overwrite it or --resume to continue "
                                  "it.")
             path.parent.mkdir(parents=True, exist_ok=True)
-            cls._create_file(path, run, config, n_chains, p, state, extra, compression, block_draws, theta_dtype)
-            return cls.open(path, run)  # the state is in slot 0, where the first commit record points
+            f = cls._create_file(path, run, config, n_chains, p, state, extra, compression, block_draws, theta_dtype)
+        except BaseException:
+            lock.release()
+            raise
+        return cls(f, run, lock, path)  # the state is in slot 0, where the first commit record points
 
     @staticmethod
     def _create_file(path: Path, run: str, config: dict[str, Any], n_chains: int, p: int,
                      state: dict[str, np.ndarray], extra: dict[str, np.ndarray] | None, compression: str,
-                     block_draws: int | None, theta_dtype: str) -> None:
+                     block_draws: int | None, theta_dtype: str) -> h5py.File:
+        """Write the new file beside ``path``, flush it, rename it into place and return it open for appending in
+        SWMR mode (kept open: closing and reopening it cost a run of many chains more than its first block's state).
+        A writer killed after the rename leaves a complete file flagged open for write, repaired like any other."""
         tmp = path.with_name(path.name + ".creating")
-        with h5py.File(tmp, "w", libver="latest", locking=False) as f:
+        f = h5py.File(tmp, "w", libver="latest", locking=False, rdcc_nbytes=CHUNK_BYTES * 4)
+        try:
             g = write_run_header(f, run, config, 0)
             g.attrs["compression"] = compression
             dtype = np.dtype(theta_dtype)
@@ -183,9 +198,9 @@ class ChainWriter:
             g.create_dataset("theta", shape=(n_chains, 0, p), maxshape=(n_chains, None, p), dtype=dtype,
                              chunks=(cc, cd, p), **opts)
             g.create_dataset("energy", shape=(n_chains, 0), maxshape=(n_chains, None), dtype="f8",
-                             chunks=(cc, cd), **opts)
+                             chunks=(scalar_chunk_chains(n_chains, cd, 8), cd), **opts)
             g.create_dataset("accepted", shape=(n_chains, 0), maxshape=(n_chains, None), dtype="bool",
-                             chunks=(cc, cd), **opts)
+                             chunks=(scalar_chunk_chains(n_chains, cd, 1), cd), **opts)
             for slot in ("slot0", "slot1"):
                 s = g.create_group(f"state/{slot}")
                 for name, value in state.items():
@@ -197,7 +212,14 @@ class ChainWriter:
             for name, value in (extra or {}).items():
                 g.create_dataset(name, data=np.asarray(value))
             g.create_dataset("commit", data=np.array([0, 0], dtype=np.int64))
-        os.replace(tmp, path)
+            f.flush()
+            os.replace(tmp, path)
+            f.swmr_mode = True
+        except BaseException:
+            f.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        return f
 
     @classmethod
     def open(cls, path: str | os.PathLike, run: str | None = None) -> ChainWriter:
