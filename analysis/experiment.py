@@ -201,12 +201,15 @@ def diagnose_modulo_symmetry(path: Path, spec: MLPSpec) -> dict[str, Any]:
     return d
 
 
-def _load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All committed draws of a run, flattened, with their loss U/n and the chain each came from."""
+def _load(path: Path, units_per_chain: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All committed draws of a run, flattened, with their loss U/n and the exchangeable unit each came from: its
+    chain, or with ``units_per_chain`` > 1 one of that many consecutive blocks of its chain."""
     with ChainReader(path) as r:
         energy = r.get_energy()
-        chain = np.repeat(np.arange(energy.shape[0]), energy.shape[1])
-        return r.get_chain(flat=True), energy.reshape(-1) / len(r.extra("data/y")), chain
+        n_chains, n = energy.shape
+        block = np.arange(n) * units_per_chain // max(n, 1)
+        unit = (np.arange(n_chains)[:, None] * units_per_chain + block[None, :]).reshape(-1)
+        return r.get_chain(flat=True), energy.reshape(-1) / len(r.extra("data/y")), unit
 
 
 def data_figure(path: Path, x: np.ndarray, y: np.ndarray, title: str) -> Path:
@@ -309,11 +312,14 @@ def _test(A: np.ndarray, B: np.ndarray, chains: tuple[np.ndarray, np.ndarray], s
                        groups=(chains[0][ia], chains[1][ib]))
 
 
-def compare(s: ExperimentSettings, out: Path, plans: list[RunPlan], spec: MLPSpec) -> dict[str, Any]:
-    """Each run against the reference: mapped, unmapped or direct tests, then one shared kernel-PCA embedding."""
+def compare(s: ExperimentSettings, out: Path, plans: list[RunPlan], spec: MLPSpec, units_per_chain: int = 1,
+            embedding: bool = True) -> dict[str, Any]:
+    """Each run against the reference: mapped, unmapped or direct tests, then one shared kernel-PCA embedding (left
+    out with ``embedding=False``). The tests permute whole chains, or with ``units_per_chain`` > 1 that many blocks of
+    consecutive draws of each chain (``bench/comparison_units.py`` shows how the verdicts move with it)."""
     layout = spec.offsets()
     ref = plans[0].name
-    draws = {p.name: _load(out / p.name / "chains.h5") for p in plans}
+    draws = {p.name: _load(out / p.name / "chains.h5", units_per_chain) for p in plans}
     th_ref, loss_ref, ch_ref = draws[ref]
     tests: dict[str, dict[str, Any]] = {}
     for i, plan in enumerate(plans[1:]):
@@ -338,7 +344,8 @@ def compare(s: ExperimentSettings, out: Path, plans: list[RunPlan], spec: MLPSpe
             else:
                 entry.setdefault("direct", {})[subset] = _test(R, B, (cr, cb), spec, s, seed)
         tests[plan.name] = entry
-    shared = shared_embedding(s, spec, [p.name for p in plans], draws)
+    shared = shared_embedding(s, spec, [p.name for p in plans], draws) if embedding else \
+        {"runs": {}, "left_out_share": None}
     return {"reference": ref, "tests": tests, "shared_embedding": shared["runs"],
             "shared_left_out_share": shared["left_out_share"]}
 

@@ -12,8 +12,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the project, not bench/ (bench/analysis.py would shadow it)
 from analysis import experiment as ex  # noqa: E402
 from analysis.rotation import RotationSettings, experiment_settings  # noqa: E402
@@ -25,19 +23,7 @@ def p_values(out: Path, blocks: int, subset: str) -> dict[str, float | None]:
     s, names = experiment_settings(RotationSettings())
     plans = ex.plan_runs(s, names)
     spec = MLPSpec(tuple(int(w) for w in s.arch.split(",")), 2, 2, s.activation)
-    load = ex._load
-
-    def load_in_blocks(path: Path):
-        theta, loss, chain = load(path)
-        n = int((chain == 0).sum())
-        return theta, loss, chain * blocks + np.tile(np.arange(n) * blocks // n, int(chain.max()) + 1)
-
-    ex._load, shared = load_in_blocks, ex.shared_embedding
-    ex.shared_embedding = lambda *a, **k: {"runs": {}, "left_out_share": None}  # not needed for the tests
-    try:
-        c = ex.compare(s, out, plans, spec)
-    finally:
-        ex._load, ex.shared_embedding = load, shared
+    c = ex.compare(s, out, plans, spec, units_per_chain=blocks, embedding=False)  # the embedding: not needed here
     row = {}
     for name, entry in c["tests"].items():
         for kind, tests in entry.items():

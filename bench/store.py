@@ -7,6 +7,11 @@ rates count the same bytes (the draws); the store's extra work (state, commits, 
 
     python bench/store.py                               # 16, 1,024 and 65,536 chains, p = 18, no compression
     python bench/store.py --compression none,lzf,gzip --dir /dev/shm   # memory-backed: the software, not the disk
+    python bench/store.py --mb 150 --dir /dev/shm       # 150 MB a case: under one runner block at 1,024 and 65,536
+
+Each case is, by default, 4 whole blocks as the runner cuts them for that many chains (~1.2 GB at p = 18): a run,
+with the file's creation and each block's state and commit, not a fraction of one block. ``--mb`` sizes the cases by
+bytes instead (a last partial block included, as in a run whose total is not whole blocks).
 
 Prints one line per case and ends with one JSON line holding ``ratio`` (the store's MB/s over the plain write's, for
 the first compression at the largest chain count) and every case.
@@ -73,7 +78,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--chains", default="16,1024,65536", help="comma-separated chain counts")
     ap.add_argument("--p", type=int, default=18, help="parameters per draw (18: the [2,2] classifier)")
-    ap.add_argument("--mb", type=float, default=150.0, help="megabytes of draws per case")
+    ap.add_argument("--blocks", type=int, default=4, help="whole runner blocks per case (unless --mb)")
+    ap.add_argument("--mb", type=float, default=None, help="megabytes of draws per case, instead of --blocks")
     ap.add_argument("--block-evals", type=float, default=2e6,
                     help="block size as the runner sizes it: evaluations per block / (chains × step cost)")
     ap.add_argument("--step-cost", type=int, default=1, help="evaluations per draw and chain (16: HMC's leapfrog)")
@@ -84,10 +90,15 @@ def main() -> None:
     cases = []
     with tempfile.TemporaryDirectory(dir=a.dir) as tmp:
         for chains in (int(x) for x in a.chains.split(",")):
-            n = max(2, int(a.mb * 1e6 / (chains * (a.p * 8 + 9))))
             # blocks as the runner cuts them: evaluations per block, then whole chunks of the store
-            first = min(n, draws_per_block(int(a.block_evals), chains, a.step_cost))
-            block = _whole_chunks(first, chunk_layout(chains, a.p, 8, first)[1])
+            runner_block = draws_per_block(int(a.block_evals), chains, a.step_cost)
+            if a.mb is None:
+                block = _whole_chunks(runner_block, chunk_layout(chains, a.p, 8, runner_block)[1])
+                n = a.blocks * block
+            else:
+                n = max(2, int(a.mb * 1e6 / (chains * (a.p * 8 + 9))))
+                first = min(n, runner_block)
+                block = _whole_chunks(first, chunk_layout(chains, a.p, 8, first)[1])
             theta, energy, acc = draws(chains, n, a.p)
             mb = (theta.nbytes + energy.nbytes + acc.nbytes) / 1e6
             for comp in a.compression.split(","):

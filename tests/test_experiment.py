@@ -66,3 +66,25 @@ def test_a_bad_transform_is_one_sentence_and_exit_2(tmp_path, capsys):
     assert main(["experiment", "--out", str(tmp_path / "x"), "-t", "spin:3"]) == 2
     err = capsys.readouterr().err
     assert "transform 'spin:3' is not known" in err and "Traceback" not in err
+
+
+def test_units_per_chain_cut_each_chain_into_consecutive_blocks(tmp_path):
+    """The energy test's exchangeable units: whole chains by default, or consecutive blocks of each chain."""
+    from analysis.experiment import _load
+    from mcmc_landscape.store import ChainWriter
+
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=(3, 10, 2))
+    with ChainWriter.create(tmp_path / "c.h5", "r", {}, 3, 2, {"iteration": np.int64(0)},
+                            extra={"data/y": np.arange(5)}) as w:
+        w.append(theta, np.arange(30.0).reshape(3, 10), np.ones((3, 10), bool), {"iteration": np.int64(1)})
+    th, loss, chain = _load(tmp_path / "c.h5")
+    np.testing.assert_array_equal(th, theta.reshape(-1, 2))
+    np.testing.assert_array_equal(loss, np.arange(30.0) / 5)
+    np.testing.assert_array_equal(chain, np.repeat([0, 1, 2], 10))
+    _, _, unit = _load(tmp_path / "c.h5", units_per_chain=4)
+    assert len(np.unique(unit)) == 12
+    for c in range(3):  # each chain's draws fall in its own 4 units, in order, as equal as 10 draws allow
+        mine = unit[c * 10 : (c + 1) * 10]
+        assert set(mine) == set(range(4 * c, 4 * c + 4)) and np.all(np.diff(mine) >= 0)
+        assert np.bincount(mine - 4 * c).max() - np.bincount(mine - 4 * c).min() <= 1
