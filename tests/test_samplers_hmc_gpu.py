@@ -183,6 +183,42 @@ def test_whole_iterations_in_the_kernel_equal_the_torch_iterations(simulated, se
         assert simulated[f"{got}_theta"].shape == (4, 4, 18) and 0 < simulated[f"{got}_acc"].mean() <= 1
 
 
+@needs_numba_cuda
+def test_a_kernel_that_cannot_launch_on_a_gpu_hands_over_to_the_slower_path(monkeypatch, caplog):
+    """No toolkit to compile with shows at a kernel's first launch: whole iterations hand over to the iteration loop,
+    the trajectory kernel to the torch loop, each once and with a warning, and the draws are the torch loop's."""
+    from mcmc_landscape.energy import mlp_energy_and_grad_torch, mlp_energy_torch
+
+    data, spec = load_dataset("points10"), MLPSpec.from_string("2,2")
+    traj = hmc_gpu.mlp_cuda_trajectory_fn(spec, data, mlp_energy_and_grad_torch)
+    tried = []
+
+    def cannot_compile(kernel, n_chains, args, device_arrays):
+        tried.append(kernel)
+        raise RuntimeError("libnvvm not found")
+
+    monkeypatch.setattr(hmc_gpu, "compile_kernel", lambda spec, dtype, kind="trajectory": kind)
+    monkeypatch.setattr(hmc_gpu, "_launch", cannot_compile)
+    monkeypatch.setattr(hmc_gpu, "_on_gpu", lambda t: True)  # as if the tensors were on a GPU
+    eg = _torch_eg(spec, data, torch.float64)
+    x, y = torch.tensor(data.x), torch.tensor(data.y)
+
+    def energy(t):
+        return mlp_energy_torch(t, spec, x, y)
+
+    settings = hmc.HMCSettings(box=3.0, warmup=30, n_leapfrog=4)
+    runs = []
+    for t in (traj, None):
+        state = hmc.init(energy, 5, spec.n_params, 2, settings, grad_fn=eg)
+        state, theta, u, acc = hmc.run_block(energy, state, 0, settings, max_warmup_steps=10, grad_fn=eg,
+                                             trajectory_fn=t)
+        runs.append(hmc.run_block(energy, state, 8, settings, grad_fn=eg, trajectory_fn=t)[1:])
+    assert tried == ["iterations", "trajectory"]
+    assert sum("could not run" in r.message for r in caplog.records) == 2
+    for got, want in zip(*runs, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_the_torch_loop_runs_where_the_kernel_cannot(monkeypatch):
     from mcmc_landscape.energy import mlp_energy_and_grad_torch, mlp_torch_trajectory_fn
 

@@ -355,6 +355,11 @@ def kernel_ptx(spec: MLPSpec, dtype: Any, cc: tuple[int, int] = (9, 0), kind: st
     return ptx
 
 
+def _on_gpu(t: Any) -> bool:
+    """Whether ``t`` lives on a CUDA device (else the kernels run only under numba-cuda's simulator)."""
+    return bool(t.is_cuda)
+
+
 def _launch(kernel: Any, n_chains: int, args: list[Any], device_arrays: bool) -> None:
     """Launch ``kernel`` with one thread per chain. Tensors on a CUDA device go without copies on torch's current
     stream; CPU tensors only under numba-cuda's simulator (as host arrays, written in place)."""
@@ -396,7 +401,8 @@ def mlp_cuda_trajectory_fn(spec: MLPSpec, data: Dataset,
     from . import hmc
 
     tensors: dict[tuple[Any, ...], tuple[Any, Any]] = {}
-    status = {"launched": False, "broken": False}
+    # per kernel: a kernel that fails at its first launch is not tried again (the other may still run)
+    status = {kind: {"launched": False, "broken": False} for kind in _SOURCES}
 
     def data_on(device: Any, dtype: Any) -> tuple[Any, Any]:
         key = (str(device), dtype)
@@ -411,19 +417,22 @@ def mlp_cuda_trajectory_fn(spec: MLPSpec, data: Dataset,
                             n_lf, box)
 
     def launch_or_fall_back(kind: str, like: Any, args: list[Any]) -> bool:
-        """Launch; False (and the torch loop from then on) if the very first launch on a GPU fails."""
-        if status["broken"]:
+        """Launch; False (and the slower path from then on) if this kernel's very first launch on a GPU fails."""
+        st = status[kind]
+        if st["broken"]:
             return False
         npdt = np.float32 if like.dtype == torch.float32 else np.float64
+        on_gpu = _on_gpu(like)
         try:
-            _launch(compile_kernel(spec, npdt, kind), like.shape[0], args, like.is_cuda)
+            _launch(compile_kernel(spec, npdt, kind), like.shape[0], args, on_gpu)
         except Exception as exc:  # noqa: BLE001 - a missing toolkit shows up only at the first launch
-            if not like.is_cuda or status["launched"]:
+            if not on_gpu or st["launched"]:
                 raise
-            status["broken"] = True
-            log.warning("the fused GPU trajectory could not run (%s); HMC uses the torch loop instead", exc)
+            st["broken"] = True
+            instead = "the torch loop" if kind == "trajectory" else "a launch of the trajectory kernel an iteration"
+            log.warning("the fused GPU kernel %r could not run (%s); HMC uses %s instead", kind, exc, instead)
             return False
-        status["launched"] = True
+        st["launched"] = True
         return True
 
     def trajectory(pos: Any, r: Any, g: Any, drift: Any, kick: Any, n_lf: int, box: float) -> tuple[Any, ...]:
