@@ -71,7 +71,8 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     z.add_argument("--data-dir", type=Path, help="folder holding mnist/ or cifar10/ (default $MCMC_LANDSCAPE_DATA, "
                    "else ../shared/data); not needed to resume (the images are stored with the run)")
     z.add_argument("--theta-dtype", choices=["float32", "float64"],
-                   help="type θ is stored in (default float32 for zoo models, float64 for MLPs)")
+                   help="type θ is stored in (default float32 for zoo models and for MLPs sampled in float32, else "
+                        "float64)")
     z.add_argument("--chain-chunk", type=positive_int, help="chains through the model at once (memory; default 32)")
     z.add_argument("--example-chunk", type=positive_int,
                    help="images through the model at once (memory; default 4096 // chain chunk)")

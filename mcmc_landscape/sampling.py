@@ -199,6 +199,8 @@ def new_config(explicit: dict[str, Any], device: str = "auto",
         cfg["data_sha256"] = data_digest(ds.x, ds.y)
         spec, kernel = make_kernel(cfg, ds.x, ds.y, device)
         cfg["widths"] = list(spec.widths)
+        if cfg.get("dtype") == "float32":  # float32 draws stored in float64 would be half zeros: twice the bytes
+            cfg.setdefault("theta_dtype", "float32")
     cfg["n_params"] = spec.n_params
     return cfg, ds, spec, kernel
 

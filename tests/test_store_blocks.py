@@ -130,3 +130,20 @@ def test_whole_chunk_writes_pad_the_last_chains_and_read_back_exactly(tmp_path):
         np.testing.assert_array_equal(r.get_chain(), want)
         np.testing.assert_array_equal(r.get_energy(), np.concatenate([b[..., 0] for b in blocks], axis=1))
         np.testing.assert_array_equal(r.get("accepted"), np.concatenate([b[..., 1] > 0 for b in blocks], axis=1))
+
+
+def test_float32_hmc_stores_theta_in_float32_and_float64_runs_in_float64(tmp_path):
+    """Draws sampled in float32 are stored in float32 (float64 would add only zeros), unless --theta-dtype says."""
+    from landscape_cli.main import main
+
+    base = ["sample", "--sampler", "hmc", "--chains", "2", "--warmup", "10", "--draws", "8", "--leapfrog", "3",
+            "--device", "cpu", "-q"]
+    for name, extra, want in (("a", ["--dtype", "float32"], "float32"), ("b", [], "float64"),
+                              ("c", ["--dtype", "float32", "--theta-dtype", "float64"], "float64")):
+        assert main([*base, *extra, "--out", str(tmp_path / f"{name}.h5")]) == 0
+        with ChainReader(tmp_path / f"{name}.h5") as r:
+            theta = r.get_chain()
+            assert theta.dtype == np.dtype(want) and theta.shape == (2, 8, 18) and np.isfinite(theta).all()
+    assert main(["sample", "--resume", str(tmp_path / "a.h5"), "--draws", "12", "-q"]) == 0
+    with ChainReader(tmp_path / "a.h5") as r:
+        assert r.get_chain().dtype == np.float32 and r.committed_draws == 12
