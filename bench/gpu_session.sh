@@ -5,6 +5,7 @@
 # time cap, so one slow step cannot eat the others; every log lands in $OUT (default runs/gpu_session).
 #
 #   bash bench/gpu_session.sh            # on the GPU machine, from the repository root
+#   ONLY="10" bash bench/gpu_session.sh  # just those steps (the extra ones at the end run only when named)
 set -u
 OUT=${OUT:-runs/gpu_session}
 mkdir -p "$OUT"
@@ -22,6 +23,11 @@ step() {  # step NAME CAP_SECONDS COMMAND...: run it under its cap, log to $OUT/
     timeout --signal=INT --kill-after=10 "$cap" "$@" >> "$OUT/$name.log" 2>&1
     local rc=$?
     echo "$name rc=$rc wall=$((SECONDS - t0))s cap=${cap}s" | tee -a "$OUT/steps.txt"
+}
+
+extra() {  # extra NAME CAP COMMAND...: a step outside the default session (too long for one), run only when ONLY names it
+    if [ -z "${ONLY:-}" ]; then return; fi
+    step "$@"
 }
 
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python -c "import torch, numba, numpy, sys; \
@@ -50,5 +56,9 @@ from mcmc_landscape.store import ChainReader
 with ChainReader("/tmp/convnet.h5") as r:
     print("committed draws per chain", r.committed_draws, "file bytes", os.path.getsize("/tmp/convnet.h5"))
 EOF
+# figures still unmeasured on a GPU, each alone in a session of its own: ONLY="60" (census), ONLY="70" / "71" (DSS)
+extra 60-census-gpu 420 python bench/census.py --device cuda --out "$OUT/census"
+extra 70-dss-mnist-quick 540 python bench/dss_scale.py --task mnist --device cuda --quick --out "$OUT/dss_mnist_quick"
+extra 71-dss-ptb-quick 300 python bench/dss_scale.py --task ptb --device cuda --quick --out "$OUT/dss_ptb_quick"
 echo "done" >> "$OUT/steps.txt"
 cat "$OUT/steps.txt"
