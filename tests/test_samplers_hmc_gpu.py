@@ -114,6 +114,15 @@ def simulate(out: str) -> None:
             res[f"{tag}_theta"], res[f"{tag}_u"], res[f"{tag}_acc"] = theta, u, acc
             for k, v in HMC_STATE_ARRAYS(end).items():
                 res[f"{tag}_state_{k}"] = v
+    # float32 through the kernel of whole iterations: the dtype kept, every draw in the box
+    eg32 = _torch_eg(spec, data, torch.float32)
+    settings = hmc.HMCSettings(box=3.0, warmup=20, n_leapfrog=4)
+    state = hmc.init(energy, 4, spec.n_params, 3, settings, dtype=torch.float32, grad_fn=eg32)
+    state, theta, u, acc = hmc.run_block(energy, state, 10, settings, grad_fn=eg32,
+                                         trajectory_fn=mlp_torch_trajectory_fn(spec, data, "cuda"))
+    res["f32/theta"], res["f32/u"], res["f32/acc"] = theta, u, acc
+    res["f32/u_check"] = eg32(torch.from_numpy(theta[:, -1]))[0].numpy()
+    res["f32/state_dtypes"] = np.array([str(getattr(state, k).dtype) for k in ("position", "log_step", "inv_mass")])
     np.savez(out, **res)
 
 
@@ -217,6 +226,15 @@ def test_a_kernel_that_cannot_launch_on_a_gpu_hands_over_to_the_slower_path(monk
     assert sum("could not run" in r.message for r in caplog.records) == 2
     for got, want in zip(*runs, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+@needs_numba_cuda
+def test_whole_iterations_in_float32_keep_the_dtype_and_the_box(simulated):
+    theta, u, acc = simulated["f32/theta"], simulated["f32/u"], simulated["f32/acc"]
+    assert theta.dtype == np.float32 and u.dtype == np.float32 and theta.shape == (4, 10, 18)
+    assert np.all(np.abs(theta) <= 3.0) and 0 < acc.mean() <= 1
+    assert set(simulated["f32/state_dtypes"]) == {"torch.float32"}
+    np.testing.assert_allclose(u[:, -1], simulated["f32/u_check"], rtol=1e-5)  # U stored is U at the stored θ
 
 
 def test_the_torch_loop_runs_where_the_kernel_cannot(monkeypatch):
