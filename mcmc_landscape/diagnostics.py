@@ -141,13 +141,17 @@ def diagnose(theta: np.ndarray, energy: np.ndarray, accepted: np.ndarray, nonfin
     rejected = int(np.sum(pvals < threshold)) if np.all(np.isfinite(pvals)) else 0
     acc = accepted.mean(axis=1) if accepted.size else np.full(n_chains, np.nan)
     ess_min_theta = np.minimum(th["ess_bulk"], th["ess_tail"])
+    worst_rhat = int(np.nanargmax(th["rhat"]))
+
+    def name(j: Any) -> int:  # a column of ``theta`` → the run's coordinate
+        return int(j) if coordinates is None else int(coordinates[j])
+
     reasons = []
     if n_chains < 2:
         reasons.append("R-hat needs at least 2 chains")
     max_rhat = float(np.nanmax(np.append(th["rhat"], u["rhat"])))
     if not max_rhat < RHAT_MAX:
-        at = int(np.nanargmax(th["rhat"]))
-        worst = "U" if u["rhat"] >= th["rhat"][at] else f"theta[{at if coordinates is None else coordinates[at]}]"
+        worst = "U" if u["rhat"] >= th["rhat"][worst_rhat] else f"theta[{name(worst_rhat)}]"
         reasons.append(f"max R-hat {max_rhat:.3f} ≥ {RHAT_MAX} (at {worst})")
     min_ess = float(np.nanmin(np.append(ess_min_theta, [u["ess_bulk"], u["ess_tail"]])))
     if not min_ess >= ESS_MIN:
@@ -157,15 +161,12 @@ def diagnose(theta: np.ndarray, energy: np.ndarray, accepted: np.ndarray, nonfin
                        f"(p < {threshold:.2g}, Bonferroni)")
     if n_chains < 3:
         reasons.append("the normality check of chain means needs at least 3 chains")
-    def name(j: Any) -> int:  # a column of ``theta`` → the run's coordinate
-        return int(j) if coordinates is None else int(coordinates[j])
-
     return Diagnosis(
         n_chains=n_chains, n_draws=n_draws, discard=discard,
         energy={"mean": float(energy.mean()), "rhat": float(u["rhat"]), "ess_bulk": float(u["ess_bulk"]),
                 "ess_tail": float(u["ess_tail"]), "mcse_mean": float(u["mcse_mean"]),
                 "normality_p": float(pvals[0])},
-        theta_max_rhat=float(np.nanmax(th["rhat"])), theta_worst_rhat_index=name(np.nanargmax(th["rhat"])),
+        theta_max_rhat=float(np.nanmax(th["rhat"])), theta_worst_rhat_index=name(worst_rhat),
         theta_min_ess_bulk=float(np.nanmin(th["ess_bulk"])), theta_min_ess_tail=float(np.nanmin(th["ess_tail"])),
         theta_min_ess_index=name(np.nanargmin(ess_min_theta)),
         acceptance_mean=float(np.mean(acc)), acceptance_min=float(np.min(acc)), acceptance_max=float(np.max(acc)),

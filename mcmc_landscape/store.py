@@ -49,6 +49,8 @@ COMPRESSIONS: dict[str, dict[str, Any]] = {
 }
 #: Size of a chunk of ``theta`` in bytes, about: big enough that per-chunk costs vanish, small enough to read cheaply.
 CHUNK_BYTES = 1 << 20
+#: HDF5's chunk cache of a file open for appending (writes of whole chunks bypass it; partial blocks go through it).
+APPEND_CACHE_BYTES = CHUNK_BYTES * 4
 #: Draws per chunk when the block size is not known.
 DEFAULT_CHUNK_DRAWS = 64
 
@@ -188,7 +190,7 @@ class ChainWriter:
         SWMR mode (kept open: closing and reopening it cost a run of many chains more than its first block's state).
         A writer killed after the rename leaves a complete file flagged open for write, repaired like any other."""
         tmp = path.with_name(path.name + ".creating")
-        f = h5py.File(tmp, "w", libver="latest", locking=False, rdcc_nbytes=CHUNK_BYTES * 4)
+        f = h5py.File(tmp, "w", libver="latest", locking=False, rdcc_nbytes=APPEND_CACHE_BYTES)
         try:
             g = write_run_header(f, run, config, 0)
             g.attrs["compression"] = compression
@@ -254,12 +256,12 @@ class ChainWriter:
         """Open for appending; the caller holds the lock, so a file flagged "open for write" has no live writer."""
         _open_read(path).close()  # clear errors for missing, corrupt and foreign files
         try:
-            return _open_for_write(path, rdcc_nbytes=CHUNK_BYTES * 4)
+            return _open_for_write(path, rdcc_nbytes=APPEND_CACHE_BYTES)
         except OSError as exc:
             if "already open for write" not in str(exc):
                 raise StoreError(f"{str(path)!r} cannot be opened for writing ({exc}).") from None
             repair(path)
-            return _open_for_write(path, rdcc_nbytes=CHUNK_BYTES * 4)
+            return _open_for_write(path, rdcc_nbytes=APPEND_CACHE_BYTES)
 
     # -- writing ----------------------------------------------------------------------------------------------------
     def write_state(self, state: dict[str, np.ndarray], commit: bool = True) -> None:

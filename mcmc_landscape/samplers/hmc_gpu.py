@@ -358,6 +358,13 @@ def kernel_ptx(spec: MLPSpec, dtype: Any, cc: tuple[int, int] = (9, 0), kind: st
     return ptx
 
 
+def _np_float(t: Any) -> type:
+    """The NumPy scalar type of a float tensor, for the kernels' scalar arguments and their compiled dtype."""
+    import torch
+
+    return np.float32 if t.dtype == torch.float32 else np.float64
+
+
 def _on_gpu(t: Any) -> bool:
     """Whether ``t`` lives on a CUDA device (else the kernels run only under numba-cuda's simulator)."""
     return bool(t.is_cuda)
@@ -395,8 +402,8 @@ def mlp_cuda_trajectory_fn(spec: MLPSpec, data: Dataset,
 
     Tensors on a CUDA device go to the kernels without copies on torch's current stream. CPU tensors are accepted
     only under numba-cuda's simulator (``NUMBA_ENABLE_CUDASIM=1``): that is how the tests run the kernels' code.
-    If the first launch fails (no CUDA toolkit for numba-cuda to compile with), the torch loop takes over, with a
-    warning."""
+    If a kernel's first launch fails (no CUDA toolkit for numba-cuda to compile with), the slower path takes over for
+    that kernel, with a warning: whole iterations hand over to the iteration loop, the trajectory to the torch loop."""
     if not available() or spec.n_params > MAX_PARAMS:
         return None
     import torch
@@ -424,10 +431,9 @@ def mlp_cuda_trajectory_fn(spec: MLPSpec, data: Dataset,
         st = status[kind]
         if st["broken"]:
             return False
-        npdt = np.float32 if like.dtype == torch.float32 else np.float64
         on_gpu = _on_gpu(like)
         try:
-            _launch(compile_kernel(spec, npdt, kind), like.shape[0], args, on_gpu)
+            _launch(compile_kernel(spec, _np_float(like), kind), like.shape[0], args, on_gpu)
         except Exception as exc:  # noqa: BLE001 - a missing toolkit shows up only at the first launch
             if not on_gpu or st["launched"]:
                 raise
@@ -442,7 +448,7 @@ def mlp_cuda_trajectory_fn(spec: MLPSpec, data: Dataset,
         ins = [t.contiguous() for t in (pos, r, g, drift, kick)]
         out_x, out_r, out_g = (torch.empty_like(ins[0]) for _ in range(3))
         out_u = torch.empty(pos.shape[0], dtype=pos.dtype, device=pos.device)
-        npdt = np.float32 if pos.dtype == torch.float32 else np.float64
+        npdt = _np_float(pos)
         xd, yd = data_on(pos.device, pos.dtype)
         if launch_or_fall_back("trajectory", pos, [*ins, np.int64(n_lf), npdt(box), xd, yd, out_x, out_r, out_u,
                                                    out_g]):
@@ -454,7 +460,7 @@ def mlp_cuda_trajectory_fn(spec: MLPSpec, data: Dataset,
     def iterations(chains: hmc.FusedChains, noise: hmc.Noise, sched: hmc.FusedSchedule, out_theta: Any,
                    out_energy: Any, out_acc: Any) -> bool:
         pos = chains.position
-        npdt = np.float32 if pos.dtype == torch.float32 else np.float64
+        npdt = _np_float(pos)
         s = sched.settings
         key = (str(pos.device), tuple(sched.ends))
         if key not in ends_on:
