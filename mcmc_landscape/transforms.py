@@ -102,8 +102,19 @@ class Transform:
     def is_affine(self) -> bool:
         return self.kind not in ("permute-labels", "noise")
 
+    @property
+    def box_isometry(self) -> bool:
+        """Whether the first-layer map that absorbs this transform carries the box [-L, L]^p onto itself (a signed
+        permutation of coordinates): reflections and rotations by multiples of 90°."""
+        if self.kind == "reflect" or self.kind == "identity":
+            return True
+        return self.kind == "rotate" and float(self.params[0]) % 90.0 == 0.0
+
     def prediction(self) -> str:
         """What the theory predicts for the landscape of the transformed data against the untransformed one."""
+        if self.kind == "rotate" and self.box_isometry:
+            return ("a symmetry: absorbed by the first layer (W1 → R W1), and a rotation by a multiple of 90° is a "
+                    "signed permutation of W1's rows, which maps the box onto itself: the landscapes agree everywhere.")
         return PREDICTIONS[self.kind]
 
     def predicted_same(self) -> bool:
