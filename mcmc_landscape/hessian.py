@@ -104,17 +104,21 @@ HVP = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def batched_hvp(energy: EnergyFn, chunk: int | None = None) -> HVP:
-    """``hvp(theta, v)``: H(θ_i) v_i for every row i of ``theta`` and ``v`` (rows, p), by ``torch.func.jvp`` of the
-    gradient of ΣU. Rows do not interact, so the gradient of the sum is each row's gradient and its directional
-    derivative along ``v`` is each row's Hessian-vector product: many points (or many vectors at one point, rows
-    repeated) are one call. ``chunk`` rows at a time bounds memory."""
-    from torch.func import grad, jvp
+    """``hvp(theta, v)``: H(θ_i) v_i for every row i of ``theta`` and ``v`` (rows, p), by ``torch.func.vjp`` of the
+    gradient of ΣU (H is symmetric, so vᵀH = Hv). Rows do not interact, so the gradient of the sum is each row's
+    gradient and its derivative along ``v`` is each row's Hessian-vector product: many points (or many vectors at one
+    point, rows repeated) are one call. ``chunk`` rows at a time bounds memory. Reverse-over-reverse: on the MLP it
+    measured 6× faster than ``jvp`` of the gradient (forward mode through ``baddbmm``/``gather`` is slow in torch)."""
+    from torch.func import grad, vjp
 
     gfn = grad(lambda t: energy(t).sum())
 
+    def one(theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return vjp(gfn, theta)[1](v)[0]
+
     def hvp(theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         step = chunk or len(theta)
-        parts = [jvp(gfn, (theta[i : i + step],), (v[i : i + step],))[1] for i in range(0, len(theta), max(step, 1))]
+        parts = [one(theta[i : i + step], v[i : i + step]) for i in range(0, len(theta), max(step, 1))]
         return torch.cat(parts) if parts else torch.zeros_like(v)
 
     return hvp

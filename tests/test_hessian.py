@@ -22,6 +22,15 @@ from mcmc_landscape.nets import MLPSpec
 SPEC = MLPSpec((6, 5), 3, 3, "tanh")           # p = 24 + 35 + 18 = 77
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: one thread beats the wake-up of several (on a shared machine, by 10×)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def net():
     rng = np.random.default_rng(0)
