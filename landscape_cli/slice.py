@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from mcmc_landscape.errors import SpecError
 
 from .common import nonneg_int, positive_float, positive_int, refuse_nonempty
 from .points import add_source_arguments, kind_of, resolve
+
+log = logging.getLogger("landscape_cli.slice")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -160,7 +163,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_align:
             theta, aligned = _align(target, theta)
         origin = theta[0]
-        d1, d2, coords = plane_through(*theta)
+        same = np.linalg.norm(theta[1:] - theta[0], axis=1) <= 1e-12 * max(1.0, float(np.linalg.norm(theta[0])))
+        if aligned and len(theta) == 2 and same.all():
+            log.info("the two models are one point modulo the network's symmetries: the line is flat (no barrier)")
+            res["same_point_modulo_symmetry"] = np.array(True)
+            d1, d2, coords = np.zeros_like(origin), None, np.zeros((2, 2))
+        else:
+            d1, d2, coords = plane_through(*theta)
         a = _axis(0.0, float(coords[:, 0].max()), args.span * 0.25, steps)
         b = _axis(float(coords[:, 1].min()), float(coords[:, 1].max()), args.span * 0.25, steps) \
             if d2 is not None else None
