@@ -245,8 +245,9 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
         write_tree,
     )
     from dss.barriers import BarrierSettings, barriers
+    from mcmc_landscape.hessian import hessian_spectrum
     from mcmc_landscape.nets import MLPSpec
-    from mcmc_landscape.optimize import classify, hessian_spectrum, mlp_objective, resolve_device
+    from mcmc_landscape.optimize import classify, mlp_objective, resolve_device
     from mcmc_landscape.symmetry import aligned_distance, dead_units, function_form, symmetric_copies
 
     t_start = time.perf_counter()

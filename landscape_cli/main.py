@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "experiment": ("experiment", "the invariance experiment for transforms of the data (rotate, reflect, scale, ...)"),
     "dss": ("dss", "Dynamic String Sampling: connect models of equal loss by a string of beads"),
     "census": ("census", "all local minima of a chain file modulo symmetry, their barriers, the disconnectivity graph"),
+    "hessian": ("hessian", "Hessian spectrum at θ (chain draw, census minimum, DSS bead, checkpoint): extremes, trace, "
+                "density"),
+    "slice": ("slice", "1-D and 2-D loss slices: filter-normalized, through two or three aligned models, PCA planes"),
 }
 
 
