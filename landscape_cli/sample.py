@@ -62,9 +62,11 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
                         "(default: one per worker with --cluster, else none)")
     add_cluster_arguments(s)
     z = s.add_argument_group("zoo models (a convnet on real images instead of an MLP)")
-    z.add_argument("--model", choices=["mnist-convnet", "cifar10-convnet", "small-convnet"],
-                   help="sample this model of the zoo (U summed over the --n-train first training images; --data mnist "
-                        "or cifar10, default by model); rw and hmc, on --device, float32 by default on a GPU")
+    z.add_argument("--model", metavar="NAME|MODULE:FACTORY",
+                   help="sample this model of the zoo (mnist-convnet, cifar10-convnet, small-convnet; U summed over the "
+                        "--n-train first training images; --data mnist or cifar10, default by model), or your own: "
+                        "package.module:factory (or file.py:factory) returning an nn.Module, with --data FILE.npz "
+                        "(arrays x, y); rw and hmc, on --device, float32 by default on a GPU")
     z.add_argument("--width", type=positive_float, help="mnist-convnet/cifar10-convnet: scale of every layer's "
                    "channels and units (default 1; 0.25 gives p = 206,954 on MNIST)")
     z.add_argument("--n-train", type=positive_int, help="training images in U (default 1000)")

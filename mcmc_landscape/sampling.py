@@ -217,6 +217,10 @@ def _start_zoo(cfg: dict[str, Any], explicit: dict[str, Any], device: str, data_
     for k in MLP_ONLY:
         cfg.pop(k, None)
     cfg.update({k: v for k, v in zs.ZOO_DEFAULTS.items() if k not in explicit})
+    from .user_model import is_user_model
+
+    if is_user_model(cfg["model"]):
+        return _start_user(cfg, explicit, device)
     if "data" not in explicit:
         cfg["data"] = "cifar10" if cfg["model"].startswith("cifar") else "mnist"
     from .samplers.hmc import resolve_device
@@ -229,6 +233,27 @@ def _start_zoo(cfg: dict[str, Any], explicit: dict[str, Any], device: str, data_
     spec, kernel = zs.make_zoo_kernel(cfg, x, y, device)
     cfg["model_options"] = spec.options
     return spec, kernel, x, y
+
+
+def _start_user(cfg: dict[str, Any], explicit: dict[str, Any], device: str):
+    """A user's model (``--model module:factory``) on a user's ``--data file.npz``: (spec, kernel, x, y)."""
+    from . import zoo_sampling as zs
+    from .samplers.hmc import resolve_device
+    from .user_model import load_user_model
+
+    for k in ("width", "n_train"):
+        if k in explicit:
+            raise SpecError(f"--{k.replace('_', '-')} applies to zoo models only; drop it with --model module:factory.")
+        cfg.pop(k, None)
+    if "data" not in explicit:
+        raise SpecError(f"--model {cfg['model']} needs --data FILE.npz holding arrays x and y.")
+    _, ds = load_user_model(cfg["model"], cfg["data"])
+    cfg["dtype"] = zs.resolve_dtype({"dtype": explicit.get("dtype")}, resolve_device(device))
+    cfg.setdefault("theta_dtype", "float32" if cfg["dtype"] == "float32" else "float64")
+    cfg["data_sha256"] = data_digest(ds.x, ds.y)
+    cfg["model_options"] = {"n_classes": ds.n_classes}
+    spec, kernel = zs.make_zoo_kernel(cfg, ds.x, ds.y, device)
+    return spec, kernel, ds.x, ds.y
 
 
 def zoo_data_digest(x: Any, y: Any) -> str:
