@@ -79,9 +79,7 @@ class Counted:
 
             if iterations and hasattr(self.traj, "iterations"):
                 def counted_iterations(chains, noise, sched, *outs):
-                    s = sched.settings
-                    steps = int(noise.n_leapfrog.sum()) if s.jitter else len(noise.n_leapfrog) * s.n_leapfrog
-                    self.calls += chains.position.shape[0] * steps
+                    self.calls += chains.position.shape[0] * int(noise.n_leapfrog.sum())
                     return self.traj.iterations(chains, noise, sched, *outs)
 
                 counted_trajectory.iterations = counted_iterations
@@ -103,20 +101,42 @@ class Counted:
         return mlp_energy_and_grad_torch(theta, self.spec, self.x, self.y)
 
 
+def ess_canonical(theta: np.ndarray, energy: np.ndarray, per_chain_max: int = 64) -> dict:
+    """Bulk ESS of the canonical coordinates (θ modulo the network's symmetries, as the analysis reads it): the median
+    over coordinates, over all chains together, and summed chain by chain (from the first ``per_chain_max`` chains,
+    scaled to all: each chain's own ESS costs an ArviZ call a coordinate)."""
+    from mcmc_landscape.symmetry import canonicalize
+
+    C, D, p = theta.shape
+    can = canonicalize(theta.reshape(-1, p), MLPSpec.from_string("2,2")).reshape(C, D, p)
+    whole = float(np.median(summary_arrays(can, energy)["theta"]["ess_bulk"]))
+    k = min(C, per_chain_max)
+    per = [np.median(summary_arrays(can[c : c + 1], energy[c : c + 1])["theta"]["ess_bulk"]) for c in range(k)]
+    return {"ess_theta": whole, "ess_theta_chains": float(np.sum(per) * C / k)}
+
+
 def run_ours(chains, warmup, draws, n_leapfrog, device, seed=0, torch_grad=False, dtype=torch.float64,
-             per_chain=True, iterations=True):
+             per_chain=True, iterations=True, trajectory="fixed", jitter=False, target_accept=0.8):
     f = Counted(device, dtype, iterations=iterations)
     grad = f.with_torch_grad if torch_grad else f.with_grad
     traj = None if torch_grad else f.trajectory_fn
-    s = hmc.HMCSettings(temperature=T, box=L, warmup=warmup, n_leapfrog=n_leapfrog)
+    s = hmc.HMCSettings(temperature=T, box=L, warmup=warmup, n_leapfrog=n_leapfrog, trajectory=trajectory,
+                        jitter=jitter, target_accept=target_accept)
     t0 = time.perf_counter()
     state = hmc.init(f, chains, 18, seed, s, device=device, dtype=dtype, grad_fn=grad)
     state, theta, energy, acc = hmc.run_block(f, state, draws, s, grad_fn=grad, trajectory_fn=traj)
     if device.type == "cuda":
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
-    return {"seconds": dt, "grads": f.calls, "ess_u": ess_u(energy),
-            "ess_u_chains": ess_u_per_chain(energy) if per_chain else float("nan"), "acceptance": float(acc.mean())}
+    out = {"seconds": dt, "grads": f.calls, "ess_u": ess_u(energy),
+           "ess_u_chains": ess_u_per_chain(energy) if per_chain else float("nan"), "acceptance": float(acc.mean()),
+           "step": float(state.log_step.exp().median()), "mean_steps": f.calls / (chains * (warmup + draws))}
+    if trajectory == "chees":
+        out["chees_length"] = float(np.exp(state.chees_log_length_ma))
+        out["chees_mean_steps"] = state.chees_mean_steps
+    if per_chain:
+        out.update(ess_canonical(theta, energy))
+    return out
 
 
 def run_pyro(kind, warmup, draws, n_leapfrog, chains=1):
@@ -160,7 +180,7 @@ def run_rw(chains, evals, seed=0):
     state, theta, energy, info = rw.run_block(model, state, steps - steps // 5, s)
     dt = time.perf_counter() - t0
     return {"seconds": dt, "grads": chains * steps, "ess_u": ess_u(energy), "ess_u_chains": ess_u_per_chain(energy),
-            "acceptance": float(info.accepted.mean())}
+            "acceptance": float(info.accepted.mean()), **ess_canonical(theta, energy)}
 
 
 def grad_throughput(chains, device, dtype, iters, trajectory="fused"):
