@@ -63,6 +63,7 @@ class HMCSettings(NamedTuple):
     adapt_mass: bool = True
     trajectory: str = "fixed"  # "fixed" (n_leapfrog, or jittered around it) or "chees" (:mod:`.chees`)
     max_leapfrog: int = 1000  # ChEES: the most leapfrog steps an iteration takes
+    chees_rate: bool = True  # ChEES: maximize ChEES per unit of trajectory (per gradient), not ChEES itself
 
 
 class HMCState(NamedTuple):
@@ -384,7 +385,8 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
             accept = (unif < a) & finite
             n_bad += (~finite).to(torch.int64)
             if chees_warm:
-                ch = chees.update(ch, chees.gradient(pos, x, rr, inv_mass, a, finite, n_lf * eps.squeeze(1)))
+                ch = chees.update(ch, chees.gradient(pos, x, rr, inv_mass, a, finite, n_lf * eps.squeeze(1),
+                                                     s.chees_rate))
             pos = torch.where(accept.unsqueeze(1), x, pos)
             u = torch.where(accept, uu, u)
             g = torch.where(accept.unsqueeze(1), gg, g)
