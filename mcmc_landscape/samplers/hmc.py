@@ -14,7 +14,9 @@ default; Hoffman and Gelman 2014), and a diagonal inverse mass matrix per chain 
 windows of doubling length (75 / 25, 50, 100, ... / 50 iterations for a long warm-up), regularized toward 1e-3 as Stan
 does; dual averaging restarts after each window. After warm-up ε and M are frozen. Trajectories have a fixed number of
 steps so a batch stays in lockstep on a GPU; with ``jitter`` the count is drawn afresh each iteration (the same for
-every chain) uniformly from [⌈n/2⌉, ⌊3n/2⌋].
+every chain) uniformly from [⌈n/2⌉, ⌊3n/2⌋]. With ``trajectory="chees"`` the length is tuned in warm-up over all
+chains (:mod:`.chees`) and the count is Halton-jittered each iteration, still the same for every chain; the ChEES
+warm-up runs iteration by iteration (it reduces over the chains between them), its sampling like any other.
 
 One ``torch.Generator`` drives the whole batch; its state is part of the saved state, so on the CPU a resumed run
 continues bit for bit.
