@@ -18,8 +18,8 @@ log = logging.getLogger("mcmc_landscape.sampling")
 
 #: Settings that define a run; a resume must match every one of them.
 RUN_KEYS = ("arch", "activation", "data", "angle", "temperature", "box", "sampler", "chains", "seed", "warmup",
-            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "dtype", "stretch", "compression", "model",
-            "width", "n_train", "theta_dtype", "temps", "t_max")
+            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "trajectory", "dtype", "stretch", "compression",
+            "model", "width", "n_train", "theta_dtype", "temps", "t_max")
 #: Settings that shape memory only (how the energy is chunked): stored, but a resume may change them.
 TUNING_KEYS = ("chain_chunk", "example_chunk")
 #: MLP-only settings, refused with --model.
@@ -32,14 +32,15 @@ SAMPLE_DEFAULTS: dict[str, Any] = {
 }
 SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
     "rw": {"target_accept": 0.234, "initial_step": 0.1},
-    "hmc": {"target_accept": 0.8, "initial_step": 0.05, "leapfrog": 16, "jitter": False, "dtype": "float64",
-            "warmup": 1000},
+    "hmc": {"target_accept": 0.8, "initial_step": 0.05, "leapfrog": 16, "jitter": False, "trajectory": "fixed",
+            "dtype": "float64", "warmup": 1000},
     "emcee": {"stretch": 2.0, "warmup": 1000, "chains": 36},
     "pt": {"target_accept": 0.234, "initial_step": 0.1, "temps": 5, "t_max": 20.0},
 }
 #: Settings that only some samplers take, and which.
 SAMPLER_ONLY = {"target_accept": ("rw", "hmc", "pt"), "initial_step": ("rw", "hmc", "pt"), "leapfrog": ("hmc",),
-                "jitter": ("hmc",), "dtype": ("hmc",), "stretch": ("emcee",), "temps": ("pt",), "t_max": ("pt",)}
+                "jitter": ("hmc",), "trajectory": ("hmc",), "dtype": ("hmc",), "stretch": ("emcee",), "temps": ("pt",),
+                "t_max": ("pt",)}
 
 
 def data_digest(x: Any, y: Any) -> str:
@@ -100,7 +101,8 @@ def _make_hmc(cfg: dict[str, Any], spec: Any, ds: Any, device: str):
 
     settings = hmc.HMCSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
                                warmup=cfg["warmup"], thin=cfg["thin"], n_leapfrog=cfg["leapfrog"],
-                               jitter=bool(cfg["jitter"]), initial_step=cfg["initial_step"])
+                               jitter=bool(cfg["jitter"]), initial_step=cfg["initial_step"],
+                               trajectory=cfg.get("trajectory", "fixed"))  # runs stored before ChEES: fixed
     energy_and_grad = mlp_torch_energy_grad_fn(spec, ds, dev, dtype)
     log.debug("hmc on %s in %s", dev, cfg["dtype"])
     return hmc.HMCKernel(energy, spec.n_params, settings, dev, dtype, grad_fn=energy_and_grad,

@@ -133,7 +133,8 @@ def make_zoo_kernel(cfg: dict[str, Any], x: np.ndarray, y: np.ndarray, device: s
     if cfg["sampler"] == "hmc":
         settings = hmc.HMCSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
                                    warmup=cfg["warmup"], thin=cfg["thin"], n_leapfrog=cfg["leapfrog"],
-                                   jitter=bool(cfg["jitter"]), initial_step=cfg["initial_step"])
+                                   jitter=bool(cfg["jitter"]), initial_step=cfg["initial_step"],
+                                   trajectory=cfg.get("trajectory", "fixed"))
         return spec, ZooHMCKernel(energy, spec.n_params, settings, dev, dtype, grad_fn=energy.energy_and_grad,
                                   start=start)
     if cfg["sampler"] == "rw":
