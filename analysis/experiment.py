@@ -38,7 +38,7 @@ from mcmc_landscape.diagnostics import diagnose, json_safe
 from mcmc_landscape.nets import MLPSpec
 from mcmc_landscape.store import ChainReader
 from mcmc_landscape.symmetry import canonicalize
-from mcmc_landscape.transforms import Transform, absorb, parse_transform, unabsorb
+from mcmc_landscape.transforms import Transform, parse_transform
 
 from .comparison import matched_procrustes, plane_angle_degrees
 from .experiment_report import report_markdown
@@ -59,6 +59,8 @@ from .reduction import KernelEmbedding, PlaneFit
 
 log = logging.getLogger("mcmc_landscape.experiment")
 
+#: The sampled dose-response controls: differences that grow with the noise level and with the labels changed.
+DOSE_TRANSFORMS = ["noise:0.02", "noise:0.05", "noise:0.1", "flip-labels:1", "flip-labels:2", "flip-labels:5"]
 DEFAULT_TRANSFORMS = ["rotate:120", "reflect:x", "scale:0.5", "translate:0.2,0", "shear:0.3", "permute-labels",
                       "noise:0.05"]
 
@@ -100,6 +102,7 @@ class ExperimentSettings(SamplingStudySettings):
 
     transforms: list[str] = field(default_factory=lambda: list(DEFAULT_TRANSFORMS))
     data: str = "points10"  # the reference's data (a name or CSV, with transforms after '|')
+    dose_response: bool = False  # add the sampled dose-response controls (DOSE_TRANSFORMS), one run each
 
 
 @dataclass
@@ -151,7 +154,11 @@ def plan_runs(s: ExperimentSettings, names: dict[str, str] | None = None) -> lis
     ref = names.get("identity", "identity")
     plans = [RunPlan(ref, parse_transform("identity"), run_seed(s.seed, ref), "reference")]
     seen = {plans[0].name}
-    for spec in s.transforms:
+    specs = list(s.transforms)
+    if getattr(s, "dose_response", False):
+        given = {parse_transform(t).spec for t in specs}
+        specs += [t for t in DOSE_TRANSFORMS if parse_transform(t).spec not in given]
+    for spec in specs:
         t = parse_transform(spec)
         name = names.get(spec, t.name)
         if name in seen:
@@ -358,18 +365,18 @@ def compare(s: ExperimentSettings, out: Path, plans: list[RunPlan], spec: MLPSpe
     for i, plan in enumerate(plans[1:]):
         th, loss, ch = draws[plan.name]
         entry: dict[str, Any] = {"weight_space": {}}
-        affine = plan.transform is not None and plan.transform.is_affine and plan.role == "transform"
+        mappable = plan.transform is not None and plan.transform.has_parameter_map and plan.role == "transform"
         for subset, keep_ref, keep in (("all", np.ones(len(th_ref), bool), np.ones(len(th), bool)),
                                        ("good", loss_ref < s.threshold, loss < s.threshold)):
             R, B, cr, cb = th_ref[keep_ref], th[keep], ch_ref[keep_ref], ch[keep]
             seed = s.seed + 10 * i
-            if affine:
-                A, t = plan.transform.affine(spec.n_in)
-                moved_probes = plan.transform.apply(probes, np.zeros(len(probes), int))[0]
-                mapped = unabsorb(B, layout, A, t)
-                in_ref = _inside(absorb(R, layout, A, t), s.box)  # reference draws whose image lies in the box
+            if mappable:
+                # mapped back, the run's draws compute on the probes what they computed on the transformed probes
+                # (f_θ'(Φ(g)) = f_Φ*θ'(g)), so probing the mapped draws at G is probing the run at Φ(G)
+                mapped = plan.transform.map_back(B, layout, spec.n_in)
+                in_ref = _inside(plan.transform.carry(R, layout, spec.n_in), s.box)  # reference draws whose image is in B
                 in_run = _inside(mapped, s.box)  # mapped draws inside the reference's box
-                fn, ws = _pair_tests(R[in_ref], B[in_run], cr[in_ref], cb[in_run], spec, probes, moved_probes, s, seed,
+                fn, ws = _pair_tests(R[in_ref], mapped[in_run], cr[in_ref], cb[in_run], spec, probes, probes, s, seed,
                                      (R[in_ref], mapped[in_run]))
                 entry.setdefault("mapped", {})[subset] = fn
                 entry["weight_space"].setdefault("mapped", {})[subset] = ws

@@ -174,6 +174,7 @@ def report_markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {r['run']} | {r['test']} | {_p_text(r['result'])} | {_p_text(r['good'])} | "
                      f"{_p_text(r['weight_space'])} | {units[0]} vs {units[1] if units else ''} | {cut_text} |"
                      if units else f"| {r['run']} | {r['test']} | n/a | n/a | n/a | — | {cut_text} |")
+    lines += _dose_lines(rows)
     lines += ["", "## The plane claim", ""] + _plane_lines(c.get("plane"), s["threshold"])
     lines += _per_run(result) + _shared(c)
     return "\n".join(lines) + "\n"
@@ -222,4 +223,24 @@ def _shared(c: dict[str, Any]) -> list[str]:
         lines.append(f"| {name} | {sh['n_good']} | {_fmt(sh.get('explained_variance_ratio'))} [{_fmt(ci[0])}, "
                      f"{_fmt(ci[1])}] | {_fmt(sh.get('plane_angle_to_reference_deg'), '.1f')}° | "
                      f"{_fmt(sh.get('procrustes_to_reference'), '.3f')} |")
+    return lines
+
+
+def _dose_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The sampled dose-response controls (noise, flipped labels): the distance should grow with the dose."""
+    doses = []
+    for r in rows:
+        if r["role"] == "transform" and r["result"]:
+            t = parse_transform(r["transform"])
+            if t.kind in ("noise", "flip-labels"):
+                doses.append((t.kind, t.params[0], r))
+    if not doses:
+        return []
+    lines = ["", "## Dose response (sampled controls)", "",
+             "Predicted different, by more as the dose grows: the energy distance in function space should rise with "
+             "the noise level σ and with the number K of labels changed.", "",
+             "| control | dose | energy distance | p (Holm) | verdict |", "|---|---:|---:|---:|---|"]
+    for kind, dose, r in sorted(doses, key=lambda d: (d[0], d[1])):
+        lines.append(f"| {kind} | {dose:g} | {r['result']['energy_distance']:.4f} | {_fmt(r['p_holm'], '.4f')} | "
+                     f"{r['verdict']} |")
     return lines

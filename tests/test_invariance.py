@@ -129,3 +129,35 @@ def test_no_two_runs_of_an_experiment_share_a_chain_stream():
     for a, b in itertools.combinations(streams, 2):
         assert not streams[a] & streams[b], (a, b)
     assert plan_runs(s)[0].seed == plans[0].seed  # derived, so a repeated experiment repeats its runs
+
+
+@pytest.mark.parametrize("spec", ["rotate:90", "rotate:120", "reflect:x", "scale:0.5", "translate:0.2,0", "shear:0.3",
+                                  "swap-classes"])
+def test_each_parameter_map_carries_the_landscape_exactly(spec):
+    """U(carry(θ); transformed data) = U(θ; data), map_back undoes carry, and the box isometries keep the box."""
+    from mcmc_landscape.nets import mlp_logits
+
+    t = parse_transform(spec)
+    ds = load_dataset("points10")
+    x2, y2 = t.apply(ds.x, ds.y)
+    theta = np.random.default_rng(5).uniform(-3, 3, size=(20, SPEC.n_params))
+    carried = t.carry(theta, SPEC.offsets(), 2)
+
+    def losses(th, x, y):
+        z = mlp_logits(th, SPEC, x)
+        z = z - z.max(axis=-1, keepdims=True)
+        return -(np.take_along_axis(z, y[None, :, None], axis=-1)[..., 0] - np.log(np.exp(z).sum(axis=-1))).sum(1)
+
+    np.testing.assert_allclose(losses(carried, x2, y2), losses(theta, ds.x, ds.y), rtol=1e-10)
+    np.testing.assert_allclose(t.map_back(carried, SPEC.offsets(), 2), theta, atol=1e-12)
+    if t.box_isometry:
+        assert np.allclose(np.sort(np.abs(carried), axis=1), np.sort(np.abs(theta), axis=1))
+
+
+def test_flip_labels_changes_exactly_k_labels_and_is_seeded():
+    ds = load_dataset("points10")
+    for k in (1, 2, 5):
+        _, y = parse_transform(f"flip-labels:{k}").apply(ds.x, ds.y)
+        assert (y != ds.y).sum() == k and set(np.unique(y)) <= {0, 1}
+    a = parse_transform("flip-labels:2@1").apply(ds.x, ds.y)[1]
+    assert not np.array_equal(a, parse_transform("flip-labels:2@2").apply(ds.x, ds.y)[1])
