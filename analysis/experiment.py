@@ -1,24 +1,25 @@
-"""The invariance experiment over transforms of the data, end to end, with the theory's prediction beside the measurement.
+"""The invariance experiment over transforms of the data, end to end, with the theory's prediction and a verdict that
+carries its controls.
 
-Runs: the untransformed data (the reference), one run per transform (:mod:`mcmc_landscape.transforms`), and controls:
-the same data with another seed (``control_seed``: must come out *the same*, so a "different" verdict elsewhere is not
-the sampler's noise) and the data with its labels drawn afresh (``control_relabelled``: must come out *different*, so
-the test has power). For each run: sample exp(-U/T), diagnose modulo the network's symmetries, analyse (kernel PCA,
-good minima and their plane), draw the data. Then, against the reference:
+Runs, each with its own seed (:func:`run_seed`: from the experiment's seed and the run's name, so no two runs share a
+chain's random stream): the untransformed data (the reference), one run per transform
+(:mod:`mcmc_landscape.transforms`), ``replicates`` runs of the reference data (the null: they must come out *the
+same*, as each other and as the reference) and the data with its labels drawn afresh (``control_relabelled``: must
+come out *different*). For each run: sample exp(-U/T), diagnose modulo the network's symmetries, analyse (kernel PCA,
+good minima and their plane), draw the data. Then, against the reference, in **function space** (each draw's class
+probabilities on a probe set, invariant to every weight symmetry; :mod:`analysis.invariance`), whole chains permuted:
 
-* **mapped test** (affine transforms): the run's draws mapped back by the inverse of the first-layer map that absorbs
-  the transform (:func:`mcmc_landscape.transforms.unabsorb`), cut to the part of parameter space inside both boxes
-  (where the map carries one target onto the other exactly), canonicalized, and compared with the reference's
-  draws by the energy-distance permutation test, on all draws and on the good minima;
-* **unmapped test** (the per-transform power control): the same comparison without mapping back; wherever the
-  transform moves the landscape it must come out different, or the mapped test's "same" carries no weight;
-* **direct test** (label permutation, noise, controls): no map exists; the draws are compared as they are.
+* **mapped test** (transforms with a parameter map: affine maps through the first layer, swapped classes through the
+  last): the run's draws carried back (:meth:`~mcmc_landscape.transforms.Transform.map_back`), cut to the part of
+  parameter space inside both boxes (nothing is cut for a box isometry), and compared with the reference's;
+* **unmapped test** (the per-transform power control): the same comparison without mapping back;
+* **direct test** (label permutation or flips, noise, controls): no map exists; the draws are compared as they are.
 
-Predictions: an affine transform is absorbed by the first layer, so the mapped draws are predicted the same (exactly
-for rotation and reflection; on the shared box only for scale, shear and translation, and the share of draws that
-the box cuts away is reported); label permutation and noise are not symmetries and are predicted different.
-REPORT.md states, per transform, prediction, measurement and whether they agree. Every stage is stored under the
-output folder, so ``reuse`` redoes only what is missing.
+A weight-space test on scale-free canonical coordinates is reported beside each. The planted rotations of half the
+reference's chains give the power and the minimum detectable rotation; the plane claim is judged against canonical-form
+nulls with intervals from whole chains. Holm's correction runs over the verdict table that opens REPORT.md
+(:mod:`analysis.experiment_report`). Every stage is stored under the output folder, so ``reuse`` redoes only what is
+missing.
 """
 
 from __future__ import annotations
