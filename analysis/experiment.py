@@ -95,6 +95,7 @@ class SamplingStudySettings:
     power_splits: int = 20  # random halvings of the reference's chains per planted rotation
     power_angles: list[float] = field(default_factory=lambda: [0.0, 5.0, 10.0, 15.0, 30.0, 45.0, 90.0])
     probe_grid: int = 9  # the probe set: the data points plus a probe_grid × probe_grid lattice
+    transported: bool = False  # sample the reference under each non-isometric map's transported box Φ⁻¹(B)
 
 
 @dataclass
@@ -104,6 +105,7 @@ class ExperimentSettings(SamplingStudySettings):
     transforms: list[str] = field(default_factory=lambda: list(DEFAULT_TRANSFORMS))
     data: str = "points10"  # the reference's data (a name or CSV, with transforms after '|')
     dose_response: bool = False  # add the sampled dose-response controls (DOSE_TRANSFORMS), one run each
+    transported: bool = True
 
 
 @dataclass
@@ -113,7 +115,8 @@ class RunPlan:
     name: str
     transform: Transform | None
     seed: int
-    role: str  # "reference", "transform", "control_seed", "control_relabelled"
+    role: str  # "reference", "transform", "transported", "control_seed", "control_relabelled"
+    box_transform: str | None = None  # "transported": the reference data under the box carried back by this transform
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -168,6 +171,13 @@ def plan_runs(s: ExperimentSettings, names: dict[str, str] | None = None) -> lis
             raise SpecError(f"transform {spec!r} is given twice; give each transform once.")
         seen.add(name)
         plans.append(RunPlan(name, t, run_seed(s.seed, name), "transform"))
+    if s.transported:
+        for plan in list(plans[1:]):
+            t = plan.transform
+            if t.has_parameter_map and not t.box_isometry:
+                name = f"{plan.name}_transported_box"
+                plans.append(RunPlan(name, parse_transform("identity"), run_seed(s.seed, name), "transported",
+                                     box_transform=t.spec))
     if s.control:
         for k in range(1, s.replicates + 1):
             name = "control_seed" if k == 1 else f"control_seed_{k}"
@@ -177,7 +187,8 @@ def plan_runs(s: ExperimentSettings, names: dict[str, str] | None = None) -> lis
     return plans
 
 
-def _sample(s: ExperimentSettings, data: str, seed: int, path: Path, reuse: bool, quiet: bool) -> None:
+def _sample(s: ExperimentSettings, data: str, seed: int, path: Path, reuse: bool, quiet: bool,
+            box_transform: str | None = None) -> None:
     from mcmc_landscape.sampling import start_run
 
     if reuse and path.exists():
@@ -190,13 +201,16 @@ def _sample(s: ExperimentSettings, data: str, seed: int, path: Path, reuse: bool
            "data": data}
     if s.sampler == "pt":
         cfg.update(temps=s.temps, t_max=s.t_max)
+    if box_transform is not None:
+        cfg["box_transform"] = box_transform
     start_run(cfg, path, "chains", force=True, device="auto").run(quiet=quiet)
 
 
-def sample_task(settings: dict[str, Any], data: str, seed: int, path: str, reuse: bool) -> str:
+def sample_task(settings: dict[str, Any], data: str, seed: int, path: str, reuse: bool,
+                box_transform: str | None = None) -> str:
     """One run's sampling as a pure task (``--cluster``): it writes its own chain file (resumable, reused when
     complete) and returns the file's path; no arrays pass through the scheduler."""
-    _sample(ExperimentSettings(**settings), data, seed, Path(path), reuse, quiet=True)
+    _sample(ExperimentSettings(**settings), data, seed, Path(path), reuse, quiet=True, box_transform=box_transform)
     return path
 
 
@@ -296,7 +310,8 @@ def run_experiment(s: ExperimentSettings, out: str | Path, reuse: bool = False, 
         else:
             datas[plan.name] = s.data if plan.transform.kind == "identity" else f"{s.data}|{plan.transform.spec}"
     if run_tasks is not None:
-        items = [(asdict(s), datas[p.name], p.seed, str(out / p.name / "chains.h5"), reuse) for p in plans]
+        items = [(asdict(s), datas[p.name], p.seed, str(out / p.name / "chains.h5"), reuse, p.box_transform)
+                 for p in plans]
         for path in run_tasks(sample_task, items):
             log.info("sampled %s", path)
     for plan in plans:
@@ -304,7 +319,7 @@ def run_experiment(s: ExperimentSettings, out: str | Path, reuse: bool = False, 
         chains = folder / "chains.h5"
         t = time.perf_counter()
         if run_tasks is None:
-            _sample(s, datas[plan.name], plan.seed, chains, reuse, quiet)
+            _sample(s, datas[plan.name], plan.seed, chains, reuse, quiet, plan.box_transform)
         with ChainReader(chains) as r:
             x, y, widths = r.extra("data/x"), r.extra("data/y"), r.config["widths"]
         spec = MLPSpec(tuple(widths[1:-1]), widths[0], widths[-1], s.activation)
@@ -313,9 +328,11 @@ def run_experiment(s: ExperimentSettings, out: str | Path, reuse: bool = False, 
         summary, arrays = analyze_file(str(chains), a_settings)
         write_outputs(summary, arrays, folder / "analysis")
         label = "labels drawn afresh" if plan.transform is None else (
-            "another seed" if plan.role == "control_seed" else plan.transform.spec)
+            "another seed" if plan.role == "control_seed" else
+            f"box carried back by {plan.box_transform}" if plan.role == "transported" else plan.transform.spec)
         data_figure(folder / "data.png", x, y, f"{plan.name}: {label}")
-        runs[plan.name] = {"role": plan.role, "transform": plan.transform.spec if plan.transform else "relabel",
+        runs[plan.name] = {"role": plan.role, "transform": plan.box_transform if plan.role == "transported" else
+                           plan.transform.spec if plan.transform else "relabel",
                            "seed": plan.seed, "diagnosis": d,
                            "analysis": {k: summary[k] for k in ("canonical", "raw") if k in summary},
                            "seconds": time.perf_counter() - t}
@@ -363,9 +380,14 @@ def compare(s: ExperimentSettings, out: Path, plans: list[RunPlan], spec: MLPSpe
     probes = probe_points(x_ref, s.probe_grid)
     th_ref, loss_ref, ch_ref = draws[ref]
     tests: dict[str, dict[str, Any]] = {}
+    by_spec = {p.transform.spec: p.name for p in plans if p.role == "transform"}
     for i, plan in enumerate(plans[1:]):
         th, loss, ch = draws[plan.name]
         entry: dict[str, Any] = {"weight_space": {}}
+        if plan.role == "transported":
+            tests[plan.name] = _transported_tests(s, spec, plan, draws[by_spec[plan.box_transform]], draws[plan.name],
+                                                  probes, s.seed + 10 * i)
+            continue
         mappable = plan.transform is not None and plan.transform.has_parameter_map and plan.role == "transform"
         for subset, keep_ref, keep in (("all", np.ones(len(th_ref), bool), np.ones(len(th), bool)),
                                        ("good", loss_ref < s.threshold, loss < s.threshold)):
@@ -409,6 +431,26 @@ def compare(s: ExperimentSettings, out: Path, plans: list[RunPlan], spec: MLPSpe
     return {"reference": ref, "tests": tests, "replicate_pairs": replicate_pairs, "probes": len(probes),
             "power": power, "alpha_power": alpha_power, "plane": plane, "shared_embedding": shared["runs"],
             "shared_left_out_share": shared["left_out_share"]}
+
+
+def _transported_tests(s: ExperimentSettings, spec: MLPSpec, plan: RunPlan,
+                       run: tuple[np.ndarray, np.ndarray, np.ndarray], transported: tuple[np.ndarray, np.ndarray,
+                                                                                          np.ndarray],
+                       probes: np.ndarray, seed: int) -> dict[str, Any]:
+    """The transformed run carried back (every draw, nothing cut) against the reference data sampled under the box
+    carried back, Φ⁻¹(B): predicted equal everywhere."""
+    t = parse_transform(plan.box_transform)
+    th, loss, ch = run
+    tt, lt, ct = transported
+    back = t.map_back(th, spec.offsets(), spec.n_in)
+    entry: dict[str, Any] = {"weight_space": {}, "of": plan.box_transform}
+    for subset, keep_t, keep in (("all", np.ones(len(tt), bool), np.ones(len(th), bool)),
+                                 ("good", lt < s.threshold, loss < s.threshold)):
+        fn, ws = _pair_tests(tt[keep_t], back[keep], ct[keep_t], ch[keep], spec, probes, probes, s, seed,
+                             (tt[keep_t], back[keep]))
+        entry.setdefault("transported", {})[subset] = fn
+        entry["weight_space"].setdefault("transported", {})[subset] = ws
+    return entry
 
 
 def plane_claim(s: ExperimentSettings, spec: MLPSpec, plans: list[RunPlan],

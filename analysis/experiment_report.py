@@ -46,6 +46,11 @@ def verdict_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
             predicted_same, theory = t.predicted_same(), t.prediction()
             if kind == "mapped" and not t.box_isometry:
                 theory += " Tested on the draws inside both boxes (B ∩ Φ⁻¹B)."
+        elif role == "transported":
+            kind, predicted_same = "transported", True
+            theory = (f"the reference data sampled under the box carried back by {spec} (Φ⁻¹(B), a parallelepiped; a "
+                      "random walk rejects outside it exactly): predicted equal everywhere to the transformed run "
+                      "carried back, with nothing cut.")
         elif role == "control_seed":
             kind, predicted_same, theory = "direct", True, "the same target sampled with its own seed: the same landscape."
         else:
@@ -80,7 +85,9 @@ def verdict_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         elif p < ALPHA:
             r["verdict"] = "refuted"
         else:
-            control = next((x for x in rows if x["role"] == "power_control" and x["run"] == r["run"]), None)
+            of = r["run"] if r["role"] != "transported" else next(
+                (x["run"] for x in rows if x["role"] == "transform" and x["transform"] == r["transform"]), None)
+            control = next((x for x in rows if x["role"] == "power_control" and x["run"] == of), None)
             has_power = mdr is not None and (control is None or (control["p_holm"] or 1.0) < ALPHA)
             r["verdict"] = "confirmed" if has_power else "underpowered"
     return rows

@@ -161,3 +161,36 @@ def test_flip_labels_changes_exactly_k_labels_and_is_seeded():
         assert (y != ds.y).sum() == k and set(np.unique(y)) <= {0, 1}
     a = parse_transform("flip-labels:2@1").apply(ds.x, ds.y)[1]
     assert not np.array_equal(a, parse_transform("flip-labels:2@2").apply(ds.x, ds.y)[1])
+
+
+def _result(p_mapped: float, p_unmapped: float, p_seed: float, p_relabelled: float, mdr: float | None) -> dict:
+    def t(p):
+        return {"all": {"p_value": p, "p_interval": [p, p], "energy_distance": 0.1, "units": [16, 16]}, "good": None}
+
+    runs = {"angle_120": {"role": "transform", "transform": "rotate:120"},
+            "control_seed": {"role": "control_seed", "transform": "identity"},
+            "control_relabelled": {"role": "control_relabelled", "transform": "relabel"}}
+    tests = {"angle_120": {"mapped": t(p_mapped), "unmapped": t(p_unmapped)}, "control_seed": {"direct": t(p_seed)},
+             "control_relabelled": {"direct": t(p_relabelled)}}
+    return {"runs": runs, "comparison": {"tests": tests, "power": {"min_detectable_deg": mdr}}}
+
+
+def test_a_same_without_power_is_underpowered_never_confirmed():
+    from analysis.experiment_report import verdict_rows
+
+    def verdicts(*args):
+        return {(r["run"], r["test"]): r["verdict"] for r in verdict_rows(_result(*args))}
+
+    shown = verdicts(0.6, 0.0005, 0.5, 0.0005, 10.0)
+    assert shown == {("angle_120", "mapped"): "confirmed", ("angle_120", "unmapped"): "confirmed",
+                     ("control_seed", "direct"): "confirmed", ("control_relabelled", "direct"): "confirmed"}
+    blind = verdicts(0.6, 0.3, 0.5, 0.3, 10.0)  # the unmapped rotation and the relabelling not seen
+    assert blind[("angle_120", "mapped")] == "underpowered" and blind[("control_relabelled", "direct")] == "underpowered"
+    assert verdicts(0.6, 0.0005, 0.5, 0.0005, None)[("control_seed", "direct")] == "underpowered"  # no detectable δ
+    assert verdicts(0.0005, 0.0005, 0.5, 0.0005, 10.0)[("angle_120", "mapped")] == "refuted"
+
+
+def test_the_transported_box_runs_are_planned_for_non_isometries_only():
+    s = ExperimentSettings(transforms=["rotate:90", "reflect:x", "scale:0.5", "shear:0.3", "noise:0.1"])
+    planned = {p.name: p.box_transform for p in plan_runs(s) if p.role == "transported"}
+    assert planned == {"scale_0.5_transported_box": "scale:0.5", "shear_0.3_transported_box": "shear:0.3"}
