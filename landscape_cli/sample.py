@@ -24,6 +24,9 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--angle", type=finite_float, help="rotate the 2-D data by this many degrees (default 0)")
     s.add_argument("--temperature", "-T", type=positive_float, help="temperature T (default 1)")
     s.add_argument("--box", "-L", type=positive_float, help="box half-width L (default 10)")
+    s.add_argument("--box-transform", metavar="SPEC",
+                   help="rw/pt: sample under the box carried back by this transform's parameter map (e.g. scale:0.5): "
+                        "the parallelepiped {θ : |M θ| <= L} in place of the box")
     s.add_argument("--sampler", choices=["rw", "hmc", "emcee", "pt"],
                    help="rw: Numba random-walk Metropolis (default); hmc: PyTorch HMC, all chains in one batch; "
                         "emcee: emcee's ensemble (stretch move) as a baseline, walkers = chains (default 36); "

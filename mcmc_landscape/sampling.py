@@ -19,7 +19,7 @@ log = logging.getLogger("mcmc_landscape.sampling")
 #: Settings that define a run; a resume must match every one of them.
 RUN_KEYS = ("arch", "activation", "data", "angle", "temperature", "box", "sampler", "chains", "seed", "warmup",
             "thin", "target_accept", "initial_step", "leapfrog", "jitter", "trajectory", "dtype", "stretch", "compression",
-            "model", "width", "n_train", "theta_dtype", "temps", "t_max")
+            "model", "width", "n_train", "theta_dtype", "temps", "t_max", "box_transform")
 #: Settings that shape memory only (how the energy is chunked): stored, but a resume may change them.
 TUNING_KEYS = ("chain_chunk", "example_chunk")
 #: MLP-only settings, refused with --model.
@@ -38,7 +38,8 @@ SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
     "pt": {"target_accept": 0.234, "initial_step": 0.1, "temps": 5, "t_max": 20.0},
 }
 #: Settings that only some samplers take, and which.
-SAMPLER_ONLY = {"target_accept": ("rw", "hmc", "pt"), "initial_step": ("rw", "hmc", "pt"), "leapfrog": ("hmc",),
+SAMPLER_ONLY = {"box_transform": ("rw", "pt"), "target_accept": ("rw", "hmc", "pt"),
+                "initial_step": ("rw", "hmc", "pt"), "leapfrog": ("hmc",),
                 "jitter": ("hmc",), "trajectory": ("hmc",), "dtype": ("hmc",), "stretch": ("emcee",), "temps": ("pt",),
                 "t_max": ("pt",)}
 
@@ -70,18 +71,24 @@ def make_kernel(cfg: dict[str, Any], x: Any, y: Any, device: str = "auto"):
         settings = ensemble.EnsembleSettings(temperature=cfg["temperature"], box=cfg["box"], warmup=cfg["warmup"],
                                              thin=cfg["thin"], stretch=cfg["stretch"])
         return spec, ensemble.EnsembleKernel(mlp_energy_model(spec, ds), settings)
+    region = None
+    if cfg.get("box_transform"):
+        from .samplers.region import region_matrix
+
+        region = region_matrix(cfg["box_transform"], spec.offsets(), spec.n_in)
     if cfg["sampler"] == "pt":
         from .samplers import tempering
 
         settings = tempering.PTSettings(temperature=cfg["temperature"], box=cfg["box"],
                                         target_accept=cfg["target_accept"], warmup=cfg["warmup"], thin=cfg["thin"],
-                                        initial_step=cfg["initial_step"], n_temps=cfg["temps"], t_max=cfg["t_max"])
+                                        initial_step=cfg["initial_step"], n_temps=cfg["temps"], t_max=cfg["t_max"],
+                                        region=region)
         return spec, tempering.PTKernel(mlp_energy_model(spec, ds), settings)
     from .samplers import rw
 
     model = mlp_energy_model(spec, ds)
     settings = rw.RWSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
-                             warmup=cfg["warmup"], thin=cfg["thin"], initial_step=cfg["initial_step"])
+                             warmup=cfg["warmup"], thin=cfg["thin"], initial_step=cfg["initial_step"], region=region)
     return spec, rw.RWKernel(model, settings)
 
 
