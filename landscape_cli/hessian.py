@@ -21,7 +21,8 @@ from .points import add_source_arguments, resolve
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="a chain file, a census folder, a DSS string file or a .pt checkpoint")
+    p.add_argument("source", nargs="?", help="a chain file, a census folder, a DSS string file or a .pt checkpoint "
+                   "(none: the --model as built)")
     p.add_argument("--out", required=True, help="output folder (hessian.json, density.png)")
     p.add_argument("--force", action="store_true", help="write into a non-empty output folder")
     add_source_arguments(p)
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - t0
-    result = {"source": str(args.source), "target": target.description, "device": str(target.device),
+    result = {"source": str(args.source or args.model), "target": target.description, "device": str(target.device),
               "dtype": str(target.dtype).removeprefix("torch."), "seconds": seconds, "settings": settings.__dict__,
               "points": [{"label": label, "blocks": [_jsonable(r, i) for r in rows]} for i, label in enumerate(labels)]}
     out.mkdir(parents=True, exist_ok=True)

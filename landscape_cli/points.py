@@ -1,9 +1,11 @@
-"""Where the instruments look: θ from a chain file's draws, a census's minima, a DSS string's beads or a checkpoint,
-with the loss they belong to (a :class:`mcmc_landscape.targets.Target`).
+"""Where the instruments look: θ from a chain file's draws, a census's minima, a DSS string's beads, a checkpoint, or
+a model as its factory builds it (``--model`` alone; a zoo name or a user's ``package.module:factory`` with
+``--data FILE.npz``), with the loss they belong to (a :class:`mcmc_landscape.targets.Target`).
 
 :func:`resolve` is the one place a source becomes (target, θ rows, labels); ``landscape hessian`` and ``landscape
 slice`` both call it. A new kind of model plugs in through :func:`mcmc_landscape.targets.module_target` (an
-``nn.Module`` and its data); :func:`module_point` does that for a zoo checkpoint.
+``nn.Module`` and its data); :func:`module_point` does that for a zoo or user checkpoint, the user's module and
+data read and checked by :mod:`mcmc_landscape.user_model`.
 """
 
 from __future__ import annotations
@@ -39,8 +41,12 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--run", help="chain file: the run (default the only one)")
     g.add_argument("--minimum", type=index_list, help="census folder: minimum id(s) (default 0)")
     g.add_argument("--bead", type=index_list, help="DSS string file: bead id(s) along the string (default all)")
-    g.add_argument("--model", help="checkpoint (.pt state_dict): the zoo model it belongs to, e.g. small-convnet")
-    g.add_argument("--data", help="checkpoint: mnist, cifar10, or an .npz with arrays x and y")
+    g.add_argument("--model", metavar="NAME|MODULE:FACTORY",
+                   help="checkpoint (.pt state_dict), or no SOURCE: a zoo model (e.g. small-convnet) or your own "
+                        "package.module:factory (or file.py:factory) returning an nn.Module; no SOURCE takes the "
+                        "weights the factory builds (seeded by --seed)")
+    g.add_argument("--data", help="with --model: mnist, cifar10, or an .npz with arrays x and y (a factory needs the "
+                                  ".npz)")
     g.add_argument("--n-train", type=positive_int, default=1000, help="checkpoint: training examples used (1000)")
     g.add_argument("--width", type=positive_float, default=1.0, help="checkpoint: the zoo model's width (1.0)")
     g.add_argument("--data-dir", help="folder of the real data sets (default $MCMC_LANDSCAPE_DATA or ../shared/data)")
@@ -73,6 +79,7 @@ def kind_of(path: Path) -> str:
 def _refuse(args: argparse.Namespace, kind: str, allowed: tuple[str, ...]) -> None:
     flags = {"chain": "chains", "draw": "chains", "run": "chains", "minimum": "census", "bead": "string",
              "model": "checkpoint", "data": "checkpoint"}
+    kind = "model given by --model" if kind == "model" else kind
     for flag, owner in flags.items():
         if getattr(args, flag, None) is not None and flag not in allowed:
             raise SpecError(f"--{flag} applies to a {owner.replace('chains', 'chain file')} source, not to this "
@@ -85,9 +92,12 @@ def chain_target(cfg: dict[str, Any], x: np.ndarray, y: np.ndarray, device: Any,
     from mcmc_landscape.targets import mlp_target, module_target
 
     if "model" in cfg:
+        from mcmc_landscape.user_model import build_user_model, is_user_model
         from mcmc_landscape.zoo import build_model, prepare_images
         from mcmc_landscape.zoo_sampling import model_options
 
+        if is_user_model(cfg["model"]):      # a user's module on the stored arrays, as `sample` took them
+            return module_target(build_user_model(cfg["model"]), x, y, device, dtype, chunk=256, name=cfg["model"])
         module = build_model(cfg["model"], **model_options(cfg["model"], cfg.get("width", 1.0), x))
         return module_target(module, prepare_images(x), y, device, dtype, chunk=256, name=cfg["model"])
     w = cfg["widths"]
@@ -167,16 +177,14 @@ def _from_string(path: Path, args: argparse.Namespace, device: Any, dtype: Any):
 
 
 def load_xy(data: str, n_train: int, data_dir: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Training examples: a real data set by name, or an .npz file with arrays ``x`` and ``y``."""
+    """Training examples: a real data set by name, or an .npz file with arrays ``x`` and ``y`` (read and checked by
+    :func:`mcmc_landscape.user_model.load_npz`, uint8 images kept as such for a zoo convnet)."""
+    from mcmc_landscape.user_model import load_npz
     from mcmc_landscape.zoo_sampling import load_zoo_data
 
     if data.endswith(".npz"):
-        if not Path(data).is_file():
-            raise SpecError(f"--data {data!r} does not exist.")
-        with np.load(data) as f:
-            if "x" not in f or "y" not in f:
-                raise SpecError(f"--data {data!r} needs arrays named x and y; it has {', '.join(f.files) or 'none'}.")
-            return f["x"][:n_train], f["y"][:n_train]
+        ds = load_npz(data, keep_dtype=True)
+        return ds.x[:n_train], ds.y[:n_train]
     return load_zoo_data(data, n_train, data_dir)
 
 
@@ -192,32 +200,61 @@ def module_point(module: Any, x: np.ndarray, y: np.ndarray, device: Any, dtype: 
     return module_target(module, xt, y, device, dtype, chunk=256, name=name), theta
 
 
+def model_and_data(args: argparse.Namespace) -> tuple[Any, np.ndarray, np.ndarray]:
+    """(module, x, y) from ``--model`` (a zoo name or a user's factory) and ``--data``, each checked once."""
+    from mcmc_landscape.user_model import is_user_model, load_user_model
+    from mcmc_landscape.zoo import build_model
+    from mcmc_landscape.zoo_sampling import model_options
+
+    if not args.model or not args.data:
+        raise SpecError("a checkpoint or a model needs both --model (a zoo name or package.module:factory) and --data "
+                        "(mnist, cifar10, or FILE.npz).")
+    if is_user_model(args.model):
+        if not args.data.endswith(".npz"):
+            raise SpecError(f"--model {args.model!r} is your own model: give its data as --data FILE.npz (arrays x, "
+                            f"y), not {args.data!r}.")
+        module, ds = load_user_model(args.model, args.data)
+        return module, ds.x[: args.n_train], ds.y[: args.n_train]
+    x, y = load_xy(args.data, args.n_train, args.data_dir)
+    module = build_model(args.model, **model_options(args.model, args.width, x)) if x.ndim >= 3 else \
+        build_model(args.model)
+    return module, x, y
+
+
 def _from_checkpoint(path: Path, args: argparse.Namespace, device: Any, dtype: Any):
     import pickle
 
     import torch
 
-    from mcmc_landscape.zoo import build_model
-    from mcmc_landscape.zoo_sampling import model_options
-
-    if not args.model or not args.data:
-        raise SpecError("a checkpoint needs the model it belongs to and its data: add --model NAME --data mnist "
-                        "(or cifar10, or FILE.npz).")
-    x, y = load_xy(args.data, args.n_train, args.data_dir)
-    module = build_model(args.model, **model_options(args.model, args.width, x)) if x.ndim >= 3 else \
-        build_model(args.model)
+    module, x, y = model_and_data(args)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         module.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
-    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+    except (RuntimeError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SpecError(f"{str(path)!r} is not a state_dict of {args.model} ({first}).") from None
     target, theta = module_point(module, x, y, device, dtype, args.model)
     return target, theta, [f"checkpoint {path.name}"]
 
 
-def resolve(source: str, args: argparse.Namespace, device: Any, dtype: Any) -> tuple[Any, np.ndarray, list[str]]:
+def _from_model(args: argparse.Namespace, device: Any, dtype: Any):
+    """No source file: the weights the model's factory builds, seeded by ``--seed``."""
+    import torch
+
+    if not args.model:
+        raise SpecError("give a SOURCE (chain file, census folder, DSS string or .pt checkpoint), or --model and "
+                        "--data to look at a model as its factory builds it.")
+    torch.manual_seed(getattr(args, "seed", 0))
+    module, x, y = model_and_data(args)
+    target, theta = module_point(module, x, y, device, dtype, args.model)
+    return target, theta, [f"{args.model} as built (seed {getattr(args, 'seed', 0)})"]
+
+
+def resolve(source: str | None, args: argparse.Namespace, device: Any, dtype: Any) -> tuple[Any, np.ndarray, list[str]]:
     """(target, θ (n, p), a label per row) from ``source`` and the source flags of ``args``."""
+    if source is None:
+        _refuse(args, "model", ("model", "data"))
+        return _from_model(args, device, dtype)
     path = Path(source)
     kind = kind_of(path)
     allowed = {"chains": ("chain", "draw", "run"), "census": ("minimum",), "string": ("bead",),

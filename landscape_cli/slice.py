@@ -28,7 +28,8 @@ log = logging.getLogger("landscape_cli.slice")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="a chain file, a census folder, a DSS string file or a .pt checkpoint")
+    p.add_argument("source", nargs="?", help="a chain file, a census folder, a DSS string file or a .pt checkpoint "
+                   "(none: the --model as built)")
     p.add_argument("--out", required=True, help="output folder (slice.npz or slice.h5, slice.png)")
     p.add_argument("--force", action="store_true", help="write into a non-empty output folder")
     add_source_arguments(p)
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_nonempty(out, args.force, "pass --force to write into it")
     dev = resolve_device(args.device)
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.float32 if dev.type == "cuda" else torch.float64)
-    if args.mode == "pca" and kind_of(Path(args.source)) == "chains" and args.draw is None:
+    if args.mode == "pca" and args.source is not None and kind_of(Path(args.source)) == "chains" and args.draw is None:
         _chain_draws(args)
     t0 = time.perf_counter()
     target, theta, labels = resolve(args.source, args, dev, dtype)
@@ -190,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(threads)
     res.update(a=a, loss=loss, origin=origin, d1=d1, **({"b": b, "d2": d2} if b is not None else {}))
     seconds = time.perf_counter() - t0
-    meta = {"source": str(args.source), "target": target.description, "mode": mode, "aligned": aligned,
+    meta = {"source": str(args.source or args.model), "target": target.description, "mode": mode, "aligned": aligned,
             "grid": list(loss.shape), "device": str(target.device), "seconds": seconds, "seed": args.seed,
             "biases": args.biases if mode == "random" else None}
     out.mkdir(parents=True, exist_ok=True)

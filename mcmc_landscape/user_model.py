@@ -89,8 +89,9 @@ class UserData:
         return int(ys.max()) + 1
 
 
-def load_npz(path: str | os.PathLike) -> UserData:
-    """Read and check ``x``, ``y`` (and ``x_test``, ``y_test``) from an ``.npz`` file."""
+def load_npz(path: str | os.PathLike, keep_dtype: bool = False) -> UserData:
+    """Read and check ``x``, ``y`` (and ``x_test``, ``y_test``) from an ``.npz`` file. Inputs become float64 unless
+    ``keep_dtype`` (a zoo convnet normalizes uint8 images itself, so they must stay uint8)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"--data {str(path)!r} does not exist; give an .npz file holding arrays x and y.")
@@ -117,7 +118,8 @@ def load_npz(path: str | os.PathLike) -> UserData:
             raise DataError(f"--data {str(path)!r}: {yn} must hold integer class labels 0, 1, ..., got {y.dtype}.")
         if y.min() < 0:
             raise DataError(f"--data {str(path)!r}: {yn} holds negative labels; classes are 0, 1, ...")
-    as_float = {k: np.ascontiguousarray(arrays[k], dtype=np.float64) for k in ("x", "x_test") if k in arrays}
+    as_float = {k: np.ascontiguousarray(arrays[k], dtype=None if keep_dtype else np.float64)
+                for k in ("x", "x_test") if k in arrays}
     as_int = {k: np.ascontiguousarray(arrays[k], dtype=np.int64) for k in ("y", "y_test") if k in arrays}
     return UserData(as_float["x"], as_int["y"], as_float.get("x_test"), as_int.get("y_test"))
 
