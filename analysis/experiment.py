@@ -86,7 +86,7 @@ class SamplingStudySettings:
     threshold: float = 0.1
     max_draws: int = 20000
     n_boot: int = 200
-    n_boot_kernel: int = 5
+    n_boot_kernel: int = 2  # refits of the embedding for the left-out share's interval (each ~7 CPU-s at the defaults)
     n_test: int = 2000  # rows a side in a two-sample test, spread evenly over the chains
     n_perm: int = 2000  # permutations of whole chains (every split when there are fewer)
     control: bool = True
