@@ -224,7 +224,7 @@ def test_census_quench_batches_as_tasks_equal_the_in_process_quench(tmp_path, cl
     are those of the in-process census."""
     import torch
 
-    from landscape_cli.census import _quench_batches, pick_draws
+    from analysis.census_run import _quench_batches, pick_draws
     from landscape_cli.cluster import TaskRunner
     from mcmc_landscape.nets import MLPSpec
     from mcmc_landscape.optimize import mlp_objective, resolve_device
