@@ -299,12 +299,16 @@ def random_symmetry(theta: np.ndarray, spec: MLPSpec, rng: np.random.Generator, 
     return out
 
 
-def balance(theta: np.ndarray, spec: MLPSpec, box: float | None = None, sweeps: int = 200,
+def balance(theta: np.ndarray, spec: MLPSpec, power: float = 16.0, sweeps: int = 2000,
             tol: float = 1e-14) -> np.ndarray:
-    """Each row of θ (n, p) moved along its ReLU rescaling orbit to the point of least ‖θ‖² inside the box: unit by
-    unit, s² = ‖in‖/‖out‖ clipped to :func:`rescale_range`, sweeping the layers until no scale moves. The problem is
-    convex in log s, so the result is one point per orbit: every rescaled copy of a draw balances to the same θ.
-    Other activations are returned unchanged."""
+    """Each row of θ (n, p) moved along its ReLU rescaling orbit to its point of least Σ|θ_i|^power (a smooth
+    stand-in for the largest |θ_i|, so that the result stays inside the box whenever some point of the orbit does,
+    nearly): unit by unit, s^(2·power) = Σ|in|^power / Σ|out|^power, sweeping the layers until no scale moves.
+    The problem is smooth and strictly convex in log s
+    (units with weights on both sides), so the sweeps reach its one minimizer from anywhere on the orbit: every
+    rescaled copy of a draw balances to the same θ. Other activations are returned unchanged. (With the box as a
+    constraint the sweeps can stall at different points of the orbit, since a face couples the scales of two
+    layers; :func:`quench_start` therefore balances without it and clips afterwards.)"""
     theta = np.array(np.atleast_2d(theta), dtype=np.float64, copy=True)
     if spec.activation != "relu" or not spec.hidden:
         return theta
@@ -318,15 +322,12 @@ def balance(theta: np.ndarray, spec: MLPSpec, box: float | None = None, sweeps: 
             W = theta[:, w_off:b_off].reshape(n, fan_in, width)
             b = theta[:, b_off : b_off + width]
             V = theta[:, nw_off:nb_off].reshape(n, width, fan_out)
-            na = np.sqrt((W**2).sum(axis=1) + b**2)
-            nc = np.sqrt((V**2).sum(axis=2))
+            big = np.maximum(np.maximum(np.abs(W).max(axis=1), np.abs(b)), np.abs(V).max(axis=2))   # no overflow
+            big = np.where(big > 0, big, 1.0)
+            na = (np.abs(W / big[:, None, :]) ** power).sum(axis=1) + np.abs(b / big) ** power
+            nc = (np.abs(V / big[:, :, None]) ** power).sum(axis=2)
             ok = (na > 0) & (nc > 0)
-            s = np.where(ok, np.sqrt(na / np.where(ok, nc, 1.0)), 1.0)
-            if box is not None:
-                lo = np.maximum(np.abs(W).max(axis=1), np.abs(b)) / box
-                cmax = np.abs(V).max(axis=2)
-                hi = np.where(cmax > 0, box / np.where(cmax > 0, cmax, 1.0), np.inf)
-                s = np.where(lo <= hi, np.clip(s, lo, hi), 1.0)
+            s = np.where(ok, (na / np.where(ok, nc, 1.0)) ** (0.5 / power), 1.0)
             W /= s[:, None, :]
             b /= s
             V *= s[:, :, None]
@@ -335,23 +336,38 @@ def balance(theta: np.ndarray, spec: MLPSpec, box: float | None = None, sweeps: 
             moved = max(moved, float(np.abs(np.log(s)).max()) if s.size else 0.0)
         if moved < tol:
             break
-    if box is not None:
-        np.clip(theta, -box, box, out=theta)     # only roundoff can reach past the faces
     return theta
+
+
+#: Quench starts are rounded to multiples of 1/START_GRID: symmetric copies that reach one start up to roundoff
+#: (1e-14) then reach it bit for bit, and the quench (chaotic along flat valleys) cannot tell them apart.
+START_GRID = 2.0**20
 
 
 def quench_start(theta: np.ndarray, spec: MLPSpec, box: float | None = None) -> np.ndarray:
     """The point a census quenches instead of a draw: signs made canonical (tanh, sigmoid), ReLU scales balanced
-    inside the box (:func:`balance`), units sorted. Every symmetric copy of a draw maps to the same start (up to
+    (:func:`balance`), units sorted, then clipped to the box. Every symmetric copy of a draw maps to the same start (up to
     roundoff), so the quench, and everything after it, cannot depend on how the draws are labelled. This is needed
     beyond the quench's own equivariance: L-BFGS is equivariant under permutations and tanh sign flips (orthogonal
     maps that keep the box), but not under rescaling or sigmoid flips (non-orthogonal), and the box is not
-    rescaling-invariant either. A sigmoid flip can push a bias outside the box; the quench clips it back."""
+    rescaling-invariant either. The start is rounded to a grid of 2^-20 (:data:`START_GRID`) so that copies agree
+    bit for bit. Where the balanced form (or a sigmoid's canonical signs) leaves the box, the clipped
+    start is still one point per orbit, so invariance holds, but it is then a slightly different network from the
+    draw (:func:`outside_box_after_start` counts these; the census reports the number)."""
     t = np.array(np.atleast_2d(theta), dtype=np.float64, copy=True)
     if spec.activation in ("tanh", "sigmoid"):
         t = _canonical_signs(t, spec)
-    t = balance(t, spec, box)
-    return _sort_units(t, spec)
+    t = np.round(balance(t, spec) * START_GRID) / START_GRID
+    t = _sort_units(t, spec)
+    return t if box is None else np.clip(t, -box, box)
+
+
+def outside_box_after_start(theta: np.ndarray, spec: MLPSpec, box: float) -> np.ndarray:
+    """Which rows' canonical start (before clipping) leaves [−box, box]^p."""
+    t = np.array(np.atleast_2d(theta), dtype=np.float64, copy=True)
+    if spec.activation in ("tanh", "sigmoid"):
+        t = _canonical_signs(t, spec)
+    return np.abs(balance(t, spec)).max(axis=1) > box
 
 
 def _canonical_signs(theta: np.ndarray, spec: MLPSpec) -> np.ndarray:
@@ -365,12 +381,13 @@ def _canonical_signs(theta: np.ndarray, spec: MLPSpec) -> np.ndarray:
 
 
 def _sort_units(theta: np.ndarray, spec: MLPSpec) -> np.ndarray:
-    """Each hidden layer's units in the order of their incoming weights (lexicographic), layer after layer."""
+    """Each hidden layer's units in the order of their weights (incoming, bias, outgoing; lexicographic), layer after
+    layer: units that tie on every key are identical, so their order does not matter."""
     out = theta.copy()
     for i in range(out.shape[0]):
         for layer in range(len(spec.hidden)):
-            W, b, _, _ = _unit_blocks(out[i], spec, layer)
-            keys = np.vstack([W, b[None]])               # (fan_in + 1, width)
+            W, b, V, _ = _unit_blocks(out[i], spec, layer)
+            keys = np.vstack([W, b[None], V.T])           # (fan_in + 1 + fan_out, width)
             order = np.lexsort(keys[::-1])
             out[i] = permute_hidden(out[i], spec, layer, order)
     return out
