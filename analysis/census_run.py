@@ -115,7 +115,7 @@ def quench_task(file: str, run: str | None, count: int, discard: int, start: int
     cfg, x, y, theta, _ = pick_draws(Path(file), run, count, discard)
     widths = cfg["widths"]
     spec = MLPSpec(tuple(widths[1:-1]), widths[0], widths[-1], cfg["activation"])
-    theta = quench_start(theta, spec, float(cfg["box"]))
+    theta = sorted_starts(quench_start(theta, spec, float(cfg["box"])))[0]
     dev = resolve_device(device)
     if dev.type == "cpu" and spec.n_params < 1000:
         torch.set_num_threads(1)
@@ -175,6 +175,14 @@ def path_ends(theta: np.ndarray, pairs: list[tuple[int, int]], spec: Any) -> tup
 
     base = canonicalize(theta, spec) if spec.activation == "tanh" else np.asarray(theta, dtype=np.float64)
     return base, np.array([align(base[i], base[j], spec) for i, j in pairs])
+
+
+def sorted_starts(starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The quench starts in lexicographic order, and the order: the quench's batches then hold the same starts
+    whatever the order of the draws (a row's floating-point path can depend on its batch-mates, and the quench is
+    chaotic along flat valleys), so shuffled draws quench bit for bit alike."""
+    order = np.lexsort(starts.T[::-1]) if len(starts) else np.zeros(0, dtype=int)
+    return starts[order], order
 
 
 def grid_points(x: np.ndarray, grid: int) -> np.ndarray:
@@ -260,8 +268,13 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
         torch.set_num_threads(1)          # tiny tensors: one thread beats the wake-up of several
     try:
         energy, fg = mlp_objective(spec, x, y, dev)
-        q = _quench_batches(fg, theta0, box, out, batch, tol, max_iter, dev, quiet, run_tasks,
-                            (str(file), run, count, discard))
+        starts, order = sorted_starts(theta0)
+        q_sorted = _quench_batches(fg, starts, box, out, batch, tol, max_iter, dev, quiet, run_tasks,
+                                   (str(file), run, count, discard))
+        q = {}
+        for key, val in q_sorted.items():                 # back to the order of the draws
+            q[key] = np.empty_like(val)
+            q[key][order] = val
         spectra = hessian_spectrum(energy, q["theta"], q["active"], device=dev)
         kinds = [classify(s, bool(c), int(a.sum())) for s, c, a in zip(spectra, q["converged"], q["active"],
                                                                          strict=True)]
