@@ -38,12 +38,13 @@ def _summary(ev: np.ndarray, flat_tol: float) -> dict[str, Any]:
 def minimum_kind(energy: EnergyFn, theta: np.ndarray, tangent: np.ndarray, active: np.ndarray | None = None,
                  method: str = "auto", exact_max_p: int = 400, k: int = 12, flat_rtol: float = 1e-6,
                  flat_atol: float = 1e-8, device: str | torch.device = "cpu", hutchinson: int = 8,
-                 seed: int = 0) -> dict[str, Any]:
+                 seed: int = 0, lanczos_tol: float = 1e-8) -> dict[str, Any]:
     """For one minimum θ (p,): the null dimension of the Hessian (free coordinates), the orbit's dimension, the
     manifold's dimension beyond it (0: a point), and the spectrum summary. ``tangent`` (k, p): the orbit's tangent
     vectors at θ (e.g. :func:`mcmc_landscape.symmetry.orbit_tangent`). With Lanczos only the ``k`` lowest
     eigenvalues beyond the orbit are seen (a manifold of ≥ k dimensions is reported as "at least k"), the trace is
-    Hutchinson's estimate, and the log-determinant is not computed."""
+    Hutchinson's estimate, and the log-determinant is not computed. Lanczos converges slowly on the cluster of
+    near-zero eigenvalues a network has; ``lanczos_tol`` trades accuracy for time there."""
     theta = np.asarray(theta, dtype=np.float64)
     p = theta.shape[-1]
     free = np.ones(p, bool) if active is None else ~np.asarray(active, bool)
@@ -65,7 +66,7 @@ def minimum_kind(energy: EnergyFn, theta: np.ndarray, tangent: np.ndarray, activ
         manifold = int((np.abs(lifted) <= flat_tol).sum())
         return {"method": "exact", "n_free": int(free.sum()), "null_dim": null_dim, "orbit_dim": orbit_dim,
                 "manifold_dim": manifold, "manifold_dim_is_lower_bound": False, **_summary(ev, flat_tol)}
-    top = -float(lanczos_lowest(lambda u: -energy(u), t, free, k=1)[0])
+    top = -float(lanczos_lowest(lambda u: -energy(u), t, free, k=1, tol=lanczos_tol)[0])
     alpha = max(1.0, top)
     idx = torch.as_tensor(np.flatnonzero(free), device=dev)
     Qt = torch.as_tensor(Q, dtype=torch.float64, device=dev)
@@ -74,7 +75,7 @@ def minimum_kind(energy: EnergyFn, theta: np.ndarray, tangent: np.ndarray, activ
         d = (u - t)[..., idx] @ Qt
         return energy(u) + 0.5 * alpha * (d * d).sum(-1)
 
-    low = lanczos_lowest(lifted_energy, t, free, k=k)
+    low = lanczos_lowest(lifted_energy, t, free, k=k, tol=lanczos_tol)
     flat_tol = flat_atol + flat_rtol * max(abs(top), float(np.abs(low).max()))
     manifold = int((np.abs(low) <= flat_tol).sum())
     return {"method": "lanczos", "n_free": int(free.sum()), "null_dim": manifold + orbit_dim, "orbit_dim": orbit_dim,
