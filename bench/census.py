@@ -102,7 +102,7 @@ def zoo(args: argparse.Namespace) -> None:
     if args.chains is None:
         subprocess.run([sys.executable, "-m", "landscape_cli", "sample", "-q", "--model", args.model, "--data",
                         "mnist", "--data-dir", str(data), "--n-train", str(args.n_train), "--sampler", "hmc",
-                        "--chains", "16", "--draws", "8", "--warmup", "40", "--thin", "5", "--leapfrog", "8",
+                        "--chains", "8", "--draws", "4", "--warmup", "20", "--thin", "2", "--leapfrog", "4",
                         "--device", args.device, "--out", str(chains), "--force"], check=True)
     t_sample = time.perf_counter() - t0
     c = run_zoo_census(chains, args.out / "census_zoo", count=count, max_iter=min(args.max_iter, 300),
