@@ -47,8 +47,8 @@ def _act_on_draws(src, dst, how, seed):
 
 
 def _census(chains, out):
-    return run_census(chains, out, count=10_000, max_iter=400, batch=64, max_barrier_minima=4, neighbours=2,
-                      device="cpu", force=True, barrier_settings=BarrierSettings(steps=150, climb_steps=150))
+    return run_census(chains, out, count=10_000, max_iter=400, batch=64, max_barrier_minima=3, neighbours=2,
+                      device="cpu", force=True, barrier_settings=BarrierSettings(steps=100, climb_steps=100))
 
 
 def _signature(c):
