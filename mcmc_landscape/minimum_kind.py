@@ -67,7 +67,7 @@ def minimum_kind(energy: EnergyFn, theta: np.ndarray, tangent: np.ndarray, activ
         return {"method": "exact", "n_free": int(free.sum()), "null_dim": null_dim, "orbit_dim": orbit_dim,
                 "manifold_dim": manifold, "manifold_dim_is_lower_bound": False, **_summary(ev, flat_tol)}
     top = -float(lanczos_lowest(lambda u: -energy(u), t, free, k=1, tol=lanczos_tol)[0])
-    alpha = max(1.0, top)
+    alpha = top if top > 0 else 1.0       # the lifted directions at H's own scale, which Lanczos's accuracy follows
     idx = torch.as_tensor(np.flatnonzero(free), device=dev)
     Qt = torch.as_tensor(Q, dtype=torch.float64, device=dev)
 
@@ -76,7 +76,7 @@ def minimum_kind(energy: EnergyFn, theta: np.ndarray, tangent: np.ndarray, activ
         return energy(u) + 0.5 * alpha * (d * d).sum(-1)
 
     low = lanczos_lowest(lifted_energy, t, free, k=k, tol=lanczos_tol)
-    flat_tol = flat_atol + flat_rtol * max(abs(top), float(np.abs(low).max()))
+    flat_tol = flat_atol * min(1.0, abs(top)) + max(flat_rtol, 10 * lanczos_tol) * max(abs(top), 1e-300)
     manifold = int((np.abs(low) <= flat_tol).sum())
     return {"method": "lanczos", "n_free": int(free.sum()), "null_dim": manifold + orbit_dim, "orbit_dim": orbit_dim,
             "manifold_dim": manifold, "manifold_dim_is_lower_bound": manifold >= len(low), "top": top,
