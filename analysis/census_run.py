@@ -259,6 +259,9 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
                         "probe_grid": probe_grid}
     _prepare_out(out, settings, force)
     cfg, x, y, draws, where = pick_draws(file, run, count, discard)
+    if "model" in cfg:
+        raise SpecError(f"{str(file)!r} is a run of the zoo model {cfg['model']}; `landscape census` takes MLP runs, "
+                        "use analysis.census_zoo.run_zoo_census (or bench/census.py --model) for it.")
     widths = cfg["widths"]
     spec = MLPSpec(tuple(widths[1:-1]), widths[0], widths[-1], cfg["activation"])
     box = float(cfg["box"])
