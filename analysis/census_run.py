@@ -238,9 +238,10 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
         write_tree,
     )
     from analysis.completeness import chao1, good_turing_new
+    from mcmc_landscape.hessian import hessian_spectrum
     from mcmc_landscape.minimum_kind import describe_kind, minimum_kind
     from mcmc_landscape.nets import MLPSpec
-    from mcmc_landscape.optimize import classify, hessian_spectrum, mlp_objective, resolve_device
+    from mcmc_landscape.optimize import classify, mlp_objective, resolve_device
     from mcmc_landscape.symmetry import (
         aligned_distance,
         dead_units,

@@ -1,28 +1,30 @@
-"""The invariance experiment over transforms of the data, end to end, with the theory's prediction beside the measurement.
+"""The invariance experiment over transforms of the data, end to end, with the theory's prediction and a verdict that
+carries its controls.
 
-Runs: the untransformed data (the reference), one run per transform (:mod:`mcmc_landscape.transforms`), and controls:
-the same data with another seed (``control_seed``: must come out *the same*, so a "different" verdict elsewhere is not
-the sampler's noise) and the data with its labels drawn afresh (``control_relabelled``: must come out *different*, so
-the test has power). For each run: sample exp(-U/T), diagnose modulo the network's symmetries, analyse (kernel PCA,
-good minima and their plane), draw the data. Then, against the reference:
+Runs, each with its own seed (:func:`run_seed`: from the experiment's seed and the run's name, so no two runs share a
+chain's random stream): the untransformed data (the reference), one run per transform
+(:mod:`mcmc_landscape.transforms`), ``replicates`` runs of the reference data (the null: they must come out *the
+same*, as each other and as the reference) and the data with its labels drawn afresh (``control_relabelled``: must
+come out *different*). For each run: sample exp(-U/T), diagnose modulo the network's symmetries, analyse (kernel PCA,
+good minima and their plane), draw the data. Then, against the reference, in **function space** (each draw's class
+probabilities on a probe set, invariant to every weight symmetry; :mod:`analysis.invariance`), whole chains permuted:
 
-* **mapped test** (affine transforms): the run's draws mapped back by the inverse of the first-layer map that absorbs
-  the transform (:func:`mcmc_landscape.transforms.unabsorb`), cut to the part of parameter space inside both boxes
-  (where the map carries one target onto the other exactly), canonicalized, and compared with the reference's
-  draws by the energy-distance permutation test, on all draws and on the good minima;
-* **unmapped test** (the per-transform power control): the same comparison without mapping back; wherever the
-  transform moves the landscape it must come out different, or the mapped test's "same" carries no weight;
-* **direct test** (label permutation, noise, controls): no map exists; the draws are compared as they are.
+* **mapped test** (transforms with a parameter map: affine maps through the first layer, swapped classes through the
+  last): the run's draws carried back (:meth:`~mcmc_landscape.transforms.Transform.map_back`), cut to the part of
+  parameter space inside both boxes (nothing is cut for a box isometry), and compared with the reference's;
+* **unmapped test** (the per-transform power control): the same comparison without mapping back;
+* **direct test** (label permutation or flips, noise, controls): no map exists; the draws are compared as they are.
 
-Predictions: an affine transform is absorbed by the first layer, so the mapped draws are predicted the same (exactly
-for rotation and reflection; on the shared box only for scale, shear and translation, and the share of draws that
-the box cuts away is reported); label permutation and noise are not symmetries and are predicted different.
-REPORT.md states, per transform, prediction, measurement and whether they agree. Every stage is stored under the
-output folder, so ``reuse`` redoes only what is missing.
+A weight-space test on scale-free canonical coordinates is reported beside each. The planted rotations of half the
+reference's chains give the power and the minimum detectable rotation; the plane claim is judged against canonical-form
+nulls with intervals from whole chains. Holm's correction runs over the verdict table that opens REPORT.md
+(:mod:`analysis.experiment_report`). Every stage is stored under the output folder, so ``reuse`` redoes only what is
+missing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -37,16 +39,29 @@ from mcmc_landscape.diagnostics import diagnose, json_safe
 from mcmc_landscape.nets import MLPSpec
 from mcmc_landscape.store import ChainReader
 from mcmc_landscape.symmetry import canonicalize
-from mcmc_landscape.transforms import Transform, absorb, parse_transform, unabsorb
+from mcmc_landscape.transforms import Transform, parse_transform
 
-from .comparison import energy_test, matched_procrustes, plane_angle_degrees
-from .minima import bootstrap_ci, plane_share
+from .comparison import matched_procrustes, plane_angle_degrees
+from .experiment_report import report_markdown
+from .invariance import (
+    ALPHA,
+    chain_bootstrap,
+    function_features,
+    plane_verdict,
+    probe_points,
+    rotation_power,
+    scale_free_features,
+    thin_by_unit,
+    unit_energy_test,
+)
+from .minima import percentile_interval, plane_share
 from .pipeline import AnalysisSettings, analyze_file, write_outputs
 from .reduction import KernelEmbedding, PlaneFit
 
 log = logging.getLogger("mcmc_landscape.experiment")
 
-ALPHA = 0.01  # a test "detects a difference" below this p-value
+#: The sampled dose-response controls: differences that grow with the noise level and with the labels changed.
+DOSE_TRANSFORMS = ["noise:0.02", "noise:0.05", "noise:0.1", "flip-labels:1", "flip-labels:2", "flip-labels:5"]
 DEFAULT_TRANSFORMS = ["rotate:120", "reflect:x", "scale:0.5", "translate:0.2,0", "shear:0.3", "permute-labels",
                       "noise:0.05"]
 
@@ -59,8 +74,8 @@ class SamplingStudySettings:
     arch: str = "2,2"
     activation: str = "relu"
     sampler: str = "pt"
-    chains: int = 16
-    draws: int = 4000
+    chains: int = 32
+    draws: int = 2000
     warmup: int = 20000
     thin: int = 500
     temps: int = 5
@@ -72,10 +87,15 @@ class SamplingStudySettings:
     max_draws: int = 20000
     n_boot: int = 200
     n_boot_kernel: int = 5
-    n_test: int = 500
-    n_perm: int = 200
+    n_test: int = 2000  # rows a side in a two-sample test, spread evenly over the chains
+    n_perm: int = 2000  # permutations of whole chains (every split when there are fewer)
     control: bool = True
     labels_seed: int = 1
+    replicates: int = 2  # seed controls: runs of the reference data with their own seeds (the null)
+    power_splits: int = 20  # random halvings of the reference's chains per planted rotation
+    power_angles: list[float] = field(default_factory=lambda: [0.0, 5.0, 10.0, 15.0, 30.0, 45.0, 90.0])
+    probe_grid: int = 9  # the probe set: the data points plus a probe_grid × probe_grid lattice
+    transported: bool = False  # sample the reference under each non-isometric map's transported box Φ⁻¹(B)
 
 
 @dataclass
@@ -84,7 +104,8 @@ class ExperimentSettings(SamplingStudySettings):
 
     transforms: list[str] = field(default_factory=lambda: list(DEFAULT_TRANSFORMS))
     data: str = "points10"  # the reference's data (a name or CSV, with transforms after '|')
-    control_seed: int = 1
+    dose_response: bool = False  # add the sampled dose-response controls (DOSE_TRANSFORMS), one run each
+    transported: bool = True
 
 
 @dataclass
@@ -94,7 +115,8 @@ class RunPlan:
     name: str
     transform: Transform | None
     seed: int
-    role: str  # "reference", "transform", "control_seed", "control_relabelled"
+    role: str  # "reference", "transform", "transported", "control_seed", "control_relabelled"
+    box_transform: str | None = None  # "transported": the reference data under the box carried back by this transform
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -121,12 +143,26 @@ def dump_toml(s: Any, title: str = "landscape experiment") -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_seed(seed: int, name: str) -> int:
+    """The seed of one run, derived from the experiment's seed and the run's name: runs never share a chain's random
+    stream, so chains of two runs are independent, as the tests that permute them between runs require."""
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
+    return int(np.random.SeedSequence([int(seed), key]).generate_state(1, np.uint32)[0] & 0x7FFFFFFF)
+
+
 def plan_runs(s: ExperimentSettings, names: dict[str, str] | None = None) -> list[RunPlan]:
-    """The reference, one run per transform and the controls; ``names`` renames runs (spec or role → folder)."""
+    """The reference, one run per transform and the controls (``replicates`` runs of the reference data with their
+    own seeds, and the relabelled data); ``names`` renames runs (spec or role → folder). Each run's seed comes from
+    :func:`run_seed`."""
     names = names or {}
-    plans = [RunPlan(names.get("identity", "identity"), parse_transform("identity"), s.seed, "reference")]
+    ref = names.get("identity", "identity")
+    plans = [RunPlan(ref, parse_transform("identity"), run_seed(s.seed, ref), "reference")]
     seen = {plans[0].name}
-    for spec in s.transforms:
+    specs = list(s.transforms)
+    if getattr(s, "dose_response", False):
+        given = {parse_transform(t).spec for t in specs}
+        specs += [t for t in DOSE_TRANSFORMS if parse_transform(t).spec not in given]
+    for spec in specs:
         t = parse_transform(spec)
         name = names.get(spec, t.name)
         if name in seen:
@@ -134,19 +170,30 @@ def plan_runs(s: ExperimentSettings, names: dict[str, str] | None = None) -> lis
 
             raise SpecError(f"transform {spec!r} is given twice; give each transform once.")
         seen.add(name)
-        plans.append(RunPlan(name, t, s.seed, "transform"))
+        plans.append(RunPlan(name, t, run_seed(s.seed, name), "transform"))
+    if s.transported:
+        for plan in list(plans[1:]):
+            t = plan.transform
+            if t.has_parameter_map and not t.box_isometry:
+                name = f"{plan.name}_transported_box"
+                plans.append(RunPlan(name, parse_transform("identity"), run_seed(s.seed, name), "transported",
+                                     box_transform=t.spec))
     if s.control:
-        plans.append(RunPlan("control_seed", parse_transform("identity"), s.seed + s.control_seed, "control_seed"))
-        plans.append(RunPlan("control_relabelled", None, s.seed, "control_relabelled"))
+        for k in range(1, s.replicates + 1):
+            name = "control_seed" if k == 1 else f"control_seed_{k}"
+            plans.append(RunPlan(name, parse_transform("identity"), run_seed(s.seed, name), "control_seed"))
+        plans.append(RunPlan("control_relabelled", None, run_seed(s.seed, "control_relabelled"),
+                             "control_relabelled"))
     return plans
 
 
-def _sample(s: ExperimentSettings, data: str, seed: int, path: Path, reuse: bool, quiet: bool) -> None:
+def _sample(s: ExperimentSettings, data: str, seed: int, path: Path, reuse: bool, quiet: bool,
+            box_transform: str | None = None) -> None:
     from mcmc_landscape.sampling import start_run
 
     if reuse and path.exists():
         with ChainReader(path) as r:
-            if r.committed_draws >= s.draws:
+            if r.committed_draws >= s.draws and r.config.get("seed") == seed and r.config.get("chains") == s.chains:
                 log.info("reusing %s", path)
                 return
     cfg = {"arch": s.arch, "activation": s.activation, "sampler": s.sampler, "chains": s.chains, "draws": s.draws,
@@ -154,13 +201,16 @@ def _sample(s: ExperimentSettings, data: str, seed: int, path: Path, reuse: bool
            "data": data}
     if s.sampler == "pt":
         cfg.update(temps=s.temps, t_max=s.t_max)
+    if box_transform is not None:
+        cfg["box_transform"] = box_transform
     start_run(cfg, path, "chains", force=True, device="auto").run(quiet=quiet)
 
 
-def sample_task(settings: dict[str, Any], data: str, seed: int, path: str, reuse: bool) -> str:
+def sample_task(settings: dict[str, Any], data: str, seed: int, path: str, reuse: bool,
+                box_transform: str | None = None) -> str:
     """One run's sampling as a pure task (``--cluster``): it writes its own chain file (resumable, reused when
     complete) and returns the file's path; no arrays pass through the scheduler."""
-    _sample(ExperimentSettings(**settings), data, seed, Path(path), reuse, quiet=True)
+    _sample(ExperimentSettings(**settings), data, seed, Path(path), reuse, quiet=True, box_transform=box_transform)
     return path
 
 
@@ -260,7 +310,8 @@ def run_experiment(s: ExperimentSettings, out: str | Path, reuse: bool = False, 
         else:
             datas[plan.name] = s.data if plan.transform.kind == "identity" else f"{s.data}|{plan.transform.spec}"
     if run_tasks is not None:
-        items = [(asdict(s), datas[p.name], p.seed, str(out / p.name / "chains.h5"), reuse) for p in plans]
+        items = [(asdict(s), datas[p.name], p.seed, str(out / p.name / "chains.h5"), reuse, p.box_transform)
+                 for p in plans]
         for path in run_tasks(sample_task, items):
             log.info("sampled %s", path)
     for plan in plans:
@@ -268,7 +319,7 @@ def run_experiment(s: ExperimentSettings, out: str | Path, reuse: bool = False, 
         chains = folder / "chains.h5"
         t = time.perf_counter()
         if run_tasks is None:
-            _sample(s, datas[plan.name], plan.seed, chains, reuse, quiet)
+            _sample(s, datas[plan.name], plan.seed, chains, reuse, quiet, plan.box_transform)
         with ChainReader(chains) as r:
             x, y, widths = r.extra("data/x"), r.extra("data/y"), r.config["widths"]
         spec = MLPSpec(tuple(widths[1:-1]), widths[0], widths[-1], s.activation)
@@ -277,9 +328,11 @@ def run_experiment(s: ExperimentSettings, out: str | Path, reuse: bool = False, 
         summary, arrays = analyze_file(str(chains), a_settings)
         write_outputs(summary, arrays, folder / "analysis")
         label = "labels drawn afresh" if plan.transform is None else (
-            "another seed" if plan.role == "control_seed" else plan.transform.spec)
+            "another seed" if plan.role == "control_seed" else
+            f"box carried back by {plan.box_transform}" if plan.role == "transported" else plan.transform.spec)
         data_figure(folder / "data.png", x, y, f"{plan.name}: {label}")
-        runs[plan.name] = {"role": plan.role, "transform": plan.transform.spec if plan.transform else "relabel",
+        runs[plan.name] = {"role": plan.role, "transform": plan.box_transform if plan.role == "transported" else
+                           plan.transform.spec if plan.transform else "relabel",
                            "seed": plan.seed, "diagnosis": d,
                            "analysis": {k: summary[k] for k in ("canonical", "raw") if k in summary},
                            "seconds": time.perf_counter() - t}
@@ -297,69 +350,154 @@ def _inside(theta: np.ndarray, box: float) -> np.ndarray:
     return np.all(np.abs(theta) <= box * (1 + 1e-12), axis=1)
 
 
-def _subsample(n_rows: int, n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n_rows, min(n, n_rows), replace=False))
-
-
-def _test(A: np.ndarray, B: np.ndarray, chains: tuple[np.ndarray, np.ndarray], spec: MLPSpec, s: ExperimentSettings,
-          seed: int) -> dict[str, Any] | None:
-    """The energy test on at most ``n_test`` draws a side, whole chains permuted (draws of a chain are dependent)."""
-    ia, ib = _subsample(len(A), s.n_test, seed), _subsample(len(B), s.n_test, seed + 1)
+def _pair_tests(RA: np.ndarray, RB: np.ndarray, ua: np.ndarray, ub: np.ndarray, spec: MLPSpec, probes_a: np.ndarray,
+                probes_b: np.ndarray, s: ExperimentSettings, seed: int, weights: tuple[np.ndarray, np.ndarray]
+                ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The function-space test (class probabilities of A's draws on ``probes_a`` against B's on ``probes_b``) and the
+    weight-space test (scale-free canonical coordinates of ``weights``, standardized), whole chains permuted."""
+    ia, ib = thin_by_unit(ua, s.n_test), thin_by_unit(ub, s.n_test)
     if min(len(ia), len(ib)) < 10:
-        return None
-    return energy_test(canonicalize(A[ia], spec), canonicalize(B[ib], spec), s.n_perm, s.seed,
-                       groups=(chains[0][ia], chains[1][ib]))
+        return None, None
+    fa, fb = function_features(RA[ia], spec, probes_a), function_features(RB[ib], spec, probes_b)
+    fn = unit_energy_test(fa, fb, ua[ia], ub[ib], s.n_perm, seed, max_rows=s.n_test)
+    wa, wb = scale_free_features(weights[0][ia], spec), scale_free_features(weights[1][ib], spec)
+    ws = unit_energy_test(wa, wb, ua[ia], ub[ib], s.n_perm, seed, max_rows=s.n_test, standardize=True)
+    return fn, ws
 
 
 def compare(s: ExperimentSettings, out: Path, plans: list[RunPlan], spec: MLPSpec, units_per_chain: int = 1,
             embedding: bool = True) -> dict[str, Any]:
-    """Each run against the reference: mapped, unmapped or direct tests, then one shared kernel-PCA embedding (left
-    out with ``embedding=False``). The tests permute whole chains, or with ``units_per_chain`` > 1 that many blocks of
-    consecutive draws of each chain (``bench/comparison_units.py`` shows how the verdicts move with it)."""
+    """Each run against the reference in function space (deciding) and in scale-free weight space (beside it):
+    mapped and unmapped tests for affine transforms, direct ones otherwise; the seed controls against each other
+    (the null); the planted rotations that measure the power; the plane claim with its nulls; then one shared
+    kernel-PCA embedding (left out with ``embedding=False``). The tests permute whole chains, or with
+    ``units_per_chain`` > 1 that many blocks of consecutive draws of each chain."""
     layout = spec.offsets()
     ref = plans[0].name
     draws = {p.name: _load(out / p.name / "chains.h5", units_per_chain) for p in plans}
+    with ChainReader(out / ref / "chains.h5") as r:
+        x_ref = r.extra("data/x")
+    probes = probe_points(x_ref, s.probe_grid)
     th_ref, loss_ref, ch_ref = draws[ref]
     tests: dict[str, dict[str, Any]] = {}
+    by_spec = {p.transform.spec: p.name for p in plans if p.role == "transform"}
     for i, plan in enumerate(plans[1:]):
         th, loss, ch = draws[plan.name]
-        entry: dict[str, Any] = {}
-        affine = plan.transform is not None and plan.transform.is_affine and plan.role == "transform"
+        entry: dict[str, Any] = {"weight_space": {}}
+        if plan.role == "transported":
+            tests[plan.name] = _transported_tests(s, spec, plan, draws[by_spec[plan.box_transform]], draws[plan.name],
+                                                  probes, s.seed + 10 * i)
+            continue
+        mappable = plan.transform is not None and plan.transform.has_parameter_map and plan.role == "transform"
         for subset, keep_ref, keep in (("all", np.ones(len(th_ref), bool), np.ones(len(th), bool)),
                                        ("good", loss_ref < s.threshold, loss < s.threshold)):
             R, B, cr, cb = th_ref[keep_ref], th[keep], ch_ref[keep_ref], ch[keep]
             seed = s.seed + 10 * i
-            if affine:
-                A, t = plan.transform.affine(spec.n_in)
-                mapped = unabsorb(B, layout, A, t)
-                in_ref = _inside(absorb(R, layout, A, t), s.box)  # reference draws whose image lies in the box
+            if mappable:
+                # mapped back, the run's draws compute on the probes what they computed on the transformed probes
+                # (f_θ'(Φ(g)) = f_Φ*θ'(g)), so probing the mapped draws at G is probing the run at Φ(G)
+                mapped = plan.transform.map_back(B, layout, spec.n_in)
+                in_ref = _inside(plan.transform.carry(R, layout, spec.n_in), s.box)  # reference draws whose image is in B
                 in_run = _inside(mapped, s.box)  # mapped draws inside the reference's box
-                entry.setdefault("mapped", {})[subset] = _test(R[in_ref], mapped[in_run], (cr[in_ref], cb[in_run]),
-                                                                spec, s, seed)
-                entry.setdefault("unmapped", {})[subset] = _test(R, B, (cr, cb), spec, s, seed + 2)
+                fn, ws = _pair_tests(R[in_ref], mapped[in_run], cr[in_ref], cb[in_run], spec, probes, probes, s, seed,
+                                     (R[in_ref], mapped[in_run]))
+                entry.setdefault("mapped", {})[subset] = fn
+                entry["weight_space"].setdefault("mapped", {})[subset] = ws
+                fn, ws = _pair_tests(R, B, cr, cb, spec, probes, probes, s, seed + 2, (R, B))
+                entry.setdefault("unmapped", {})[subset] = fn
+                entry["weight_space"].setdefault("unmapped", {})[subset] = ws
                 entry.setdefault("box_cut_share", {})[subset] = {
                     "reference": float(1 - in_ref.mean()) if len(R) else None,
                     "run": float(1 - in_run.mean()) if len(B) else None}
             else:
-                entry.setdefault("direct", {})[subset] = _test(R, B, (cr, cb), spec, s, seed)
+                fn, ws = _pair_tests(R, B, cr, cb, spec, probes, probes, s, seed, (R, B))
+                entry.setdefault("direct", {})[subset] = fn
+                entry["weight_space"].setdefault("direct", {})[subset] = ws
         tests[plan.name] = entry
+    seeds = [p.name for p in plans if p.role == "control_seed"]
+    replicate_pairs = []
+    for j, a in enumerate(seeds):
+        for b in seeds[j + 1 :]:
+            (ta, _, ca), (tb, _, cb) = draws[a], draws[b]
+            fn, ws = _pair_tests(ta, tb, ca, cb, spec, probes, probes, s, s.seed + 7 * j + 3, (ta, tb))
+            replicate_pairs.append({"a": a, "b": b, "function": fn, "weight_space": ws})
+    n_family = sum(2 if "mapped" in e else 1 for e in tests.values()) + len(replicate_pairs)
+    alpha_power = ALPHA / max(n_family, 1)  # the strictest step of Holm's procedure over the family
+    power = rotation_power(th_ref, ch_ref, spec, probes, tuple(s.power_angles), s.power_splits, alpha_power,
+                           min(s.n_perm, 1000), s.n_test, s.seed) if spec.n_in == 2 else None
+    plane = plane_claim(s, spec, plans, draws)
     shared = shared_embedding(s, spec, [p.name for p in plans], draws) if embedding else \
         {"runs": {}, "left_out_share": None}
-    return {"reference": ref, "tests": tests, "shared_embedding": shared["runs"],
+    return {"reference": ref, "tests": tests, "replicate_pairs": replicate_pairs, "probes": len(probes),
+            "power": power, "alpha_power": alpha_power, "plane": plane, "shared_embedding": shared["runs"],
             "shared_left_out_share": shared["left_out_share"]}
+
+
+def _transported_tests(s: ExperimentSettings, spec: MLPSpec, plan: RunPlan,
+                       run: tuple[np.ndarray, np.ndarray, np.ndarray], transported: tuple[np.ndarray, np.ndarray,
+                                                                                          np.ndarray],
+                       probes: np.ndarray, seed: int) -> dict[str, Any]:
+    """The transformed run carried back (every draw, nothing cut) against the reference data sampled under the box
+    carried back, Φ⁻¹(B): predicted equal everywhere."""
+    t = parse_transform(plan.box_transform)
+    th, loss, ch = run
+    tt, lt, ct = transported
+    back = t.map_back(th, spec.offsets(), spec.n_in)
+    entry: dict[str, Any] = {"weight_space": {}, "of": plan.box_transform}
+    for subset, keep_t, keep in (("all", np.ones(len(tt), bool), np.ones(len(th), bool)),
+                                 ("good", lt < s.threshold, loss < s.threshold)):
+        fn, ws = _pair_tests(tt[keep_t], back[keep], ct[keep_t], ch[keep], spec, probes, probes, s, seed,
+                             (tt[keep_t], back[keep]))
+        entry.setdefault("transported", {})[subset] = fn
+        entry["weight_space"].setdefault("transported", {})[subset] = ws
+    return entry
+
+
+def plane_claim(s: ExperimentSettings, spec: MLPSpec, plans: list[RunPlan],
+                draws: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], max_points: int = 2000
+                ) -> dict[str, Any] | None:
+    """The report's claim that good minima lie on a plane of the kernel-PCA map, judged on the reference against
+    three sets of canonical forms: the good minima of the random-label data set (the relabelled control), the
+    high-loss draws, and a Gaussian fitted to the good minima themselves; intervals by resampling whole chains."""
+    th, loss, ch = draws[plans[0].name]
+    rng = np.random.default_rng(s.seed)
+    good = np.flatnonzero(loss < s.threshold)
+    if len(good) < 10:
+        return None
+    good = np.sort(rng.choice(good, min(len(good), max_points), replace=False))
+    G = canonicalize(th[good], spec)
+    fit_rows = rng.choice(len(th), min(len(th), s.max_draws), replace=False)
+    nulls: dict[str, tuple] = {}
+    relabelled = [p.name for p in plans if p.role == "control_relabelled"]
+    if relabelled:
+        tr, lr, cr = draws[relabelled[0]]
+        rg = np.flatnonzero(lr < s.threshold)
+        rg = np.sort(rng.choice(rg, min(len(rg), max_points), replace=False)) if len(rg) else rg
+        nulls["random labels"] = (canonicalize(tr[rg], spec), cr[rg])
+    high = np.flatnonzero(loss >= s.threshold)
+    if len(high) >= len(good):
+        high = np.sort(rng.choice(high, len(good), replace=False))
+        nulls["high loss"] = (canonicalize(th[high], spec), ch[high])
+    mean, cov = G.mean(axis=0), np.cov(G, rowvar=False)
+    nulls["gaussian fit to good minima"] = (
+        lambda g: canonicalize(g.multivariate_normal(mean, cov, size=len(G), method="eigh"), spec), None)
+    out = plane_verdict(G, ch[good], canonicalize(th[fit_rows], spec), nulls, s.n_boot, ALPHA, s.seed)
+    if "random labels" not in out["nulls"] and relabelled:
+        out["note"] = "the random-label run has too few good minima to serve as a null"
+    return out
 
 
 def shared_embedding(s: ExperimentSettings, spec: MLPSpec, names: list[str],
                      draws: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, Any]:
     """One kernel-PCA fit for all runs (canonical draws as sampled), each run's plane of good minima in it."""
-    pooled, good_sets = [], {}
+    pooled, good_sets, good_chains = [], {}, {}
     for name in names:
-        th, loss, _ = draws[name]
+        th, loss, ch = draws[name]
         rng = np.random.default_rng(s.seed)
         keep = rng.choice(len(th), min(len(th), s.max_draws // len(names)), replace=False)
         pooled.append(canonicalize(th[keep], spec))
         good_sets[name] = canonicalize(th[loss < s.threshold], spec)
+        good_chains[name] = ch[loss < s.threshold]
     emb = KernelEmbedding(3, random_state=s.seed).fit(np.concatenate(pooled))
     planes, arrangements, shared = {}, {}, {}
     for name in names:
@@ -369,7 +507,8 @@ def shared_embedding(s: ExperimentSettings, spec: MLPSpec, names: list[str],
             fit = PlaneFit().fit(Y)
             planes[name], arrangements[name] = fit.components_, fit.transform(Y)
             shared[name] = {"n_good": len(G), "explained_variance_ratio": fit.explained_variance_ratio_,
-                            "ci": bootstrap_ci(plane_share, Y, s.n_boot, random_state=s.seed),
+                            "ci": percentile_interval(chain_bootstrap(plane_share, Y, good_chains[name], s.n_boot,
+                                                                      np.random.default_rng(s.seed))),
                             "spectrum_3d": fit.spectrum_.tolist()}
         else:
             shared[name] = {"n_good": len(G), "explained_variance_ratio": None}
@@ -402,136 +541,3 @@ def figure_sheet(out: Path, names: list[str], filename: str) -> Path:
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
-
-
-def _fmt(v: Any, spec: str = ".3f") -> str:
-    return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)
-
-
-def key_test(tests: dict[str, dict | None]) -> tuple[str, dict | None]:
-    """The test that decides: on the good minima where there are enough of them, else on all draws."""
-    if tests.get("good"):
-        return "good minima", tests["good"]
-    return "all draws", tests.get("all")
-
-
-def verdict_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per non-reference run: prediction, measurement and agreement (the numbers REPORT.md states)."""
-    rows = []
-    for name, entry in result["comparison"]["tests"].items():
-        run = result["runs"][name]
-        role, spec = run["role"], run["transform"]
-        if role == "transform":
-            t = parse_transform(spec)
-            kind = "mapped" if t.is_affine else "direct"
-            predicted_same, theory = t.predicted_same(), t.prediction()
-        elif role == "control_seed":
-            kind, predicted_same, theory = "direct", True, "the same target sampled again: the same landscape."
-        else:
-            kind, predicted_same = "direct", False
-            theory = "other labels: a different problem, the test must see it (its power)."
-        which, test = key_test(entry.get(kind, {}))
-        measured_same = None if test is None else test["p_value"] >= ALPHA
-        power = None
-        if kind == "mapped":
-            _, raw = key_test(entry.get("unmapped", {}))
-            power = None if raw is None else raw["p_value"] < ALPHA
-        rows.append({"run": name, "transform": spec, "role": role, "theory": theory, "test": kind, "on": which,
-                     "predicted_same": predicted_same, "measured_same": measured_same,
-                     "p_value": None if test is None else test["p_value"],
-                     "unmapped_detected": power,
-                     "agree": None if measured_same is None else measured_same == predicted_same})
-    return rows
-
-
-def report_markdown(result: dict[str, Any]) -> str:
-    s = result["settings"]
-    sampler = s["sampler"] + (f" ({s['temps']} temperatures up to {s['t_max']:g} T)" if s["sampler"] == "pt" else "")
-    lines = [f"# {result['title']}", "",
-             f"[{s['arch']}] {s['activation']} network, {sampler} sampler, {s['chains']} chains × {s['draws']} "
-             f"draws (thin {s['thin']}, warm-up {s['warmup']}), box L = {s['box']}, T = {s['temperature']}, seed "
-             f"{s['seed']}; good minima: loss < {s['threshold']}. Settings: `settings.toml`. Total time "
-             f"{result['seconds']:.0f} s.", "", f"![data above, good minima below]({result.get('sheet', 'figures.png')})",
-             "", "## Per run", "",
-             "Convergence is judged modulo the network's symmetries (hidden-unit permutations, positive rescaling of "
-             "relu units, sign flips of tanh/sigmoid units): on U and the canonical coordinates, which is what the "
-             "analysis uses; the raw-coordinate verdict is given beside it.", "",
-             "| run | data | draws | max R-hat | min ESS | normality rejected | converged | raw coordinates | "
-             "good share | 2-D explained variance [95% CI] | seconds |",
-             "|---|---|---:|---:|---:|---:|---|---|---:|---|---:|"]
-    verdicts = []
-    for name, r in result["runs"].items():
-        d = r["diagnosis"]
-        a = r["analysis"].get("canonical") or r["analysis"]["raw"]
-        pl = a.get("plane")
-        max_rhat = max(d["energy"]["rhat"] or 0, d["theta_max_rhat"] or 0)
-        min_ess = min(d["theta_min_ess_bulk"] or 0, d["theta_min_ess_tail"] or 0, d["energy"]["ess_bulk"] or 0,
-                      d["energy"]["ess_tail"] or 0)
-        evr = f"{_fmt(pl['explained_variance_ratio'])} [{_fmt(pl['ci'][0])}, {_fmt(pl['ci'][1])}]" if pl else "n/a"
-        lines.append(f"| {name} | {r['transform']} | {d['n_chains'] * d['n_draws']} | {max_rhat:.3f} | "
-                     f"{min_ess:.0f} | {d['normality_rejected']} | {'yes' if d['converged'] else 'no'} | "
-                     f"{'converged' if d['raw_coordinates']['converged'] else 'not converged'} | "
-                     f"{_fmt(a['good_share'], '.4f')} | {evr} | {r['seconds']:.0f} |")
-        verdicts.append(d["converged"])
-    c = result["comparison"]
-    lines += ["", "## Prediction and measurement", "",
-              f"Reference: `{c['reference']}`. Energy-distance permutation test ({s['n_test']} canonical draws a side, "
-              f"{s['n_perm']} permutations of whole chains: the draws of one chain are dependent, the chains are "
-              "not), on the good minima where each side has at least 10, else on all draws; "
-              f"'same' means p ≥ {ALPHA}. Affine transforms: the run's draws mapped back by the inverse of the "
-              "first-layer map and cut to the part of parameter space inside both boxes (*mapped*); the same test "
-              "without mapping back is the power control (*unmapped*: it must detect the change).", "",
-              "| run | theory | predicted | test | p | p on all draws | measured | unmapped (power control) | "
-              "box cut (ref / run) | agree |", "|---|---|---|---|---:|---:|---|---|---|---|"]
-    rows = verdict_rows(result)
-    for row in rows:
-        entry = c["tests"][row["run"]]
-        cut = entry.get("box_cut_share", {})
-        cut = cut.get("good" if row["on"] == "good minima" else "all") if cut else None
-        cut_text = f"{_fmt(cut['reference'], '.2f')} / {_fmt(cut['run'], '.2f')}" if cut else "—"
-        if row["unmapped_detected"] is None:
-            power = "—"
-        else:
-            _, raw = key_test(entry.get("unmapped", {}))
-            power = f"p = {_fmt(raw['p_value'])}: " + ("detected" if row["unmapped_detected"] else "NOT detected")
-        measured = "n/a" if row["measured_same"] is None else ("same" if row["measured_same"] else "different")
-        agree = "n/a" if row["agree"] is None else ("**yes**" if row["agree"] else "**no**")
-        on_all = (entry.get(row["test"]) or {}).get("all")  # the same test on all draws: more of them, for context
-        lines.append(f"| {row['run']} | {row['theory']} | {'same' if row['predicted_same'] else 'different'} | "
-                     f"{row['test']}, {row['on']} | {_fmt(row['p_value'])} | "
-                     f"{_fmt(on_all['p_value']) if on_all else '—'} | {measured} | {power} | {cut_text} | {agree} |")
-    lines += ["", "## Shared embedding", "",
-              "One kernel-PCA fit for all runs (canonical draws as sampled, not mapped back); each run's plane of good "
-              "minima in it.", "",
-              "| run | good minima | 2-D explained variance [95% CI] | plane angle to reference | Procrustes disparity "
-              "of the 2-D arrangement to reference |", "|---|---:|---|---:|---:|"]
-    for name, sh in c["shared_embedding"].items():
-        ci = sh.get("ci") or [None, None]
-        lines.append(f"| {name} | {sh['n_good']} | {_fmt(sh.get('explained_variance_ratio'))} [{_fmt(ci[0])}, "
-                     f"{_fmt(ci[1])}] | {_fmt(sh.get('plane_angle_to_reference_deg'), '.1f')}° | "
-                     f"{_fmt(sh.get('procrustes_to_reference'), '.3f')} |")
-    lines += ["", "## Conclusions (generated from the numbers above)", ""]
-    lines.append(f"- Convergence: {sum(verdicts)} of {len(verdicts)} runs pass `diagnose` modulo symmetry (R-hat < "
-                 "1.01, bulk and tail ESS ≥ 400, chain means consistent with a normal distribution)."
-                 + ("" if all(verdicts) else " Where they do not, differences between runs may come from sampling "
-                    "rather than from the landscape; run longer (`--draws`, `--thin`) or with more chains."))
-    judged = [r for r in rows if r["agree"] is not None]
-    agree = [r["run"] for r in judged if r["agree"]]
-    disagree = [r["run"] for r in judged if not r["agree"]]
-    lines.append(f"- Theory and measurement agree for {len(agree)} of {len(judged)} runs"
-                 + (f" ({', '.join(agree)})" if agree else "") + "; they disagree for "
-                 + (", ".join(disagree) if disagree else "none") + ".")
-    weak = [r["run"] for r in rows if r["unmapped_detected"] is False]
-    if weak:
-        lines.append(f"- The power control did not detect the unmapped change for {', '.join(weak)}: there the "
-                     "mapped 'same' carries little weight.")
-    for row in rows:
-        if row["role"] == "control_seed" and row["measured_same"] is not None:
-            lines.append(f"- Control, same data with another seed: p = {row['p_value']:.3f}, "
-                         + ("no difference, as it must be." if row["measured_same"] else
-                            "a difference: the runs are not sampled well enough for the other verdicts to hold."))
-        if row["role"] == "control_relabelled" and row["measured_same"] is not None:
-            lines.append(f"- Control, labels drawn afresh: p = {row['p_value']:.3f}; the test "
-                         + ("detects the change of labels, so it has power here." if not row["measured_same"] else
-                            "does NOT detect the change of labels, so a 'same' verdict above carries little weight."))
-    return "\n".join(lines) + "\n"

@@ -79,9 +79,7 @@ class Counted:
 
             if iterations and hasattr(self.traj, "iterations"):
                 def counted_iterations(chains, noise, sched, *outs):
-                    s = sched.settings
-                    steps = int(noise.n_leapfrog.sum()) if s.jitter else len(noise.n_leapfrog) * s.n_leapfrog
-                    self.calls += chains.position.shape[0] * steps
+                    self.calls += chains.position.shape[0] * int(noise.n_leapfrog.sum())
                     return self.traj.iterations(chains, noise, sched, *outs)
 
                 counted_trajectory.iterations = counted_iterations
@@ -103,20 +101,42 @@ class Counted:
         return mlp_energy_and_grad_torch(theta, self.spec, self.x, self.y)
 
 
+def ess_canonical(theta: np.ndarray, energy: np.ndarray, per_chain_max: int = 64) -> dict:
+    """Bulk ESS of the canonical coordinates (θ modulo the network's symmetries, as the analysis reads it): the median
+    over coordinates, over all chains together, and summed chain by chain (from the first ``per_chain_max`` chains,
+    scaled to all: each chain's own ESS costs an ArviZ call a coordinate)."""
+    from mcmc_landscape.symmetry import canonicalize
+
+    C, D, p = theta.shape
+    can = canonicalize(theta.reshape(-1, p), MLPSpec.from_string("2,2")).reshape(C, D, p)
+    whole = float(np.median(summary_arrays(can, energy)["theta"]["ess_bulk"]))
+    k = min(C, per_chain_max)
+    per = [np.median(summary_arrays(can[c : c + 1], energy[c : c + 1])["theta"]["ess_bulk"]) for c in range(k)]
+    return {"ess_theta": whole, "ess_theta_chains": float(np.sum(per) * C / k)}
+
+
 def run_ours(chains, warmup, draws, n_leapfrog, device, seed=0, torch_grad=False, dtype=torch.float64,
-             per_chain=True, iterations=True):
+             per_chain=True, iterations=True, trajectory="fixed", jitter=False, target_accept=0.8):
     f = Counted(device, dtype, iterations=iterations)
     grad = f.with_torch_grad if torch_grad else f.with_grad
     traj = None if torch_grad else f.trajectory_fn
-    s = hmc.HMCSettings(temperature=T, box=L, warmup=warmup, n_leapfrog=n_leapfrog)
+    s = hmc.HMCSettings(temperature=T, box=L, warmup=warmup, n_leapfrog=n_leapfrog, trajectory=trajectory,
+                        jitter=jitter, target_accept=target_accept)
     t0 = time.perf_counter()
     state = hmc.init(f, chains, 18, seed, s, device=device, dtype=dtype, grad_fn=grad)
     state, theta, energy, acc = hmc.run_block(f, state, draws, s, grad_fn=grad, trajectory_fn=traj)
     if device.type == "cuda":
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
-    return {"seconds": dt, "grads": f.calls, "ess_u": ess_u(energy),
-            "ess_u_chains": ess_u_per_chain(energy) if per_chain else float("nan"), "acceptance": float(acc.mean())}
+    out = {"seconds": dt, "grads": f.calls, "ess_u": ess_u(energy),
+           "ess_u_chains": ess_u_per_chain(energy) if per_chain else float("nan"), "acceptance": float(acc.mean()),
+           "step": float(state.log_step.exp().median()), "mean_steps": f.calls / (chains * (warmup + draws))}
+    if trajectory == "chees":
+        out["chees_length"] = float(np.exp(state.chees_log_length_ma))
+        out["chees_mean_steps"] = state.chees_mean_steps
+    if per_chain:
+        out.update(ess_canonical(theta, energy))
+    return out
 
 
 def run_pyro(kind, warmup, draws, n_leapfrog, chains=1):
@@ -160,7 +180,7 @@ def run_rw(chains, evals, seed=0):
     state, theta, energy, info = rw.run_block(model, state, steps - steps // 5, s)
     dt = time.perf_counter() - t0
     return {"seconds": dt, "grads": chains * steps, "ess_u": ess_u(energy), "ess_u_chains": ess_u_per_chain(energy),
-            "acceptance": float(info.accepted.mean())}
+            "acceptance": float(info.accepted.mean()), **ess_canonical(theta, energy)}
 
 
 def grad_throughput(chains, device, dtype, iters, trajectory="fused"):
@@ -226,6 +246,97 @@ def run_numpyro(chains, warmup, draws, seed=0):
                                    for i in range(0, len(flat), 2**18)]).reshape(chains, draws)
     return {"seconds": dt, "seconds_cold": cold, "grads_sampling": int(steps.sum()), "ess_u": ess_u(energy_draws),
             "acceptance": float("nan"), "backend": jax.default_backend()}
+
+
+def run_blackjax_chees(chains, warmup, draws, seed=0):
+    """BlackJAX's ChEES adaptation (Adam, rate 0.025 as the paper) and jittered HMC on the same target, CPU JAX,
+    float64. The box enters as NumPyro's does: θ = -L + 2L·sigmoid(z), the log-Jacobian added (U's distribution and
+    its ESS do not depend on the coordinates). Gradients are counted from BlackJAX's own step counts, warm-up
+    included."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import blackjax
+    import jax.numpy as jnp
+    import optax
+
+    ds = load_dataset("points10")
+    spec = MLPSpec.from_string("2,2")
+    x, y = jnp.asarray(ds.x), jnp.asarray(ds.y)
+    layers = spec.offsets()
+
+    def energy(theta):
+        h = x
+        for li, (w_off, b_off, fan_in, fan_out) in enumerate(layers):
+            h = h @ theta[w_off:b_off].reshape(fan_in, fan_out) + theta[b_off : b_off + fan_out]
+            if li < len(layers) - 1:
+                h = jax.nn.relu(h)
+        return -jnp.take_along_axis(jax.nn.log_softmax(h, axis=-1), y[:, None], axis=-1).sum()
+
+    def logdensity(z):
+        theta = -L + 2 * L * jax.nn.sigmoid(z)
+        return -energy(theta) / T + jnp.sum(jax.nn.log_sigmoid(z) + jax.nn.log_sigmoid(-z))
+
+    key = jax.random.PRNGKey(seed)
+    k_init, k_warm, k_draw = jax.random.split(key, 3)
+    z0 = jax.random.normal(k_init, (chains, spec.n_params))  # inside the box (θ within ±0.46 L of 0 at 1 sd)
+    t0 = time.perf_counter()
+    warm = blackjax.chees_adaptation(logdensity, chains)
+    (states, params), info = warm.run(k_warm, z0, 0.1, optax.adam(0.025), warmup)
+    kernel = blackjax.dynamic_hmc(logdensity, **params)
+    step = jax.jit(jax.vmap(kernel.step))
+
+    def one(carry, k):
+        st, info_ = step(jax.random.split(k, chains), carry)
+        return st, (st.position, info_.num_integration_steps)
+
+    _, (zs, n_steps) = jax.lax.scan(one, states, jax.random.split(k_draw, draws))
+    zs = np.asarray(jax.block_until_ready(zs))
+    dt = time.perf_counter() - t0
+    grads = int(np.asarray(info.info.num_integration_steps).sum() + np.asarray(n_steps).sum())
+    theta = np.swapaxes(-L + 2 * L / (1 + np.exp(-zs)), 0, 1)  # (chains, draws, p)
+    f = Counted(torch.device("cpu"), torch.float64)
+    energy_draws = f(torch.tensor(theta.reshape(-1, spec.n_params))).numpy().reshape(chains, draws)
+    return {"seconds": dt, "grads": grads, "ess_u": ess_u(energy_draws), "ess_u_chains": ess_u_per_chain(energy_draws),
+            "acceptance": float(np.asarray(info.info.acceptance_rate)[-50:].mean()),
+            "step": float(params["step_size"]), "mean_steps": grads / (chains * (warmup + draws)),
+            **ess_canonical(theta, energy_draws)}
+
+
+def chees_main(args):
+    """``--chees``: ChEES beside the fixed length (plain and jittered), our random walk and BlackJAX's ChEES (where
+    installed), per-chain and all-chain ESS of U and of the canonical coordinates per gradient; one JSON line."""
+    import importlib.util
+
+    warm, draws = args.chees_warmup, args.chees_draws
+    c = args.chains
+    rows = {"ours_hmc": run_ours(c, warm, draws, 16, torch.device("cpu")),
+            "ours_hmc_jitter": run_ours(c, warm, draws, 16, torch.device("cpu"), jitter=True),
+            "ours_chees": run_ours(c, warm, draws, 16, torch.device("cpu"), trajectory="chees")}
+    rows["ours_rw"] = run_rw(c, rows["ours_hmc"]["grads"])
+    if importlib.util.find_spec("blackjax") is not None:
+        rows["blackjax_chees"] = run_blackjax_chees(c, warm, draws)
+    print(f"[2,2] classifier, points10, T={T}, L={L}, float64 on CPU; {c} chains, {warm} warm-up + {draws} draws; "
+          "per k grads = per 1,000 gradient (or, random walk, energy) evaluations, warm-up included")
+    print(f"{'sampler':<18}{'grads':>13}{'s':>7}{'acc':>6}{'step':>8}{'steps':>7}{'ESS U all':>10}{'chains':>9}"
+          f"{'/k grads':>9}{'ESS θc all':>11}{'chains':>9}{'/k grads':>9}{'grads/ESS':>10}")
+    for name, r in rows.items():
+        r["ess_chains_per_kgrad"] = 1000 * r["ess_u_chains"] / r["grads"]
+        r["ess_theta_chains_per_kgrad"] = 1000 * r["ess_theta_chains"] / r["grads"]
+        r["grads_per_ess_chains"] = r["grads"] / r["ess_u_chains"]
+        print(f"{name:<18}{r['grads']:>13,}{r['seconds']:>7.1f}{r['acceptance']:>6.2f}{r.get('step', float('nan')):>8.4f}"
+              f"{r.get('mean_steps', 1.0):>7.1f}{r['ess_u']:>10.0f}{r['ess_u_chains']:>9.0f}"
+              f"{r['ess_chains_per_kgrad']:>9.3f}{r['ess_theta']:>11.0f}{r['ess_theta_chains']:>9.0f}"
+              f"{r['ess_theta_chains_per_kgrad']:>9.3f}{r['grads_per_ess_chains']:>10.0f}")
+    per_grad = {k: r["ess_chains_per_kgrad"] for k, r in rows.items()}
+    summary = {"chees_over_rw_per_grad": per_grad["ours_chees"] / per_grad["ours_rw"],
+               "fixed_over_rw_per_grad": per_grad["ours_hmc"] / per_grad["ours_rw"],
+               "chees_over_blackjax_per_grad": per_grad["ours_chees"] / per_grad["blackjax_chees"]
+               if "blackjax_chees" in per_grad else None,
+               "chees_over_rw_per_grad_all_chains": (rows["ours_chees"]["ess_u"] / rows["ours_chees"]["grads"])
+               / (rows["ours_rw"]["ess_u"] / rows["ours_rw"]["grads"]),
+               "chains": c, "warmup": warm, "draws": draws, "rows": rows}
+    print(json.dumps(summary))
 
 
 def numpyro_comparison(chain_counts, device, warmup=300, draws=500, n_leapfrog=16):
@@ -370,7 +481,14 @@ def main() -> None:
     m.add_argument("--chain-chunk", type=int, help="as landscape sample's --chain-chunk (default as there)")
     m.add_argument("--example-chunk", type=int, help="as landscape sample's --example-chunk (default as there)")
     m.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--chees", action="store_true", help="only ChEES against the fixed length, the random walk and "
+                    "BlackJAX's ChEES (per gradient, per chain and over all chains)")
+    ap.add_argument("--chees-warmup", type=int, default=300)
+    ap.add_argument("--chees-draws", type=int, default=500)
     args = ap.parse_args()
+    if args.chees:
+        chees_main(args)
+        return
     if args.model:
         model_throughput(args)
         return

@@ -133,3 +133,21 @@ def ptb_task(n_train: int | None = None, n_eval: int | None = None, seq_len: int
                       digest_arrays=(xa.numpy(), xb.numpy()),
                       eval_floats_per_example=seq_len * (8 * hidden * layers + len(train.vocab)),
                       batch_size=batch_size, check_every=_check_every(len(xb), batch_size, len(xa)))
+
+
+def user_task(model: str, data: str, batch_size: int | None = None, seed: int = 0) -> ModuleTask:
+    """A user's model (``package.module:factory``) on a user's ``.npz`` (x, y; x_test, y_test for the level, else the
+    training set), checked by :mod:`mcmc_landscape.user_model`; cross-entropy training, the level is the held-out
+    error (a fraction); full batch unless ``batch_size``."""
+    from mcmc_landscape.user_model import load_user_model
+
+    torch.manual_seed(seed)  # the module's own parameters (only its shapes matter: init() draws afresh)
+    net, ds = load_user_model(model, data)
+    net = net.to(torch.float64)
+    x_eval, y_eval = (ds.x, ds.y) if ds.x_test is None else (ds.x_test, ds.y_test)
+    train = (torch.from_numpy(ds.x), torch.from_numpy(ds.y))
+    held_out = (torch.from_numpy(x_eval), torch.from_numpy(y_eval))
+    return ModuleTask("user", net, _ce, train, held_out, eval_fn=_error, level="held-out error",
+                      options={"model": model, "data": str(data), "batch_size": batch_size, "seed": seed},
+                      digest_arrays=(ds.x, ds.y, x_eval, y_eval), batch_size=batch_size,
+                      check_every=_check_every(len(y_eval), batch_size, len(ds.y)))

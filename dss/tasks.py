@@ -32,7 +32,7 @@ POLYNOMIALS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "quadratic": ("0.5x² + 0.25x + 0.1", lambda x: 0.5 * x**2 + 0.25 * x + 0.1),
     "cubic": ("8x³ − 10x² + 3x", lambda x: 8 * x**3 - 10 * x**2 + 3 * x),
 }
-TASK_NAMES = ("quadratic", "cubic", "permutation", "classifier", "mnist", "cifar10", "ptb")
+TASK_NAMES = ("quadratic", "cubic", "permutation", "classifier", "mnist", "cifar10", "ptb", "user")
 _ACT = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
 
 
@@ -226,6 +226,10 @@ def make_task(name: str, device: str | torch.device = "cpu", **options: Any) -> 
         from . import real_tasks
 
         return getattr(real_tasks, f"{name}_task")(**options).to(device)
+    if name == "user":
+        from .real_tasks import user_task
+
+        return user_task(**options).to(device)
     if name in POLYNOMIALS:
         return polynomial_task(name, **options).to(device)
     if name == "permutation":

@@ -39,13 +39,14 @@ _SETTING_FLAGS = {  # DSSSettings field → (flag, type, help)
     "kappa": ("--kappa", float, "constrained DSS: weight κ of the equidistant-hyperplane term (default 0)"),
 }
 _TASK_FLAGS = ("activation", "loss", "arch", "data", "angle", "box", "n_train", "n_eval", "width", "hidden", "layers",
-               "vocab", "batch_size")
+               "vocab", "batch_size", "model")
 REAL_TASKS = ("mnist", "cifar10", "ptb")
 _ALLOWED_FLAGS = {"quadratic": ("activation", "loss"), "cubic": ("activation", "loss"), "permutation": ("activation",),
                   "classifier": ("activation", "arch", "data", "angle", "box"),
                   "mnist": ("n_train", "n_eval", "width", "batch_size"),
                   "cifar10": ("n_train", "n_eval", "width", "batch_size"),
-                  "ptb": ("n_train", "n_eval", "hidden", "layers", "vocab", "batch_size")}
+                  "ptb": ("n_train", "n_eval", "hidden", "layers", "vocab", "batch_size"),
+                  "user": ("model", "data", "batch_size")}
 L0_HELP = ("the level L0, in the task's measure: held-out loss for quadratic/cubic/permutation (MAE or MSE) and "
            "classifier (U); test error as a fraction for mnist/cifar10 (0.04 = 4%%); validation perplexity for ptb "
            "(e.g. 300)")
@@ -56,7 +57,11 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
     dsub = d.add_subparsers(dest="dss_command", required=True, parser_class=type(d))
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--task", choices=["quadratic", "cubic", "permutation", "classifier", *REAL_TASKS],
+        p.add_argument("--model", metavar="MODULE:FACTORY",
+                       help="your own model: package.module:factory (or file.py:factory) returning an nn.Module, on "
+                            "--data FILE.npz (arrays x, y; x_test, y_test for the level, else the training set); "
+                            "implies --task user; level = held-out error")
+        p.add_argument("--task", choices=["quadratic", "cubic", "permutation", "classifier", *REAL_TASKS, "user"],
                        help="quadratic/cubic: the paper's 1-4-4-1 regressions; permutation: appendix D's 2-3-2 relu "
                             "net; classifier: the sampling side's MLP energy; mnist/cifar10: the paper's convnets "
                             "(3.27M / 90k parameters), level = test error; ptb: Zaremba's 2-layer LSTM (4.65M), level "
@@ -144,6 +149,12 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
 def _task_options(args: argparse.Namespace) -> dict[str, Any]:
     """The task flags given, checked against the task they apply to (the data folder is not a task option: it is
     read from --data-dir or the environment each time, so a string can resume on another machine)."""
+    if getattr(args, "model", None) is not None:
+        if args.task not in (None, "user"):
+            raise SpecError(f"--model gives your own model; drop --task {args.task} (or use --task user).")
+        args.task = "user"
+    if args.task == "user" and (getattr(args, "model", None) is None or getattr(args, "data", None) is None):
+        raise SpecError("the user task needs --model package.module:factory and --data FILE.npz.")
     task = args.task or "quadratic"
     if getattr(args, "data_dir", None) is not None and task not in REAL_TASKS:
         raise SpecError(f"--data-dir applies to the real-data tasks ({', '.join(REAL_TASKS)}), not to {task}.")

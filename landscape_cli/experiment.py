@@ -16,8 +16,13 @@ def add_arguments(r: argparse.ArgumentParser) -> None:
     add_study_arguments(r, "skip the two control runs (another seed; relabelled)")
     r.add_argument("--transform", "-t", action="append", metavar="SPEC",
                    help="a transform of the data, repeatable: rotate:DEG, reflect:x|y, scale:S, translate:DX,DY, "
-                        "shear:K, permute-labels[@SEED], noise:SIGMA[@SEED] (default: one of each)")
+                        "shear:K, permute-labels[@SEED], flip-labels:K[@SEED], swap-classes, noise:SIGMA[@SEED] "
+                        "(default: rotate:120, reflect:x, scale:0.5, translate:0.2,0, shear:0.3, permute-labels, "
+                        "noise:0.05)")
     r.add_argument("--data", help="the reference data: points10 or a CSV x1,...,xd,label (default points10)")
+    r.add_argument("--dose-response", action="store_true",
+                   help="add the sampled dose-response controls, one run each: noise:0.02,0.05,0.1 and "
+                        "flip-labels:1,2,5 (predicted different, by more as the dose grows)")
     add_cluster_arguments(r)
 
 
@@ -32,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
         values["data"] = args.data
     if args.transform:
         values["transforms"] = list(args.transform)
+    if args.dose_response:
+        values["dose_response"] = True
     settings = ExperimentSettings(**values)
     parse_arch(settings.arch)
     for spec in settings.transforms:

@@ -19,11 +19,15 @@ from .common import CommandParser, Parser, add_verbosity, configure_logging
 COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("sample", "draw θ from exp(-U/T) on [-L, L]^p into an HDF5 chain file"),
     "diagnose": ("diagnose", "convergence diagnostics and a verdict for a chain file"),
+    "export": ("export", "write a chain file as an ArviZ InferenceData (netCDF or zarr), out of core"),
     "analyze": ("analyze", "kernel PCA of the draws, good minima and their plane, with baselines"),
     "rotation": ("rotation", "the report's rotation experiment, end to end, with a generated REPORT.md"),
     "experiment": ("experiment", "the invariance experiment for transforms of the data (rotate, reflect, scale, ...)"),
     "dss": ("dss", "Dynamic String Sampling: connect models of equal loss by a string of beads"),
     "census": ("census", "all local minima of a chain file modulo symmetry, their barriers, the disconnectivity graph"),
+    "hessian": ("hessian", "Hessian spectrum at θ (chain draw, census minimum, DSS bead, checkpoint): extremes, trace, "
+                "density"),
+    "slice": ("slice", "1-D and 2-D loss slices: filter-normalized, through two or three aligned models, PCA planes"),
 }
 
 

@@ -24,6 +24,9 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--angle", type=finite_float, help="rotate the 2-D data by this many degrees (default 0)")
     s.add_argument("--temperature", "-T", type=positive_float, help="temperature T (default 1)")
     s.add_argument("--box", "-L", type=positive_float, help="box half-width L (default 10)")
+    s.add_argument("--box-transform", metavar="SPEC",
+                   help="rw/pt: sample under the box carried back by this transform's parameter map (e.g. scale:0.5): "
+                        "the parallelepiped {θ : |M θ| <= L} in place of the box")
     s.add_argument("--sampler", choices=["rw", "hmc", "emcee", "pt"],
                    help="rw: Numba random-walk Metropolis (default); hmc: PyTorch HMC, all chains in one batch; "
                         "emcee: emcee's ensemble (stretch move) as a baseline, walkers = chains (default 36); "
@@ -39,6 +42,9 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--leapfrog", type=positive_int, help="hmc: leapfrog steps per iteration (default 16)")
     s.add_argument("--jitter", action="store_const", const=True,
                    help="hmc: draw the number of leapfrog steps afresh each iteration")
+    s.add_argument("--trajectory", choices=["fixed", "chees"],
+                   help="hmc: fixed: --leapfrog steps (default); chees: one length tuned over the chains in warm-up "
+                        "(ChEES, starting from --leapfrog steps), Halton-jittered each iteration")
     s.add_argument("--stretch", type=positive_float, help="emcee: scale a of the stretch move (default 2)")
     s.add_argument("--temps", type=positive_int, help="pt: rungs of the temperature ladder per chain (default 5)")
     s.add_argument("--t-max", type=positive_float, help="pt: hottest rung's temperature in units of T (default 20)")
@@ -62,9 +68,11 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
                         "(default: one per worker with --cluster, else none)")
     add_cluster_arguments(s)
     z = s.add_argument_group("zoo models (a convnet on real images instead of an MLP)")
-    z.add_argument("--model", choices=["mnist-convnet", "cifar10-convnet", "small-convnet"],
-                   help="sample this model of the zoo (U summed over the --n-train first training images; --data mnist "
-                        "or cifar10, default by model); rw and hmc, on --device, float32 by default on a GPU")
+    z.add_argument("--model", metavar="NAME|MODULE:FACTORY",
+                   help="sample this model of the zoo (mnist-convnet, cifar10-convnet, small-convnet; U summed over the "
+                        "--n-train first training images; --data mnist or cifar10, default by model), or your own: "
+                        "package.module:factory (or file.py:factory) returning an nn.Module, with --data FILE.npz "
+                        "(arrays x, y); rw and hmc, on --device, float32 by default on a GPU")
     z.add_argument("--width", type=positive_float, help="mnist-convnet/cifar10-convnet: scale of every layer's "
                    "channels and units (default 1; 0.25 gives p = 206,954 on MNIST)")
     z.add_argument("--n-train", type=positive_int, help="training images in U (default 1000)")

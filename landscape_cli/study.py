@@ -31,6 +31,10 @@ def add_study_arguments(r: argparse.ArgumentParser, no_control_help: str) -> Non
     r.add_argument("--seed", type=nonneg_int)
     r.add_argument("--threshold", type=positive_float, help="good minima: loss below this (default 0.1)")
     r.add_argument("--no-control", action="store_true", help=no_control_help)
+    r.add_argument("--transported", action=argparse.BooleanOptionalAction, default=None,
+                   help="for each affine map that is not an isometry of the box, also sample the reference data under "
+                        "the box carried back (Φ⁻¹(B)), predicted equal everywhere to the run carried back (default: on "
+                        "for experiment, off for rotation)")
     r.add_argument("--reuse", action="store_true", help="keep finished stages in --out and redo only the rest")
     r.add_argument("--force", action="store_true", help="write into an --out folder that is not empty")
 
@@ -52,4 +56,6 @@ def study_values(args: argparse.Namespace, settings_class: type) -> dict[str, An
             values[key] = getattr(args, key)
     if args.no_control:
         values["control"] = False
+    if args.transported is not None:
+        values["transported"] = args.transported
     return values

@@ -5,7 +5,7 @@ The continuous symmetries (ReLU rescaling, the logit shift) make U constant alon
 of the orbit is a null direction of the Hessian at a minimum; discrete symmetries (permutations, sign flips) give
 none. The null directions *beyond* the orbit are counted on H + α·QQᵀ (Q an orthonormal basis of the orbit's tangent
 on the free coordinates, α ≥ the top eigenvalue): the orbit's null directions are lifted to α and what stays at 0 is
-the manifold (dead units, saturated units, flat valleys). The numerics are :mod:`mcmc_landscape.optimize`'s: the exact
+the manifold (dead units, saturated units, flat valleys). The numerics are :mod:`mcmc_landscape.hessian`'s: the exact
 Hessian for small p, Lanczos on Hessian-vector products for large p (the lowest of −H gives the top of H).
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .optimize import EnergyFn, exact_hessians, lanczos_lowest
+from .hessian import EnergyFn, exact_hessians, lanczos_lowest
 
 
 def orbit_basis(tangent: np.ndarray, free: np.ndarray, rtol: float = 1e-8) -> np.ndarray:

@@ -102,3 +102,17 @@ class MLPSpec:
 
     def describe(self) -> str:
         return f"MLP {'-'.join(map(str, self.widths))} ({self.activation}), p = {self.n_params}"
+
+
+def mlp_logits(theta: np.ndarray, spec: MLPSpec, x: np.ndarray) -> np.ndarray:
+    """The network's outputs (n, points, classes) on inputs ``x`` for each row of θ (n, p), in NumPy float64: the
+    one plain forward pass that analyses use to look at the function a draw computes."""
+    theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+    hs = np.broadcast_to(np.asarray(x, dtype=np.float64), (len(theta), *np.shape(x)))
+    layers = spec.unflatten(theta)
+    for li, (W, b) in enumerate(layers):
+        hs = np.einsum("nki,nij->nkj", hs, W) + b[:, None, :]
+        if li < len(layers) - 1:
+            hs = np.maximum(hs, 0) if spec.activation == "relu" else np.tanh(hs) if spec.activation == "tanh" \
+                else 1 / (1 + np.exp(-hs))
+    return np.asarray(hs)

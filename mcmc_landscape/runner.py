@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import queue
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -90,7 +91,7 @@ def run(kernel: Any, writer: ChainWriter, state: Any, total_draws: int, *, block
         t1 = time.perf_counter()
         sink.finish()
         clock["store"] += time.perf_counter() - t1
-        progress.update(kernel, state, writer.committed_draws)
+        progress.update(kernel, state, writer.committed_draws, final=True)
         if stop["flag"]:
             raise Interrupted(_interrupt_message(writer))
     finally:
@@ -208,15 +209,36 @@ def _is_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-class _Progress:
-    """A rich progress bar (warm-up, then draws) with draws/s, acceptance and time left; silent when quiet."""
+def _clock(seconds: float) -> str:
+    """``h:mm:ss`` (``-:--:--`` when not known)."""
+    if not np.isfinite(seconds) or seconds < 0:
+        return "-:--:--"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
-    def __init__(self, quiet: bool, warmup_left: int, total: int, done: int, n_chains: int):
+
+class _Progress:
+    """Progress of a run (warm-up, then draws) with draws/s, acceptance, step size, elapsed and time left; silent when
+    quiet. On a terminal a rich bar; elsewhere (a log, a pipe) one plain line per block, at most one every
+    ``min_interval`` seconds (the first and last always), since a bar written to a file is cut to ellipses."""
+
+    def __init__(self, quiet: bool, warmup_left: int, total: int, done: int, n_chains: int, stream: Any = None,
+                 min_interval: float = 1.0):
         self._bar = None
+        self._lines = None
         self._chains = n_chains
         self._t0 = time.perf_counter()
         self._done0 = done
+        self._total = total
+        self._warm_total = warmup_left
+        self._min_interval = min_interval
+        self._last_line = -np.inf
+        self._last_text = ""
         if quiet:
+            return
+        stream = sys.stderr if stream is None else stream
+        if not (_is_terminal(stream) and _is_terminal(sys.stdout)):  # `make run > log` too: no bar in between lines
+            self._lines = stream
             return
         from rich.console import Console
         from rich.progress import (
@@ -230,25 +252,53 @@ class _Progress:
 
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                              TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[stats]}"),
-                             TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                             TimeElapsedColumn(), TimeRemainingColumn(), console=Console(file=stream),
                              transient=False)
         self._bar.start()
         self._warm = self._bar.add_task("warm-up", total=warmup_left, rate="", stats="") if warmup_left else None
-        self._warm_total = warmup_left
         self._task = self._bar.add_task("draws", total=total, completed=done, rate="", stats="")
 
-    def update(self, kernel: Any, state: Any, done: int) -> None:
-        if self._bar is None:
+    def update(self, kernel: Any, state: Any, done: int, final: bool = False) -> None:
+        if self._bar is None and self._lines is None:
             return
         s = kernel.summary(state)
-        stats = f"acc {s['acceptance']:.3f} step {s['step']:.3g}" + (
-            f" non-finite {s['nonfinite']}" if s.get("nonfinite") else "")
-        if self._warm is not None:
-            self._bar.update(self._warm, completed=self._warm_total - kernel.warmup_left(state), stats=stats)
+        nonfinite = f" non-finite {s['nonfinite']}" if s.get("nonfinite") else ""
         elapsed = time.perf_counter() - self._t0
         rate = (done - self._done0) * self._chains / elapsed if elapsed > 0 else 0.0
+        if self._lines is not None:
+            self._line(kernel.warmup_left(state), done, rate, s, nonfinite, elapsed, final)
+            return
+        stats = f"acc {s['acceptance']:.3f} step {s['step']:.3g}{nonfinite}"
+        if self._warm is not None:
+            self._bar.update(self._warm, completed=self._warm_total - kernel.warmup_left(state), stats=stats)
         self._bar.update(self._task, completed=done, rate=f"{rate:,.0f} draws/s (all chains)", stats=stats)
+
+    def _line(self, warmup_left: int, done: int, rate: float, s: dict[str, Any], nonfinite: str, elapsed: float,
+              final: bool) -> None:
+        """One plain line: phase, steps or draws done of total, draws/s, acceptance, step, elapsed, left."""
+        if warmup_left > 0:
+            phase, count, total = "warm-up", self._warm_total - warmup_left, self._warm_total
+            left = elapsed * warmup_left / count if count > 0 else np.nan
+        else:
+            phase, count, total = "draws", done, self._total
+            new = done - self._done0
+            left = elapsed * (self._total - done) / new if new > 0 else (0.0 if done >= self._total else np.nan)
+        text = (f"{phase} {count}/{total} per chain, {rate:,.0f} draws/s, acc {s['acceptance']:.3f}, "
+                f"step {s['step']:.3g}{nonfinite}, elapsed {_clock(elapsed)}, left {_clock(left)}")
+        now = time.perf_counter()
+        if text == self._last_text or (not final and now - self._last_line < self._min_interval
+                                       and self._last_text and count < total):
+            return
+        self._last_line, self._last_text = now, text
+        print(text, file=self._lines, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False

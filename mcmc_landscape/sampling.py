@@ -18,8 +18,8 @@ log = logging.getLogger("mcmc_landscape.sampling")
 
 #: Settings that define a run; a resume must match every one of them.
 RUN_KEYS = ("arch", "activation", "data", "angle", "temperature", "box", "sampler", "chains", "seed", "warmup",
-            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "dtype", "stretch", "compression", "model",
-            "width", "n_train", "theta_dtype", "temps", "t_max")
+            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "trajectory", "dtype", "stretch", "compression",
+            "model", "width", "n_train", "theta_dtype", "temps", "t_max", "box_transform")
 #: Settings that shape memory only (how the energy is chunked): stored, but a resume may change them.
 TUNING_KEYS = ("chain_chunk", "example_chunk")
 #: MLP-only settings, refused with --model.
@@ -32,14 +32,16 @@ SAMPLE_DEFAULTS: dict[str, Any] = {
 }
 SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
     "rw": {"target_accept": 0.234, "initial_step": 0.1},
-    "hmc": {"target_accept": 0.8, "initial_step": 0.05, "leapfrog": 16, "jitter": False, "dtype": "float64",
-            "warmup": 1000},
+    "hmc": {"target_accept": 0.8, "initial_step": 0.05, "leapfrog": 16, "jitter": False, "trajectory": "fixed",
+            "dtype": "float64", "warmup": 1000},
     "emcee": {"stretch": 2.0, "warmup": 1000, "chains": 36},
     "pt": {"target_accept": 0.234, "initial_step": 0.1, "temps": 5, "t_max": 20.0},
 }
 #: Settings that only some samplers take, and which.
-SAMPLER_ONLY = {"target_accept": ("rw", "hmc", "pt"), "initial_step": ("rw", "hmc", "pt"), "leapfrog": ("hmc",),
-                "jitter": ("hmc",), "dtype": ("hmc",), "stretch": ("emcee",), "temps": ("pt",), "t_max": ("pt",)}
+SAMPLER_ONLY = {"box_transform": ("rw", "pt"), "target_accept": ("rw", "hmc", "pt"),
+                "initial_step": ("rw", "hmc", "pt"), "leapfrog": ("hmc",),
+                "jitter": ("hmc",), "trajectory": ("hmc",), "dtype": ("hmc",), "stretch": ("emcee",), "temps": ("pt",),
+                "t_max": ("pt",)}
 
 
 def data_digest(x: Any, y: Any) -> str:
@@ -69,18 +71,24 @@ def make_kernel(cfg: dict[str, Any], x: Any, y: Any, device: str = "auto"):
         settings = ensemble.EnsembleSettings(temperature=cfg["temperature"], box=cfg["box"], warmup=cfg["warmup"],
                                              thin=cfg["thin"], stretch=cfg["stretch"])
         return spec, ensemble.EnsembleKernel(mlp_energy_model(spec, ds), settings)
+    region = None
+    if cfg.get("box_transform"):
+        from .samplers.region import region_matrix
+
+        region = region_matrix(cfg["box_transform"], spec.offsets(), spec.n_in)
     if cfg["sampler"] == "pt":
         from .samplers import tempering
 
         settings = tempering.PTSettings(temperature=cfg["temperature"], box=cfg["box"],
                                         target_accept=cfg["target_accept"], warmup=cfg["warmup"], thin=cfg["thin"],
-                                        initial_step=cfg["initial_step"], n_temps=cfg["temps"], t_max=cfg["t_max"])
+                                        initial_step=cfg["initial_step"], n_temps=cfg["temps"], t_max=cfg["t_max"],
+                                        region=region)
         return spec, tempering.PTKernel(mlp_energy_model(spec, ds), settings)
     from .samplers import rw
 
     model = mlp_energy_model(spec, ds)
     settings = rw.RWSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
-                             warmup=cfg["warmup"], thin=cfg["thin"], initial_step=cfg["initial_step"])
+                             warmup=cfg["warmup"], thin=cfg["thin"], initial_step=cfg["initial_step"], region=region)
     return spec, rw.RWKernel(model, settings)
 
 
@@ -100,7 +108,8 @@ def _make_hmc(cfg: dict[str, Any], spec: Any, ds: Any, device: str):
 
     settings = hmc.HMCSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
                                warmup=cfg["warmup"], thin=cfg["thin"], n_leapfrog=cfg["leapfrog"],
-                               jitter=bool(cfg["jitter"]), initial_step=cfg["initial_step"])
+                               jitter=bool(cfg["jitter"]), initial_step=cfg["initial_step"],
+                               trajectory=cfg.get("trajectory", "fixed"))  # runs stored before ChEES: fixed
     energy_and_grad = mlp_torch_energy_grad_fn(spec, ds, dev, dtype)
     log.debug("hmc on %s in %s", dev, cfg["dtype"])
     return hmc.HMCKernel(energy, spec.n_params, settings, dev, dtype, grad_fn=energy_and_grad,
@@ -217,6 +226,10 @@ def _start_zoo(cfg: dict[str, Any], explicit: dict[str, Any], device: str, data_
     for k in MLP_ONLY:
         cfg.pop(k, None)
     cfg.update({k: v for k, v in zs.ZOO_DEFAULTS.items() if k not in explicit})
+    from .user_model import is_user_model
+
+    if is_user_model(cfg["model"]):
+        return _start_user(cfg, explicit, device)
     if "data" not in explicit:
         cfg["data"] = "cifar10" if cfg["model"].startswith("cifar") else "mnist"
     from .samplers.hmc import resolve_device
@@ -229,6 +242,27 @@ def _start_zoo(cfg: dict[str, Any], explicit: dict[str, Any], device: str, data_
     spec, kernel = zs.make_zoo_kernel(cfg, x, y, device)
     cfg["model_options"] = spec.options
     return spec, kernel, x, y
+
+
+def _start_user(cfg: dict[str, Any], explicit: dict[str, Any], device: str):
+    """A user's model (``--model module:factory``) on a user's ``--data file.npz``: (spec, kernel, x, y)."""
+    from . import zoo_sampling as zs
+    from .samplers.hmc import resolve_device
+    from .user_model import load_user_model
+
+    for k in ("width", "n_train"):
+        if k in explicit:
+            raise SpecError(f"--{k.replace('_', '-')} applies to zoo models only; drop it with --model module:factory.")
+        cfg.pop(k, None)
+    if "data" not in explicit:
+        raise SpecError(f"--model {cfg['model']} needs --data FILE.npz holding arrays x and y.")
+    _, ds = load_user_model(cfg["model"], cfg["data"])
+    cfg["dtype"] = zs.resolve_dtype({"dtype": explicit.get("dtype")}, resolve_device(device))
+    cfg.setdefault("theta_dtype", "float32" if cfg["dtype"] == "float32" else "float64")
+    cfg["data_sha256"] = data_digest(ds.x, ds.y)
+    cfg["model_options"] = {"n_classes": ds.n_classes}
+    spec, kernel = zs.make_zoo_kernel(cfg, ds.x, ds.y, device)
+    return spec, kernel, ds.x, ds.y
 
 
 def zoo_data_digest(x: Any, y: Any) -> str:

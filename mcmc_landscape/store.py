@@ -402,6 +402,10 @@ class ChainReader:
     def n_params(self) -> int:
         return int(self._g["theta"].shape[2])
 
+    @property
+    def theta_dtype(self) -> np.dtype:
+        return self._g["theta"].dtype
+
     def _select(self, discard: int, thin: int) -> slice:
         if discard < 0 or thin < 1:
             raise StoreError(f"discard must be ≥ 0 and thin ≥ 1, got discard={discard}, thin={thin}.")
@@ -439,6 +443,19 @@ class ChainReader:
     def read_block(self, name: str, start: int, stop: int) -> np.ndarray:
         """Draws ``start:stop`` (clipped to the committed ones) of every chain."""
         return self._g[name][:, max(0, start) : min(stop, self.committed_draws)]
+
+    def read_slab(self, name: str, chains: slice, draws: slice) -> np.ndarray:
+        """``name[chains, draws]`` as stored (draws within the committed ones): one bounded read of a large run."""
+        if draws.stop is not None and draws.stop > self.committed_draws:
+            raise StoreError(f"draws up to {draws.stop} asked for, but only {self.committed_draws} are committed.")
+        return self._g[name][chains, draws]
+
+    def to_inference_data(self, discard: int = 0, thin: int = 1) -> Any:
+        """The run as an ArviZ InferenceData (θ with named parameters, sample stats, the data, the config); see
+        :mod:`mcmc_landscape.inference_data`, which also writes it to netCDF out of core."""
+        from .inference_data import to_inference_data
+
+        return to_inference_data(self, discard=discard, thin=thin)
 
     def iter_chunks(self, name: str = "theta", chunk_draws: int = 4096, discard: int = 0
                     ) -> Iterator[tuple[int, np.ndarray]]:

@@ -8,6 +8,10 @@ The catalogue (``x`` are the inputs, rows; ``y`` the labels):
 * ``translate:DX,DY``   x → x + (DX, DY);
 * ``shear:K``           (x1, x2) → (x1 + K x2, x2);
 * ``permute-labels``    the labels shuffled among the points (seeded; ``permute-labels@SEED``);
+* ``flip-labels:K``     K points, chosen at random, get another label (seeded; ``flip-labels:K@SEED``): the sampled
+                        dose-response control, a difference that grows with K;
+* ``swap-classes``      every label y → C - 1 - y (the two classes swapped): the last layer absorbs it by reversing
+                        its output columns, a signed permutation of coordinates that maps the box onto itself;
 * ``noise:SIGMA``       x → x + N(0, SIGMA²) per coordinate (seeded; ``noise:SIGMA@SEED``).
 
 The first five are affine maps of the inputs, x → A x + t, and an MLP's first layer absorbs them: with the flat layout
@@ -30,9 +34,11 @@ import numpy as np
 
 from .errors import SpecError
 
-KINDS = ("identity", "rotate", "reflect", "scale", "translate", "shear", "permute-labels", "noise")
-_SYNTAX = ("rotate:DEG, reflect:x|y, scale:S, translate:DX,DY, shear:K, permute-labels[@SEED], noise:SIGMA[@SEED] "
-           "or identity")
+KINDS = ("identity", "rotate", "reflect", "scale", "translate", "shear", "permute-labels", "flip-labels",
+         "swap-classes", "noise")
+RANDOM_KINDS = ("permute-labels", "flip-labels", "noise")
+_SYNTAX = ("rotate:DEG, reflect:x|y, scale:S, translate:DX,DY, shear:K, permute-labels[@SEED], flip-labels:K[@SEED], "
+           "swap-classes, noise:SIGMA[@SEED] or identity")
 
 
 @dataclass(frozen=True)
@@ -47,24 +53,24 @@ class Transform:
     @property
     def spec(self) -> str:
         """The canonical spec string (parses back to an equal transform)."""
-        if self.kind == "identity":
-            return "identity"
+        if self.kind in ("identity", "swap-classes"):
+            return self.kind
         if self.kind == "reflect":
             return f"reflect:{self.axis}"
         if self.kind == "permute-labels":
             return f"permute-labels@{self.seed}"
         body = ",".join(f"{v:g}" for v in self.params)
-        return f"{self.kind}:{body}" + (f"@{self.seed}" if self.kind == "noise" else "")
+        return f"{self.kind}:{body}" + (f"@{self.seed}" if self.kind in RANDOM_KINDS else "")
 
     @property
     def name(self) -> str:
         """A folder-safe name, e.g. ``rotate_120``, ``translate_0.2_0``, ``noise_0.05``."""
-        text = self.spec.split("@")[0] if self.kind in ("noise", "permute-labels") and self.seed == 0 else self.spec
+        text = self.spec.split("@")[0] if self.kind in RANDOM_KINDS and self.seed == 0 else self.spec
         return re.sub(r"[^A-Za-z0-9.\-]+", "_", text).strip("_")
 
     @property
     def random(self) -> bool:
-        return self.kind in ("permute-labels", "noise")
+        return self.kind in RANDOM_KINDS
 
     def apply(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The transformed data (new arrays; the inputs are not changed)."""
@@ -73,6 +79,18 @@ class Transform:
         if self.kind == "permute-labels":
             rng = np.random.default_rng(np.random.SeedSequence([self.seed, 17]))
             return x.copy(), y[rng.permutation(len(y))]
+        if self.kind == "flip-labels":
+            k = int(self.params[0])
+            if k > len(y):
+                raise SpecError(f"{self.spec}: the data have only {len(y)} points; flip at most that many labels.")
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, 23]))
+            n_classes = max(int(y.max()) + 1, 2)
+            out = y.copy()
+            chosen = rng.choice(len(y), k, replace=False)
+            out[chosen] = (y[chosen] + rng.integers(1, n_classes, size=k)) % n_classes  # always another class
+            return x.copy(), out
+        if self.kind == "swap-classes":
+            return x.copy(), (max(int(y.max()), 1) - y).astype(y.dtype)
         if self.kind == "noise":
             rng = np.random.default_rng(np.random.SeedSequence([self.seed, 19]))
             return x + self.params[0] * rng.standard_normal(x.shape), y.copy()
@@ -83,7 +101,7 @@ class Transform:
         """(A, t) of the input map x → A x + t; a :class:`SpecError` for the transforms that are not affine."""
         if self.kind == "identity":
             return np.eye(d), np.zeros(d)
-        if self.kind in ("permute-labels", "noise"):
+        if not self.is_affine:
             raise SpecError(f"{self.spec} is not an affine map of the inputs.")
         if self.kind == "scale":
             return self.params[0] * np.eye(d), np.zeros(d)
@@ -100,15 +118,47 @@ class Transform:
 
     @property
     def is_affine(self) -> bool:
-        return self.kind not in ("permute-labels", "noise")
+        return self.kind not in ("permute-labels", "flip-labels", "swap-classes", "noise")
+
+    @property
+    def has_parameter_map(self) -> bool:
+        """Whether a map of parameters carries the reference's landscape onto this one (the first layer for an
+        affine map of the inputs, the last layer for swapped classes)."""
+        return self.is_affine or self.kind == "swap-classes"
+
+    def map_back(self, theta: np.ndarray, layout: list[tuple[int, int, int, int]], n_in: int) -> np.ndarray:
+        """Draws of the transformed landscape carried back to the reference's (the inverse of :meth:`carry`)."""
+        if self.kind == "swap-classes":
+            return swap_output_columns(theta, layout)
+        A, t = self.affine(n_in)
+        return unabsorb(theta, layout, A, t)
+
+    def carry(self, theta: np.ndarray, layout: list[tuple[int, int, int, int]], n_in: int) -> np.ndarray:
+        """Draws of the reference's landscape carried to the transformed one: f_carry(θ) on the transformed data
+        computes what f_θ computes on the reference data."""
+        if self.kind == "swap-classes":
+            return swap_output_columns(theta, layout)
+        A, t = self.affine(n_in)
+        return absorb(theta, layout, A, t)
+
+    @property
+    def box_isometry(self) -> bool:
+        """Whether the first-layer map that absorbs this transform carries the box [-L, L]^p onto itself (a signed
+        permutation of coordinates): reflections and rotations by multiples of 90°."""
+        if self.kind in ("reflect", "identity", "swap-classes"):
+            return True
+        return self.kind == "rotate" and float(self.params[0]) % 90.0 == 0.0
 
     def prediction(self) -> str:
         """What the theory predicts for the landscape of the transformed data against the untransformed one."""
+        if self.kind == "rotate" and self.box_isometry:
+            return ("a symmetry: absorbed by the first layer (W1 → R W1), and a rotation by a multiple of 90° is a "
+                    "signed permutation of W1's rows, which maps the box onto itself: the landscapes agree everywhere.")
         return PREDICTIONS[self.kind]
 
     def predicted_same(self) -> bool:
         """Whether the mapped-back draws are predicted to match the reference (on the shared box)."""
-        return self.is_affine
+        return self.has_parameter_map
 
 
 PREDICTIONS = {
@@ -123,6 +173,9 @@ PREDICTIONS = {
                  "that moves mass across the box's bias faces.",
     "shear": "a symmetry only up to the box: W1 → A^{-T} W1 absorbs it (volume-preserving), but the box is sheared.",
     "permute-labels": "not a symmetry: a different labelling is a different problem, so the landscapes differ.",
+    "flip-labels": "not a symmetry: K labels changed make a different problem, by more as K grows.",
+    "swap-classes": "a symmetry: the last layer absorbs it (its output columns reversed, a signed permutation of "
+                    "coordinates that maps the box onto itself), so the landscapes agree everywhere.",
     "noise": "not a symmetry: moved points are a different problem, so the landscapes differ (by little if SIGMA is "
              "small).",
 }
@@ -138,10 +191,11 @@ def parse_transform(text: str) -> Transform:
         raise SpecError(f"transform {text!r} is not known; write one of {_SYNTAX}.")
     seed = 0
     if seed_text:
-        if kind not in ("permute-labels", "noise") or not seed_text.isdigit():
-            raise SpecError(f"transform {text!r}: only permute-labels and noise take a seed, written @N (N ≥ 0).")
+        if kind not in RANDOM_KINDS or not seed_text.isdigit():
+            raise SpecError(f"transform {text!r}: only permute-labels, flip-labels and noise take a seed, written @N "
+                            "(N ≥ 0).")
         seed = int(seed_text)
-    if kind in ("identity", "permute-labels"):
+    if kind in ("identity", "permute-labels", "swap-classes"):
         if arg:
             raise SpecError(f"transform {text!r} takes no value; write {kind!r}.")
         return Transform(kind, seed=seed)
@@ -158,6 +212,8 @@ def parse_transform(text: str) -> Transform:
         raise SpecError(f"transform {text!r} needs {want} finite number(s); write one of {_SYNTAX}.")
     if kind == "scale" and params[0] == 0:
         raise SpecError(f"transform {text!r}: scale:0 collapses every point; give a non-zero factor.")
+    if kind == "flip-labels" and (params[0] < 1 or params[0] != int(params[0])):
+        raise SpecError(f"transform {text!r}: flip-labels takes a whole number of labels to flip, 1 or more.")
     if kind == "noise" and params[0] < 0:
         raise SpecError(f"transform {text!r}: the noise level SIGMA must be 0 or more.")
     return Transform(kind, params, seed=seed)
@@ -191,4 +247,16 @@ def unabsorb(theta: np.ndarray, layout: list[tuple[int, int, int, int]], A: np.n
     W1n = theta[..., w_off:b_off].reshape(*lead, fan_in, fan_out)
     theta[..., b_off : b_off + fan_out] += np.einsum("i,...ik->...k", np.asarray(t, float), W1n)
     theta[..., w_off:b_off] = np.einsum("ji,...jk->...ik", np.asarray(A, float), W1n).reshape(*lead, fan_in * fan_out)
+    return theta
+
+
+def swap_output_columns(theta: np.ndarray, layout: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """θ with the last layer's output columns (weights and biases) in reverse order: the network whose class c is
+    the original's class C - 1 - c. Its own inverse."""
+    theta = np.array(theta, dtype=np.float64, copy=True)
+    w_off, b_off, fan_in, fan_out = layout[-1]
+    lead = theta.shape[:-1]
+    W = theta[..., w_off:b_off].reshape(*lead, fan_in, fan_out)
+    theta[..., w_off:b_off] = W[..., ::-1].reshape(*lead, fan_in * fan_out)
+    theta[..., b_off : b_off + fan_out] = theta[..., b_off : b_off + fan_out][..., ::-1]
     return theta

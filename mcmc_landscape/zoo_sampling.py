@@ -63,7 +63,8 @@ def load_zoo_data(name: str, n_train: int, data_dir: Any = None) -> tuple[np.nda
 def model_options(model: str, width: float, x: np.ndarray) -> dict[str, Any]:
     """Constructor options of ``model`` for images ``x`` (n, H, W) or (n, H, W, C)."""
     if model not in IMAGE_MODELS:
-        raise SpecError(f"--model {model!r} cannot be sampled on images; choose one of {', '.join(IMAGE_MODELS)}.")
+        raise SpecError(f"--model {model!r} cannot be sampled on images; choose one of {', '.join(IMAGE_MODELS)}, or "
+                        "give your own as package.module:factory.")
     channels = 1 if x.ndim == 3 else int(x.shape[-1])
     opts: dict[str, Any] = {"in_channels": channels, "side": int(x.shape[1])}
     if model in WIDTH_MODELS:
@@ -82,12 +83,18 @@ def default_chunks(n_chains: int, n_train: int) -> tuple[int, int]:
 def zoo_energy(cfg: dict[str, Any], x: np.ndarray, y: np.ndarray, device: Any, dtype: Any):
     """The batched energy (a :class:`mcmc_landscape.zoo.ModuleEnergy`) of the run ``cfg`` on images ``x``, labels
     ``y``, and the spec."""
+    from .user_model import build_user_model, is_user_model
     from .zoo import build_model, module_energy, prepare_images
 
-    opts = model_options(cfg["model"], cfg["width"], x)
     torch.manual_seed(0)  # the module's own weights are never used (θ replaces them); seeded so building is pure
-    module = build_model(cfg["model"], **opts).to(device=device, dtype=dtype)
-    xt = prepare_images(x).to(device=device, dtype=dtype)
+    if is_user_model(cfg["model"]):  # a user's module on a user's arrays, taken as they are
+        opts = dict(cfg.get("model_options") or {})
+        module = build_user_model(cfg["model"]).to(device=device, dtype=dtype)
+        xt = torch.as_tensor(x, dtype=dtype, device=device)
+    else:
+        opts = model_options(cfg["model"], cfg["width"], x)
+        module = build_model(cfg["model"], **opts).to(device=device, dtype=dtype)
+        xt = prepare_images(x).to(device=device, dtype=dtype)
     yt = torch.as_tensor(y, dtype=torch.int64, device=device)
     chain_chunk, example_chunk = default_chunks(int(cfg["chains"]), len(y))
     energy = module_energy(module, xt, yt, "sum", cfg.get("chain_chunk") or chain_chunk,
@@ -126,7 +133,8 @@ def make_zoo_kernel(cfg: dict[str, Any], x: np.ndarray, y: np.ndarray, device: s
     if cfg["sampler"] == "hmc":
         settings = hmc.HMCSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
                                    warmup=cfg["warmup"], thin=cfg["thin"], n_leapfrog=cfg["leapfrog"],
-                                   jitter=bool(cfg["jitter"]), initial_step=cfg["initial_step"])
+                                   jitter=bool(cfg["jitter"]), initial_step=cfg["initial_step"],
+                                   trajectory=cfg.get("trajectory", "fixed"))
         return spec, ZooHMCKernel(energy, spec.n_params, settings, dev, dtype, grad_fn=energy.energy_and_grad,
                                   start=start)
     if cfg["sampler"] == "rw":

@@ -47,15 +47,17 @@ def test_every_run_is_written_with_the_transformed_data(tiny):
         d = result["runs"][name]["diagnosis"]
         assert "modulo the network's symmetries" in d["verdict"] and "raw_coordinates" in d
     report = (out / "REPORT.md").read_text()
-    assert "## Prediction and measurement" in report and "figures.png" in report and (out / "figures.png").exists()
-    for name in ("reflect_x", "scale_0.5", "noise_0.05"):
-        assert f"| {name} |" in report
+    assert "| run | transform | test | prediction | p (Holm)" in report and "figures.png" in report
+    assert (out / "figures.png").exists()
+    for name, spec in (("reflect_x", "reflect:x"), ("scale_0.5", "scale:0.5"), ("noise_0.05", "noise:0.05@0")):
+        assert f"| {name} | {spec} |" in report
 
 
 def test_each_transform_gets_its_test_and_the_box_cuts_what_theory_says(tiny):
     _, result = tiny
     tests = result["comparison"]["tests"]
-    assert set(tests["reflect_x"]) == {"mapped", "unmapped", "box_cut_share"} and set(tests["noise_0.05"]) == {"direct"}
+    assert set(tests["reflect_x"]) == {"mapped", "unmapped", "box_cut_share", "weight_space"}
+    assert set(tests["noise_0.05"]) == {"direct", "weight_space"}
     # a reflection maps the box onto itself: nothing is cut, on either side; halving the inputs doubles W1's range
     assert tests["reflect_x"]["box_cut_share"]["all"] == {"reference": 0.0, "run": 0.0}
     assert tests["scale_0.5"]["box_cut_share"]["all"]["reference"] > 0.2

@@ -17,21 +17,28 @@ def tiny_run(tmp_path_factory):
 
 def test_rotation_writes_every_stage_and_a_generated_report(tiny_run):
     out, result = tiny_run
-    for name in ("angle_0", "angle_120", "angle_240", "control_relabelled", "control_seed"):
+    for name in ("angle_0", "angle_120", "angle_240", "control_relabelled", "control_seed", "control_seed_2"):
         assert (out / name / "chains.h5").exists() and (out / name / "diagnosis.json").exists()
         assert (out / name / "analysis" / "summary.json").exists() and (out / name / "data.png").exists()
     assert (out / "six_figures.png").stat().st_size > 10000
     report = (out / "REPORT.md").read_text()
-    assert "| angle_120 | rotate:120 |" in report and "Conclusions" in report and "Control" in report
+    assert report.startswith("# Rotation experiment") and "| run | transform | test | prediction | p (Holm)" in report
+    assert "| angle_120 | rotate:120 | mapped | same |" in report and "| angle_120 | rotate:120 | unmapped |" in report
+    assert "Minimum detectable rotation" in report or "underpowered" in report
+    assert "## The plane claim" in report and "by resampling chains" in report
+    # 4 chains a side: the smallest p is 2 / C(8, 4) = 0.029, so nothing can be shown; every verdict must say so
+    assert "0 confirmed, 0 refuted, 8 underpowered." in report
     assert "Procrustes disparity" in report and "modulo the network's symmetries" in report
     assert 0 <= result["comparison"]["shared_embedding"]["angle_120"]["procrustes_to_reference"] <= 1
     tests = result["comparison"]["tests"]
-    assert set(tests) == {"angle_120", "angle_240", "control_relabelled", "control_seed"}
+    assert set(tests) == {"angle_120", "angle_240", "control_relabelled", "control_seed", "control_seed_2"}
     for name in ("angle_120", "angle_240"):
         for kind in ("mapped", "unmapped"):
             assert all(0 < tests[name][kind][k]["p_value"] <= 1 for k in ("all", "good"))
         assert 0 < tests[name]["box_cut_share"]["all"]["reference"] < 1  # the rotated box cuts some draws away
     assert all(0 < tests["control_seed"]["direct"][k]["p_value"] <= 1 for k in ("all", "good"))
+    assert [p["a"] for p in result["comparison"]["replicate_pairs"]] == ["control_seed"]
+    assert result["comparison"]["power"]["angles"][0] == 0.0
     saved = json.loads((out / "results.json").read_text())
     assert saved["comparison"]["reference"] == "angle_0"
 

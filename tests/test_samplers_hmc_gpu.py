@@ -114,6 +114,19 @@ def simulate(out: str) -> None:
             res[f"{tag}_theta"], res[f"{tag}_u"], res[f"{tag}_acc"] = theta, u, acc
             for k, v in HMC_STATE_ARRAYS(end).items():
                 res[f"{tag}_state_{k}"] = v
+    # ChEES: warm-up through the trajectory kernel (the length needs every chain between iterations), then the
+    # frozen, Halton-jittered length through the kernel of whole iterations; against the torch loop
+    settings = hmc.HMCSettings(box=3.0, warmup=10, n_leapfrog=3, initial_step=0.2, trajectory="chees")
+    for label, traj in (("fused", mlp_torch_trajectory_fn(spec, data, "cuda")), ("loop", None)):
+        launches = []
+        if traj is not None:
+            kernel_iterations = traj.iterations
+            traj.iterations = lambda *a, f=kernel_iterations, n=launches: n.append(1) or f(*a)
+        state = hmc.init(energy, 4, spec.n_params, 5, settings, grad_fn=eg)
+        state, theta, u, acc = hmc.run_block(energy, state, 4, settings, grad_fn=eg, trajectory_fn=traj)
+        res[f"chees/{label}_theta"], res[f"chees/{label}_acc"] = theta, acc
+        res[f"chees/{label}_launches"] = np.array(len(launches))
+        res[f"chees/{label}_scalars"] = np.array(state.chees_scalars(), dtype=np.float64)
     # float32 through the kernel of whole iterations: the dtype kept, every draw in the box
     eg32 = _torch_eg(spec, data, torch.float32)
     settings = hmc.HMCSettings(box=3.0, warmup=20, n_leapfrog=4)
@@ -190,6 +203,16 @@ def test_whole_iterations_in_the_kernel_equal_the_torch_iterations(simulated, se
         assert not np.allclose(simulated[f"{ref}_state_inv_mass"], 1.0), "the window should re-estimate the mass"
     if seg == 2:
         assert simulated[f"{got}_theta"].shape == (4, 4, 18) and 0 < simulated[f"{got}_acc"].mean() <= 1
+
+
+@needs_numba_cuda
+def test_chees_with_the_gpu_kernels_equals_the_torch_loop(simulated):
+    """ChEES's warm-up through the trajectory kernel and its sampling through whole iterations: the same length,
+    draws and accept decisions as the torch loop."""
+    assert simulated["chees/fused_launches"] >= 1 and simulated["chees/loop_launches"] == 0
+    np.testing.assert_array_equal(simulated["chees/fused_acc"], simulated["chees/loop_acc"])
+    for k in ("theta", "scalars"):
+        np.testing.assert_allclose(simulated[f"chees/fused_{k}"], simulated[f"chees/loop_{k}"], rtol=1e-9, atol=1e-9)
 
 
 @needs_numba_cuda

@@ -14,7 +14,9 @@ default; Hoffman and Gelman 2014), and a diagonal inverse mass matrix per chain 
 windows of doubling length (75 / 25, 50, 100, ... / 50 iterations for a long warm-up), regularized toward 1e-3 as Stan
 does; dual averaging restarts after each window. After warm-up ε and M are frozen. Trajectories have a fixed number of
 steps so a batch stays in lockstep on a GPU; with ``jitter`` the count is drawn afresh each iteration (the same for
-every chain) uniformly from [⌈n/2⌉, ⌊3n/2⌋].
+every chain) uniformly from [⌈n/2⌉, ⌊3n/2⌋]. With ``trajectory="chees"`` the length is tuned in warm-up over all
+chains (:mod:`.chees`) and the count is Halton-jittered each iteration, still the same for every chain; the ChEES
+warm-up runs iteration by iteration (it reduces over the chains between them), its sampling like any other.
 
 One ``torch.Generator`` drives the whole batch; its state is part of the saved state, so on the CPU a resumed run
 continues bit for bit.
@@ -41,6 +43,7 @@ import torch
 
 from ..devices import resolve_device  # noqa: F401  (re-exported: hmc.resolve_device)
 from ..errors import SpecError
+from . import chees
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]  # (C, p) -> (C,)
 #: Optional (C, p) -> (U (C,), ∇U (C, p)); without one, autograd differentiates the energy.
@@ -60,6 +63,9 @@ class HMCSettings(NamedTuple):
     jitter: bool = False
     initial_step: float = 0.05
     adapt_mass: bool = True
+    trajectory: str = "fixed"  # "fixed" (n_leapfrog, or jittered around it) or "chees" (:mod:`.chees`)
+    max_leapfrog: int = 1000  # ChEES: the most leapfrog steps an iteration takes
+    chees_rate: bool = True  # ChEES: maximize ChEES per unit of trajectory (per gradient), not ChEES itself
 
 
 class HMCState(NamedTuple):
@@ -79,6 +85,20 @@ class HMCState(NamedTuple):
     n_nonfinite: torch.Tensor  # (C,) int64
     rng_state: torch.Tensor  # generator state (uint8)
     iteration: int
+    # ChEES's host scalars (:class:`.chees.Chees`, field for field; unused with a fixed trajectory)
+    chees_log_length: float = 0.0
+    chees_log_length_ma: float = 0.0
+    chees_adam_m: float = 0.0
+    chees_adam_v: float = 0.0
+    chees_updates: int = 0
+    chees_halton: int = 0
+    chees_mean_steps: float = 0.0
+
+    def chees_scalars(self) -> chees.Chees:
+        return chees.Chees(*(getattr(self, "chees_" + k) for k in chees.Chees._fields))
+
+    def with_chees(self, c: chees.Chees) -> HMCState:
+        return self._replace(**{"chees_" + k: v for k, v in c._asdict().items()})
 
 
 def validate_settings(s: HMCSettings) -> None:
@@ -90,6 +110,12 @@ def validate_settings(s: HMCSettings) -> None:
         raise SpecError("warm-up must be ≥ 0, thinning ≥ 1 and the number of leapfrog steps ≥ 1.")
     if not s.initial_step > 0:
         raise SpecError(f"initial step size must be positive, got {s.initial_step}.")
+    if s.trajectory not in ("fixed", "chees"):
+        raise SpecError(f"the trajectory must be 'fixed' or 'chees', got {s.trajectory!r}.")
+    if s.trajectory == "chees" and s.jitter:
+        raise SpecError("a ChEES trajectory jitters its own length; drop --jitter.")
+    if s.max_leapfrog < 1:
+        raise SpecError(f"the most leapfrog steps an iteration takes must be ≥ 1, got {s.max_leapfrog}.")
 
 
 
@@ -181,11 +207,14 @@ def init(energy_fn: EnergyFn, n_chains: int, p: int, seed: int, settings: HMCSet
     gen.manual_seed(int(np.random.SeedSequence([int(seed), 2]).generate_state(1, np.uint64)[0] >> np.uint64(1)))
     zeros = torch.zeros(n_chains, dtype=dtype, device=device)
     zc = torch.zeros(n_chains, dtype=torch.int64, device=device)
-    return HMCState(
+    state = HMCState(
         pos, u, g, zeros + math.log(settings.initial_step), zeros.clone(), zeros.clone(),
         zeros + math.log(10 * settings.initial_step), torch.ones_like(pos), 0, torch.zeros_like(pos),
         torch.zeros_like(pos), 0, zc, zc.clone(), gen.get_state(), 0,
     )
+    if settings.trajectory == "chees":
+        state = state.with_chees(chees.start(settings.n_leapfrog, settings.initial_step))
+    return state
 
 
 class Schedule(NamedTuple):
@@ -317,14 +346,22 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
     k_out = 0
     it = state.iteration
     per_chunk = max(1, NOISE_BYTES // (C * (p + 1) * pos.element_size()))
+    use_chees = s.trajectory == "chees"
+    ch = state.chees_scalars()
     if fused_iterations is not None:  # the kernel updates the chain state in place
         pos, u, g, inv_mass = pos.clone(), u.clone(), g.clone(), inv_mass.clone()
     done = 0
     while done < n_iter:
         k = min(per_chunk, n_iter - done)
+        chees_warm = use_chees and it < s.warmup  # ChEES's warm-up reduces over the chains between iterations
+        if chees_warm:
+            k = min(k, s.warmup - it)
         noise = draw_noise(gen, k, (C, p), s, device, pos.dtype)
+        if use_chees and not chees_warm:
+            lengths, ch = chees.sampling_steps(ch, k, s.max_leapfrog)
+            noise.n_leapfrog.copy_(torch.tensor(lengths, dtype=torch.int64))
         done += k
-        if fused_iterations is not None:
+        if fused_iterations is not None and not chees_warm:
             chains = FusedChains(pos, u, g, log_step, ls_bar, h_bar, mu, inv_mass, w_mean, w_m2, n_acc, n_bad)
             if fused_iterations(chains, noise, FusedSchedule(it, w_n, da, k_out, start, stop, ends, s, inv_t),
                                 out_theta, out_energy, out_acc):
@@ -336,6 +373,8 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
                 continue
             fused_iterations = None  # the kernel could not run: the torch iterations below take over
         for n_lf, normal, unif in zip(noise.n_leapfrog.tolist(), noise.normal, noise.uniform, strict=True):
+            if chees_warm:
+                n_lf = chees.warmup_steps(ch, log_step, s.max_leapfrog)
             r = normal / inv_mass.sqrt()
             h0 = u * inv_t + 0.5 * (r * r * inv_mass).sum(dim=1)
             eps = log_step.exp().unsqueeze(1)
@@ -347,6 +386,9 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
             a = log_a.exp()
             accept = (unif < a) & finite
             n_bad += (~finite).to(torch.int64)
+            if chees_warm:
+                ch = chees.update(ch, chees.gradient(pos, x, rr, inv_mass, a, finite, n_lf * eps.squeeze(1),
+                                                     s.chees_rate))
             pos = torch.where(accept.unsqueeze(1), x, pos)
             u = torch.where(accept, uu, u)
             g = torch.where(accept.unsqueeze(1), gg, g)
@@ -370,6 +412,8 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
                     h_bar, ls_bar = torch.zeros_like(h_bar), torch.zeros_like(ls_bar)
                 if step.last_warm:
                     log_step = ls_bar.clone()
+                    if use_chees:
+                        ch = chees.freeze(ch, log_step)
             else:
                 n_acc += accept.to(torch.int64)
                 if step.keep:
@@ -380,11 +424,12 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
             w_n, da = step.counters_after()
             it += 1
     new = HMCState(pos, u, g, log_step, ls_bar, h_bar, mu, inv_mass, w_n, w_mean, w_m2, da, n_acc, n_bad,
-                   gen.get_state(), it)
+                   gen.get_state(), it).with_chees(ch)
     return new, out_theta.cpu().numpy(), out_energy.cpu().numpy(), out_acc.cpu().numpy()
 
 
-_SCALARS = ("welford_n", "da_count", "iteration")
+_SCALARS = ("welford_n", "da_count", "iteration", "chees_updates", "chees_halton")
+_FLOATS = ("chees_log_length", "chees_log_length_ma", "chees_adam_m", "chees_adam_v", "chees_mean_steps")
 
 
 class HMCKernel:
@@ -418,12 +463,15 @@ class HMCKernel:
     def state_arrays(state: HMCState) -> dict[str, np.ndarray]:
         out = {}
         for k, v in state._asdict().items():
-            out[k] = np.int64(v) if k in _SCALARS else v.detach().cpu().numpy()
+            out[k] = np.int64(v) if k in _SCALARS else np.float64(v) if k in _FLOATS else v.detach().cpu().numpy()
         return out
 
     def state_from_arrays(self, arrays: dict[str, np.ndarray]) -> HMCState:
         d = {}
         for k in HMCState._fields:
+            if k in _FLOATS or k in ("chees_updates", "chees_halton"):  # a run stored before ChEES has none
+                d[k] = (float if k in _FLOATS else int)(arrays.get(k, HMCState._field_defaults[k]))
+                continue
             v = arrays[k]
             if k in _SCALARS:
                 d[k] = int(v)
@@ -438,5 +486,9 @@ class HMCKernel:
     def summary(self, state: HMCState) -> dict[str, float]:
         kept = max(state.iteration - self.settings.warmup, 0)
         acc = float(state.n_accepted.double().mean().item() / kept) if kept else float("nan")
-        return {"acceptance": acc, "step": float(state.log_step.exp().median().item()),
-                "nonfinite": int(state.n_nonfinite.sum().item())}
+        out = {"acceptance": acc, "step": float(state.log_step.exp().median().item()),
+               "nonfinite": int(state.n_nonfinite.sum().item())}
+        if self.settings.trajectory == "chees":
+            out["chees_length"] = math.exp(state.chees_log_length_ma)
+            out["chees_mean_steps"] = state.chees_mean_steps
+        return out

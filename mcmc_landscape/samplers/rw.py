@@ -27,6 +27,8 @@ from ..energy import ENERGY_FN_TYPE, EnergyModel
 from ..errors import SpecError
 from ..rng import chain_seeds, fill_normal, uniform
 from .bound import BoundKernel
+from .region import NO_REGION, start_in_region
+from .region import inside as in_region
 
 
 class RWState(NamedTuple):
@@ -57,6 +59,11 @@ class RWSettings(NamedTuple):
     warmup: int = 1000
     thin: int = 1
     initial_step: float = 0.1
+    region: np.ndarray | None = None  # a parallelepiped {θ : |M θ|_∞ ≤ box} in place of the box (samplers/region.py)
+
+
+def _region(settings: RWSettings) -> np.ndarray:
+    return NO_REGION if settings.region is None else np.ascontiguousarray(settings.region, dtype=np.float64)
 
 
 def validate_settings(s: RWSettings) -> None:
@@ -83,12 +90,14 @@ def init(model: EnergyModel, n_chains: int, seed: int, settings: RWSettings,
     rng = chain_seeds(seed, n_chains, purpose=1)
     if positions is None:
         init_rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0]))
-        positions = init_rng.uniform(-settings.box, settings.box, size=(n_chains, model.p))
+        positions = start_in_region(init_rng.uniform(-settings.box, settings.box, size=(n_chains, model.p)),
+                                    _region(settings))
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     if positions.shape != (n_chains, model.p):
         raise SpecError(f"initial positions must have shape ({n_chains}, {model.p}), got {positions.shape}.")
-    if np.any(np.abs(positions) > settings.box):
-        raise SpecError(f"initial positions must lie inside the box [-{settings.box}, {settings.box}].")
+    if not all(in_region(row, settings.box, _region(settings)) for row in positions):
+        raise SpecError(f"initial positions must lie inside the box [-{settings.box}, {settings.box}] (or the region "
+                        "given in its place).")
     energy = model.energy(positions)
     if not np.all(np.isfinite(energy)):
         raise SpecError("the energy is not finite at some initial positions; start the chains elsewhere.")
@@ -129,7 +138,7 @@ def run_block(model: EnergyModel, state: RWState, n_draws: int, settings: RWSett
         _rw_steps(model.fn, model.fdata, model.idata, model.scratch_shape[0], model.scratch_shape[1],
                   pos, energy, log_step, log_step_bar, h_bar, mu, rng, n_acc, n_bad, state.iteration, n_steps,
                   settings.warmup, settings.thin, settings.target_accept,
-                  1.0 / settings.temperature, settings.box, out_theta, out_energy, out_acc)
+                  1.0 / settings.temperature, settings.box, _region(settings), out_theta, out_energy, out_acc)
     new = RWState(pos, energy, log_step, log_step_bar, h_bar, mu, rng, n_acc, n_bad, state.iteration + n_steps)
     return new, out_theta, out_energy, RWInfo(out_acc)
 
@@ -162,10 +171,10 @@ def adapt_step(t, restart, warmup, a, target, ls, hb, ls_bar, mu):
 
 @nb.njit(types.void(ENERGY_FN_TYPE, _F2, _I1, types.int64, types.int64, _F2, _F1, _F1, _F1, _F1, _F1, _U1, _I1,
                     _I1, types.int64, types.int64, types.int64, types.int64, types.float64, types.float64,
-                    types.float64,
+                    types.float64, _F2,
                     types.float64[:, :, ::1], _F2, types.boolean[:, ::1]), parallel=True, cache=True)
 def _rw_steps(fn, fdata, idata, rows, cols, pos, energy, log_step, log_step_bar, h_bar, mu_arr, rng, n_acc, n_bad,
-              t0, n_steps, warmup, thin, target, inv_t, box, out_theta, out_energy, out_acc):
+              t0, n_steps, warmup, thin, target, inv_t, box, region, out_theta, out_energy, out_acc):
     C, p = pos.shape
     kept_before = max(t0 - warmup, 0) // thin
     restart = warmup // 2 if warmup >= 200 else 0
@@ -186,12 +195,9 @@ def _rw_steps(fn, fdata, idata, rows, cols, pos, energy, log_step, log_step_bar,
             t = t0 + s
             fill_normal(rng, c, eps)
             u = uniform(rng, c)
-            inside = True
             for j in range(p):
-                v = cur[j] + step * eps[j]
-                prop[j] = v
-                if v > box or v < -box:
-                    inside = False
+                prop[j] = cur[j] + step * eps[j]
+            inside = in_region(prop, box, region)
             a = 0.0
             e_new = e_cur
             if inside:

@@ -28,6 +28,8 @@ from ..energy import ENERGY_FN_TYPE, EnergyModel
 from ..errors import SpecError
 from ..rng import chain_seeds, fill_normal, uniform
 from .bound import BoundKernel
+from .region import NO_REGION, start_in_region
+from .region import inside as in_region
 from .rw import adapt_step
 
 
@@ -40,6 +42,11 @@ class PTSettings(NamedTuple):
     initial_step: float = 0.1
     n_temps: int = 5  # K rungs
     t_max: float = 20.0  # hottest rung at T · t_max
+    region: np.ndarray | None = None  # a parallelepiped {θ : |M θ|_∞ ≤ box} in place of the box (samplers/region.py)
+
+
+def _region(settings: PTSettings) -> np.ndarray:
+    return NO_REGION if settings.region is None else np.ascontiguousarray(settings.region, dtype=np.float64)
 
 
 class PTState(NamedTuple):
@@ -94,7 +101,7 @@ def init(model: EnergyModel, n_chains: int, seed: int, settings: PTSettings) -> 
     C, K, p = n_chains, settings.n_temps, model.p
     rng = chain_seeds(seed, C * (K + 1), purpose=4).reshape(C, K + 1)
     init_rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0]))
-    position = init_rng.uniform(-settings.box, settings.box, size=(C, K, p))
+    position = start_in_region(init_rng.uniform(-settings.box, settings.box, size=(C, K, p)), _region(settings))
     ladder_energy = model.energy(position)
     if not np.all(np.isfinite(ladder_energy)):
         raise SpecError("the energy is not finite at some initial positions; start the chains elsewhere.")
@@ -134,7 +141,8 @@ def run_block(model: EnergyModel, state: PTState, n_draws: int, settings: PTSett
     with nb.parallel_chunksize(1):
         _pt_steps(model.fn, model.fdata, model.idata, model.scratch_shape[0], model.scratch_shape[1], pos, lad_e,
                   log_step, log_step_bar, h_bar, mu, rng, n_acc, n_bad, tried, swapped, inv_t, state.iteration,
-                  n_steps, settings.warmup, settings.thin, settings.target_accept, settings.box, out_theta,
+                  n_steps, settings.warmup, settings.thin, settings.target_accept, settings.box, _region(settings),
+                  out_theta,
                   out_energy, out_moved)
     new = PTState(pos, lad_e[:, 0].copy(), lad_e, state.temperatures.copy(), log_step, log_step_bar, h_bar, mu,
                   rng.reshape(C, K + 1), n_acc, n_bad, tried, swapped, state.iteration + n_steps)
@@ -152,9 +160,9 @@ _F = types.float64
 
 
 @nb.njit(types.void(ENERGY_FN_TYPE, _F2, _I1, _I, _I, _F3, _F2, _F2, _F2, _F2, _F2, _U1, _I2, _I1, _I2, _I2, _F1,
-                    _I, _I, _I, _I, _F, _F, _F3, _F2, types.boolean[:, ::1]), parallel=True, cache=True)
+                    _I, _I, _I, _I, _F, _F, _F2, _F3, _F2, types.boolean[:, ::1]), parallel=True, cache=True)
 def _pt_steps(fn, fdata, idata, rows, cols, pos, lad_e, log_step, log_step_bar, h_bar, mu_arr, rng, n_acc, n_bad,
-              tried, swapped, inv_t, t0, n_steps, warmup, thin, target, box, out_theta, out_energy, out_moved):
+              tried, swapped, inv_t, t0, n_steps, warmup, thin, target, box, region, out_theta, out_energy, out_moved):
     C, K, p = pos.shape
     kept_before = max(t0 - warmup, 0) // thin
     restart = warmup // 2 if warmup >= 200 else 0
@@ -173,12 +181,9 @@ def _pt_steps(fn, fdata, idata, rows, cols, pos, lad_e, log_step, log_step_bar, 
                 fill_normal(rng, stream, eps)
                 u = uniform(rng, stream)
                 step = np.exp(log_step[c, k])
-                inside = True
                 for j in range(p):
-                    v = pos[c, k, j] + step * eps[j]
-                    prop[j] = v
-                    if v > box or v < -box:
-                        inside = False
+                    prop[j] = pos[c, k, j] + step * eps[j]
+                inside = in_region(prop, box, region)
                 a = 0.0
                 e_new = lad_e[c, k]
                 if inside:

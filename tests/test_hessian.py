@@ -1,0 +1,117 @@
+"""Hessian numerics against the dense Hessian on small nets: Lanczos extremes, Hutch++ and Hutchinson traces, the SLQ
+density's mass and moments, per-block (per-layer) spectra, and batching over points."""
+
+import numpy as np
+import pytest
+import torch
+
+from mcmc_landscape.energy import mlp_energy_torch
+from mcmc_landscape.hessian import (
+    HessianSettings,
+    batched_hvp,
+    block_operator,
+    block_spectra,
+    exact_hessians,
+    extreme_eigenvalues,
+    hutchinson_trace,
+    hutchpp_trace,
+    slq_density,
+)
+from mcmc_landscape.nets import MLPSpec
+
+SPEC = MLPSpec((6, 5), 3, 3, "tanh")           # p = 24 + 35 + 18 = 77
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: one thread beats the wake-up of several (on a shared machine, by 10×)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def net():
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.normal(size=(40, 3)))
+    y = torch.as_tensor(rng.integers(0, 3, 40))
+    theta = torch.as_tensor(rng.normal(size=(3, SPEC.n_params)))       # three points: batching is exercised
+    energy = lambda t: mlp_energy_torch(t, SPEC, x, y)  # noqa: E731
+    H = exact_hessians(energy, theta)
+    return energy, theta, H
+
+
+def test_batched_hvp_equals_dense_hessian_times_vector(net):
+    energy, theta, H = net
+    v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(1), dtype=theta.dtype)
+    hv = batched_hvp(energy, chunk=2)(theta, v)
+    assert torch.allclose(hv, torch.einsum("npq,nq->np", H, v), atol=1e-10)
+
+
+def test_lanczos_top_and_bottom_k_match_dense_eigh(net):
+    energy, theta, H = net
+    p = theta.shape[1]
+    op = block_operator(batched_hvp(energy), theta, (0, p))
+    ext = extreme_eigenvalues(op, len(theta), p, k=3, steps=p, dtype=theta.dtype, device=theta.device)
+    dense = torch.linalg.eigvalsh(H).numpy()
+    np.testing.assert_allclose(ext["top"], dense[:, ::-1][:, :3], rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(ext["bottom"], dense[:, :3], rtol=1e-8, atol=1e-8)
+    # fewer steps than p: the extremes still converge, and each is within its residual bound of an eigenvalue
+    short = extreme_eigenvalues(op, len(theta), p, k=1, steps=40, dtype=theta.dtype, device=theta.device)
+    for i in range(len(theta)):
+        gap = np.abs(dense[i][:, None] - short["top"][i][None]).min(0)
+        assert (gap <= short["top_residual"][i] + 1e-9).all()
+    np.testing.assert_allclose(short["top"][:, 0], dense[:, -1], rtol=1e-6)
+
+
+def test_hutchpp_trace_matches_dense_trace(net):
+    energy, theta, H = net
+    p = theta.shape[1]
+    op = block_operator(batched_hvp(energy), theta, (0, p))
+    exact = torch.diagonal(H, dim1=1, dim2=2).sum(1).numpy()
+    scale = torch.linalg.matrix_norm(H).numpy()                 # ‖H‖_F: the natural error scale
+    pp = hutchpp_trace(op, len(theta), p, matvecs=60, dtype=theta.dtype, device=theta.device)
+    assert (np.abs(pp - exact) <= 0.1 * scale).all()            # stated tolerance: 10% of ‖H‖_F at 60 products
+    full = hutchpp_trace(op, len(theta), p, matvecs=3 * p + 3, dtype=theta.dtype, device=theta.device)
+    np.testing.assert_allclose(full, exact, rtol=1e-8, atol=1e-8)   # the sketch holds the whole range: exact
+    hu, se = hutchinson_trace(op, len(theta), p, samples=400, dtype=theta.dtype, device=theta.device)
+    assert (np.abs(hu - exact) <= 5 * se).all()
+
+
+def test_slq_density_integrates_to_one_and_its_moments_match_the_dense_spectrum(net):
+    energy, theta, H = net
+    p = theta.shape[1]
+    op = block_operator(batched_hvp(energy), theta, (0, p))
+    dens = slq_density(op, len(theta), p, vectors=30, steps=p, dtype=theta.dtype, device=theta.device,
+                       grid_points=2000)
+    mass = np.trapezoid(dens.density, dens.grid, axis=1)
+    np.testing.assert_allclose(mass, 1.0, atol=1e-3)
+    ev = torch.linalg.eigvalsh(H).numpy()
+    np.testing.assert_allclose(dens.weights.sum(-1), 1.0, atol=1e-10)
+    for k in (1, 2):                        # Gauss quadrature: each vector's moments are exact; the mean estimates tr/p
+        exact = (ev**k).mean(1)
+        spread = np.sqrt((ev ** (2 * k)).mean(1))
+        assert (np.abs(dens.moment(k) - exact) <= 0.25 * spread).all(), (k, dens.moment(k), exact)
+    # exactness per vector: with as many steps as p, Σ τ θ^k = vᵀ H^k v for the start vector
+    v0 = torch.randn(len(theta), 30, p, generator=torch.Generator().manual_seed(0), dtype=theta.dtype)
+    v0 = v0 / v0.norm(dim=-1, keepdim=True)
+    H2 = H @ H
+    quad = torch.einsum("nmp,npq,nmq->nm", v0, H2, v0).numpy()
+    np.testing.assert_allclose((dens.weights * dens.nodes**2).sum(-1), quad, rtol=1e-7)
+
+
+def test_block_spectra_dense_and_lanczos_agree_per_layer(net):
+    energy, theta, H = net
+    blocks = [("layer1", 0, 24), ("layer2", 24, 59), ("all", 0, 77)]
+    dense = block_spectra(energy, theta, blocks, HessianSettings(k=2, dense_max=1000))
+    iterative = block_spectra(energy, theta, blocks, HessianSettings(k=2, dense_max=0, lanczos_steps=77,
+                                                                     trace_matvecs=3 * 77 + 3, slq_steps=30))
+    for d, it, (_, s, e) in zip(dense, iterative, blocks, strict=True):
+        sub = torch.linalg.eigvalsh(H[:, s:e, s:e]).numpy()
+        assert d["method"] == "dense" and it["method"] == "lanczos"
+        np.testing.assert_allclose(d["top"], sub[:, ::-1][:, :2], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(it["top"], d["top"], rtol=1e-7, atol=1e-7)
+        np.testing.assert_allclose(it["bottom"], d["bottom"], rtol=1e-7, atol=1e-7)
+        np.testing.assert_allclose(it["trace"], sub.sum(1), rtol=1e-7, atol=1e-7)
+        np.testing.assert_allclose(np.trapezoid(d["density"], d["grid"], axis=1), 1.0, atol=1e-3)
