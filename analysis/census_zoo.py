@@ -22,11 +22,12 @@ import numpy as np
 def run_zoo_census(file: str | Path, out: str | Path, count: int = 64, run: str | None = None, discard: int = 0,
                    tol: float = 1e-4, max_iter: int = 500, batch: int = 64, energy_tol: float = 1e-5,
                    output_tol: float = 1e-3, probe: int = 64, kind_minima: int = 4, lanczos_k: int = 8,
-                   lanczos_tol: float = 1e-4,
+                   lanczos_tol: float = 1e-4, flat_rtol: float = 1e-2,
                    device: str = "auto", dtype: str = "auto", seed: int = 0) -> dict[str, Any]:
     """The census of a zoo run's minima, written to ``out`` (census.json, REPORT.md); returns it with the seconds
     each stage took. ``kind_minima``: the lowest this many distinct minima get the Lanczos kind (each costs a few
-    hundred Hessian-vector products)."""
+    hundred Hessian-vector products). ``flat_rtol``: eigenvalues within this share of the top one count as flat
+    (the quench stops at ‖∇U‖ < ``tol``, so curvatures much below the top one are not resolved)."""
     import torch
 
     from analysis.census import basin_frequency, cluster_minima, saturation_curve
@@ -70,7 +71,7 @@ def run_zoo_census(file: str | Path, out: str | Path, count: int = 64, run: str 
         if k < kind_minima:
             tangent = zoo_orbit_tangent(cfg["model"], energy.layout, q.theta[r])
             shape = minimum_kind(lambda u: energy(u.to(dt)).double(), q.theta[r], tangent, q.active[r],
-                                 method="lanczos", k=lanczos_k, device=dev, flat_rtol=1e-5,
+                                 method="lanczos", k=lanczos_k, device=dev, flat_rtol=flat_rtol,
                                  lanczos_tol=lanczos_tol)
             m.update(shape=shape, kind=describe_kind(shape))
         minima.append(m)

@@ -64,7 +64,8 @@ def minimum_kind(energy: EnergyFn, theta: np.ndarray, tangent: np.ndarray, activ
         lifted = np.linalg.eigvalsh(H + alpha * Q @ Q.T) if H.size else np.zeros(0)
         null_dim = int((np.abs(ev) <= flat_tol).sum())
         manifold = int((np.abs(lifted) <= flat_tol).sum())
-        return {"method": "exact", "n_free": int(free.sum()), "null_dim": null_dim, "orbit_dim": orbit_dim,
+        return {"method": "exact", "negative_beyond_orbit": int((lifted < -flat_tol).sum()),
+                "n_free": int(free.sum()), "null_dim": null_dim, "orbit_dim": orbit_dim,
                 "manifold_dim": manifold, "manifold_dim_is_lower_bound": False, **_summary(ev, flat_tol)}
     top = -float(lanczos_lowest(lambda u: -energy(u), t, free, k=1, tol=lanczos_tol)[0])
     alpha = top if top > 0 else 1.0       # the lifted directions at H's own scale, which Lanczos's accuracy follows
@@ -78,7 +79,9 @@ def minimum_kind(energy: EnergyFn, theta: np.ndarray, tangent: np.ndarray, activ
     low = lanczos_lowest(lifted_energy, t, free, k=k, tol=lanczos_tol)
     flat_tol = flat_atol * min(1.0, abs(top)) + max(flat_rtol, 10 * lanczos_tol) * max(abs(top), 1e-300)
     manifold = int((np.abs(low) <= flat_tol).sum())
-    return {"method": "lanczos", "n_free": int(free.sum()), "null_dim": manifold + orbit_dim, "orbit_dim": orbit_dim,
+    negative = int((low < -flat_tol).sum())
+    return {"method": "lanczos", "negative_beyond_orbit": negative,
+            "n_free": int(free.sum()), "null_dim": manifold + orbit_dim, "orbit_dim": orbit_dim,
             "manifold_dim": manifold, "manifold_dim_is_lower_bound": manifold >= len(low), "top": top,
             "trace": _hutchinson_trace(energy, t, free, hutchinson, seed), "logdet_nonnull": None,
             "lowest_beyond_orbit": [float(v) for v in low]}
@@ -102,6 +105,8 @@ def _hutchinson_trace(energy: EnergyFn, theta: torch.Tensor, free: np.ndarray, p
 def describe_kind(kind: dict[str, Any]) -> str:
     """"a point" or "a k-dimensional manifold" (beyond the symmetry orbit)."""
     m = int(kind["manifold_dim"])
+    if kind.get("negative_beyond_orbit"):
+        return f"not a strict minimum ({kind['negative_beyond_orbit']} negative directions beyond the orbit)"
     if m == 0:
         return "a point"
     return f"a {'≥' if kind.get('manifold_dim_is_lower_bound') else ''}{m}-dimensional manifold"
