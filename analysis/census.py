@@ -5,8 +5,8 @@ Everything here works on plain data (arrays of end points and energies, barrier 
 serves a network (with the symmetry-aware distance of :mod:`mcmc_landscape.symmetry`) and a synthetic landscape
 (plain Euclidean distance). The barriers themselves are computed by ``dss.barriers`` and handed over by the front door.
 
-* :func:`cluster_minima`: leader clustering in order of energy: a point joins the first representative within
-  ``energy_tol`` in U and ``theta_tol`` in distance (both relative to max(1, size)), else it founds a new minimum.
+* :func:`cluster_minima`: connected components of the relation "same energy and same function (or same aligned θ)",
+  decided on a grid of tolerance-sized cells, so that the result cannot depend on the order of the points.
 * :func:`basin_frequency`: share of quenched draws with a Wilson interval (``scipy.stats.binomtest``).
 * :func:`saturation_curve`: distinct minima against draws quenched, in draw order and averaged over random orders.
 * :func:`disconnectivity_tree`: Kruskal over the barrier edges (the minimax barrier between two minima is the level
@@ -31,45 +31,89 @@ def euclidean(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(a) - np.asarray(b)))
 
 
+def _cells(values: np.ndarray, tol: float) -> np.ndarray:
+    """Integer cells of side ``tol`` on the asinh scale: a width ``tol`` absolute near 0 and relative far from it."""
+    return np.floor(np.arcsinh(np.asarray(values, dtype=np.float64)) / tol).astype(np.int64)
+
+
+def _components(n_nodes: int, edges: np.ndarray) -> tuple[int, np.ndarray]:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n_nodes, n_nodes))
+    return connected_components(graph, directed=False)
+
+
 def cluster_minima(features: np.ndarray, energies: np.ndarray, theta_tol: float = 1e-3, energy_tol: float = 1e-5,
-                   distance: Distance = euclidean, outputs: np.ndarray | None = None,
+                   distance: Distance | None = None, outputs: np.ndarray | None = None,
                    output_tol: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
     """Labels (n,) numbered by increasing energy of their representative, and the representatives' row indices (the
-    lowest-energy member of each minimum). With ``outputs`` (n, ...), e.g. a network's loss on each training point,
-    two points of equal energy whose outputs agree within ``output_tol`` (relative) are also one minimum:
-    where minima are flat manifolds rather than points, the θ criterion alone would split one manifold into many."""
-    features = np.asarray(features, dtype=np.float64)
-    flat_out = None if outputs is None else np.asarray(outputs, dtype=np.float64).reshape(len(energies), -1)
+    lowest-energy member of each minimum).
+
+    Two points are one minimum when their energies agree and either their ``outputs`` (a function of the point that
+    every symmetry leaves alone, e.g. the network's loss on each training point) agree, or, without outputs, their
+    ``features`` agree. "Agree" is decided on a grid, never pairwise in some order: each value is put in a cell of
+    side ``tol`` on the asinh scale (absolute near 0, relative beyond 1), and points in the same or neighbouring cells
+    of every coordinate are joined; minima are the connected components of that relation. With ``distance`` (e.g.
+    the aligned distance modulo unit order), the representatives of components whose energies agree are also joined
+    when distance ≤ ``theta_tol`` · max(1, their norms). Nothing depends on the order of the rows: shuffling them
+    permutes the labels' rows and nothing else."""
     energies = np.asarray(energies, dtype=np.float64)
-    labels = -np.ones(len(energies), dtype=int)
-    reps: list[int] = []
-    rep_e = np.empty(len(energies))
-    for i in np.argsort(energies, kind="stable"):
-        k_reps = len(reps)
-        cand = np.flatnonzero(np.abs(energies[i] - rep_e[:k_reps]) <= energy_tol * np.maximum(1.0, np.abs(
-            rep_e[:k_reps])))
-        hit = -1
-        if len(cand) and flat_out is not None:
-            ro = flat_out[np.asarray(reps)[cand]]
-            same = np.abs(ro - flat_out[i]).max(axis=1) <= output_tol * np.maximum(1.0, np.abs(ro).max(axis=1))
-            if same.any():
-                hit = int(cand[np.argmax(same)])
-        if hit < 0 and len(cand):
-            rf = features[np.asarray(reps)[cand]]
-            limit = theta_tol * np.maximum(1.0, np.linalg.norm(rf, axis=1))
-            if distance is euclidean:
-                close = np.linalg.norm(rf - features[i], axis=1) <= limit
-                hit = int(cand[np.argmax(close)]) if close.any() else -1
-            else:
-                hit = next((int(c) for c, f, lim in zip(cand, rf, limit, strict=True)
-                            if distance(f, features[i]) <= lim), -1)
-        if hit >= 0:
-            labels[i] = hit
-        else:
-            labels[i] = len(reps)
-            rep_e[len(reps)] = energies[i]
-            reps.append(int(i))
-    return labels, np.asarray(reps, dtype=int)
+    n = len(energies)
+    if n == 0:
+        return np.zeros(0, dtype=int), np.zeros(0, dtype=int)
+    features = np.asarray(features, dtype=np.float64).reshape(n, -1)
+    if outputs is not None:
+        key = np.hstack([_cells(energies[:, None], energy_tol),
+                         _cells(np.asarray(outputs, dtype=np.float64).reshape(n, -1), output_tol)])
+    else:
+        key = np.hstack([_cells(energies[:, None], energy_tol), _cells(features, theta_tol)])
+    cells, cell_of = np.unique(key, axis=0, return_inverse=True)
+    cell_of = cell_of.reshape(-1)
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(cells.astype(np.float64)).query_pairs(1.0, p=np.inf, output_type="ndarray")
+    _, comp = _components(len(cells), pairs)
+    comp = comp[cell_of]
+    if distance is not None:
+        comp = _join_by_distance(comp, features, energies, theta_tol, energy_tol, distance)
+    reps = _representatives(comp, features, energies)
+    order = np.lexsort((-np.bincount(comp)[comp[reps]], energies[reps]))     # by energy, then the larger basin
+    rank = np.empty(len(reps), dtype=int)
+    rank[order] = np.arange(len(reps))
+    remap = np.full(comp.max() + 1, -1)
+    remap[comp[reps]] = rank
+    return remap[comp], reps[order]
+
+
+def _representatives(comp: np.ndarray, features: np.ndarray, energies: np.ndarray) -> np.ndarray:
+    """Each component's lowest-energy row; equal energies decided by the features (lexicographic), not by order."""
+    order = np.lexsort((*features.T[::-1], energies, comp))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = comp[order[1:]] != comp[order[:-1]]
+    return order[first]
+
+
+def _join_by_distance(comp: np.ndarray, features: np.ndarray, energies: np.ndarray, theta_tol: float,
+                      energy_tol: float, distance: Distance) -> np.ndarray:
+    """Components whose representatives' energies agree (neighbouring cells) and whose features are within
+    ``theta_tol`` relative under ``distance`` become one."""
+    _, comp = np.unique(comp, return_inverse=True)
+    reps = _representatives(comp, features, energies)
+    ecell = _cells(energies[reps], energy_tol)
+    by_e = np.argsort(ecell, kind="stable")
+    norms = np.linalg.norm(features[reps], axis=1)
+    edges = []
+    for a_pos, a in enumerate(by_e):
+        for b in by_e[a_pos + 1 :]:
+            if ecell[b] - ecell[a] > 1:
+                break
+            limit = theta_tol * max(1.0, norms[a], norms[b])
+            if distance(features[reps[a]], features[reps[b]]) <= limit:
+                edges.append((a, b))
+    _, joined = _components(len(reps), np.array(edges))
+    return joined[comp]
 
 
 def basin_frequency(count: int, total: int, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -249,26 +293,44 @@ def census_report(c: dict[str, Any]) -> str:
              f"**{c['n_distinct']} distinct minima modulo symmetry** (hidden-unit permutations, sign flips, positive "
              f"rescaling, logit shift; dead ReLU units silenced), among {c['n_minima']} quenched minima. Plain "
              f"Euclidean clustering of the same end points with the same tolerances counts "
-             f"**{c['n_distinct_euclidean']}**. Two end points are one minimum when their energies agree and either "
-             "their aligned canonical forms or their losses on every training point (invariant under every "
-             "symmetry) agree: minima with flat directions are connected sets, not points, and the θ "
-             f"criterion alone (which counts "
-             f"{c.get('n_distinct_theta_only') or 'n/a: only computed up to 1000 minima'}) splits them. Tolerances "
-             f"(relative): θ {c['settings']['theta_tol']:g}, U {c['settings']['energy_tol']:g}, outputs "
-             f"{c['settings'].get('output_tol', float('nan')):g}.", ""]
+             f"**{c['n_distinct_euclidean']}**. Every draw is quenched from a start that all its symmetric copies "
+             "share (signs canonical, ReLU scales balanced inside the box, units sorted), so the count cannot depend "
+             "on how the draws are labelled. Two end points are one minimum when their energies agree and their "
+             f"functions on {c.get('n_probes', 'the')} probe points agree (each training point's loss"
+             f"{'' if not c['settings'].get('probe_grid') else ', and class probabilities on a grid around the data'}"
+             "; invariant under every symmetry), or their aligned canonical forms do: connected components of "
+             "that relation, decided on a grid of tolerance-sized cells, not in any order. The θ criterion alone "
+             f"counts {c.get('n_distinct_theta_only') or 'n/a (computed for at most 300 minima)'}. Tolerances: θ "
+             f"{c['settings']['theta_tol']:g}, U {c['settings']['energy_tol']:g}, outputs "
+             f"{c['settings'].get('output_tol', float('nan')):g} (cells on the asinh scale: absolute below 1, "
+             "relative above).", ""]
     if c.get("saddles"):
         lines += ["Saddles reached (index: count): " + ", ".join(f"{k}: {v}" for k, v in c["saddles"].items()) + ".",
                   ""]
     lines += ["## Distinct minima", "",
-              "| # | U | loss U/n | train acc. | frequency [95% CI] | copies | Hessian: flat / λ+ min / λ max | "
-              "box-active | dead units |", "|---|---|---|---|---|---|---|---|---|"]
+              "Kind: the Hessian's null space beyond the symmetry orbit (one direction per ReLU unit's rescaling, "
+              "and the logit shift): 0 dimensions is a point, k > 0 a k-dimensional manifold of equal U (dead units, "
+              "saturated units, flat valleys). Spectrum of the non-null part: top eigenvalue, trace, log-determinant.",
+              "",
+              "| # | U | loss U/n | train acc. | frequency [95% CI] | copies | kind | null / orbit | λ top | trace | "
+              "log det | box-active | dead units |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in c["minima"]:
-        h = m["hessian"]
-        lo = "—" if h.get("lowest_positive") is None else f"{h['lowest_positive']:.3g}"
-        hi = "—" if h.get("lambda_max") is None else f"{h['lambda_max']:.3g}"
+        h, sh = m["hessian"], m.get("shape", {})
+        fmt = lambda v: "—" if v is None else f"{v:.4g}"  # noqa: E731
         lines.append(f"| {m['id']} | {m['energy']:.6g} | {m['loss']:.4g} | {m.get('train_accuracy', float('nan')):.2f} "
                      f"| {m['frequency']:.4f} [{m['frequency_low']:.4f}, {m['frequency_high']:.4f}] | {m['copies']} "
-                     f"| {h['n_flat']} / {lo} / {hi} | {h['n_active']} | {m.get('dead_units', 0)} |")
+                     f"| {m.get('kind', '—')} | {sh.get('null_dim', '—')} / {sh.get('orbit_dim', '—')} "
+                     f"| {fmt(sh.get('top'))} | {fmt(sh.get('trace'))} | {fmt(sh.get('logdet_nonnull'))} "
+                     f"| {h['n_active']} | {m.get('dead_units', 0)} |")
+    comp = c.get("completeness")
+    if comp:
+        ch = comp["chao1"]
+        lines += ["", "## Completeness: minima not seen yet", "",
+                  f"Of {ch['n']} quenches ending at a minimum, {ch['f1']} minima were hit once and {ch['f2']} twice. "
+                  f"Chao1 (bias-corrected) estimates **{ch['estimate']:.1f} minima** in all, "
+                  f"[{ch['low']:.1f}, {ch['high']:.1f}] ({100 * ch['confidence']:.0f}% log-normal interval), that is "
+                  f"**{ch['unseen']:.1f} not seen yet** among basins this sampler reaches. Good–Turing: the next "
+                  f"quench finds a new minimum with probability **{comp['p_new_minimum']:.3f}** (f1 / quenches)."]
     sat = c["saturation"]
     if sat["quenched"]:
         lines += ["", "## Saturation (is the census complete?)", "",

@@ -224,3 +224,197 @@ def symmetric_copies(theta: np.ndarray, spec: MLPSpec, rtol: float = 1e-6) -> in
             nonzero = int((np.abs(feats).max(axis=1) > scale).sum())
             copies *= 2**nonzero
     return copies
+
+
+# -- acting with the group, and a quench start that every symmetric copy shares ---------------------------------------
+
+def _unit_blocks(theta: np.ndarray, spec: MLPSpec, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Views of hidden ``layer``'s incoming weights (fan_in, width), bias (width), outgoing weights (width, fan_out)
+    and the next layer's bias (fan_out) inside one flat θ (p,)."""
+    w_off, b_off, fan_in, width = spec.offsets()[layer]
+    nw_off, nb_off, _, fan_out = spec.offsets()[layer + 1]
+    return (theta[w_off:b_off].reshape(fan_in, width), theta[b_off : b_off + width],
+            theta[nw_off:nb_off].reshape(width, fan_out), theta[nb_off : nb_off + fan_out])
+
+
+def flip_unit(theta: np.ndarray, spec: MLPSpec, layer: int, unit: int) -> np.ndarray:
+    """θ with one unit's sign flipped (tanh, sigmoid): the same function. For sigmoid, σ(−z) = 1 − σ(z), so the next
+    layer's bias takes the unit's old outgoing weights."""
+    if spec.activation not in ("tanh", "sigmoid"):
+        raise ValueError(f"sign flips are no symmetry of a {spec.activation} network")
+    out = np.array(theta, dtype=np.float64, copy=True)
+    W, b, V, c = _unit_blocks(out, spec, layer)
+    if spec.activation == "sigmoid":
+        c += V[unit]
+    W[:, unit] *= -1
+    b[unit] *= -1
+    V[unit] *= -1
+    return out
+
+
+def rescale_unit(theta: np.ndarray, spec: MLPSpec, layer: int, unit: int, s: float) -> np.ndarray:
+    """θ with a ReLU unit's incoming weights and bias divided by ``s`` > 0 and its outgoing weights multiplied by it:
+    relu(z/s)·s = relu(z), the same function."""
+    if spec.activation != "relu" or not s > 0:
+        raise ValueError("positive rescaling is a symmetry of ReLU units only, with s > 0")
+    out = np.array(theta, dtype=np.float64, copy=True)
+    W, b, V, _ = _unit_blocks(out, spec, layer)
+    W[:, unit] /= s
+    b[unit] /= s
+    V[unit] *= s
+    return out
+
+
+def rescale_range(theta: np.ndarray, spec: MLPSpec, layer: int, unit: int, box: float) -> tuple[float, float]:
+    """The scales s for which :func:`rescale_unit` keeps θ inside [−box, box]^p: max|in|/box ≤ s ≤ box/max|out|
+    (never empty when θ is inside the box)."""
+    W, b, V, _ = _unit_blocks(np.asarray(theta, dtype=np.float64), spec, layer)
+    a = max(float(np.abs(W[:, unit]).max()), abs(float(b[unit])))
+    c = float(np.abs(V[unit]).max())
+    return a / box, (box / c if c > 0 else np.inf)
+
+
+def random_symmetry(theta: np.ndarray, spec: MLPSpec, rng: np.random.Generator, box: float | None = None,
+                    permute: bool = True, flip: bool = True, rescale: bool = True, max_log_scale: float = 1.0
+                    ) -> np.ndarray:
+    """A random element of the network's symmetry group applied to one θ (p,): every hidden layer's units permuted,
+    each unit's sign flipped with probability ½ (tanh, sigmoid), each ReLU unit rescaled by a log-uniform factor in
+    e^±``max_log_scale``. With ``box`` the copy stays inside [−box, box]^p: scales are clipped to the range that keeps
+    it there, and a sigmoid flip that would push the next bias out is not made."""
+    out = np.array(theta, dtype=np.float64, copy=True)
+    for layer, width in enumerate(spec.hidden):
+        if permute:
+            out = permute_hidden(out, spec, layer, rng.permutation(width))
+        for u in range(width):
+            if flip and spec.activation in ("tanh", "sigmoid") and rng.random() < 0.5:
+                cand = flip_unit(out, spec, layer, u)
+                if box is None or np.abs(cand).max() <= box:
+                    out = cand
+            if rescale and spec.activation == "relu":
+                s = float(np.exp(rng.uniform(-max_log_scale, max_log_scale)))
+                if box is not None:
+                    lo, hi = rescale_range(out, spec, layer, u, box)
+                    s = float(np.clip(s, lo * (1 + 1e-12), hi * (1 - 1e-12))) if lo < hi else 1.0
+                out = rescale_unit(out, spec, layer, u, s)
+    return out
+
+
+def balance(theta: np.ndarray, spec: MLPSpec, power: float = 16.0, sweeps: int = 2000,
+            tol: float = 1e-14) -> np.ndarray:
+    """Each row of θ (n, p) moved along its ReLU rescaling orbit to its point of least Σ|θ_i|^power (a smooth
+    stand-in for the largest |θ_i|, so that the result stays inside the box whenever some point of the orbit does,
+    nearly): unit by unit, s^(2·power) = Σ|in|^power / Σ|out|^power, sweeping the layers until no scale moves.
+    The problem is smooth and strictly convex in log s
+    (units with weights on both sides), so the sweeps reach its one minimizer from anywhere on the orbit: every
+    rescaled copy of a draw balances to the same θ. Other activations are returned unchanged. (With the box as a
+    constraint the sweeps can stall at different points of the orbit, since a face couples the scales of two
+    layers; :func:`quench_start` therefore balances without it and clips afterwards.)"""
+    theta = np.array(np.atleast_2d(theta), dtype=np.float64, copy=True)
+    if spec.activation != "relu" or not spec.hidden:
+        return theta
+    offsets = spec.offsets()
+    n = theta.shape[0]
+    for _ in range(sweeps):
+        moved = 0.0
+        for layer in range(len(spec.hidden)):
+            w_off, b_off, fan_in, width = offsets[layer]
+            nw_off, nb_off, _, fan_out = offsets[layer + 1]
+            W = theta[:, w_off:b_off].reshape(n, fan_in, width)
+            b = theta[:, b_off : b_off + width]
+            V = theta[:, nw_off:nb_off].reshape(n, width, fan_out)
+            big = np.maximum(np.maximum(np.abs(W).max(axis=1), np.abs(b)), np.abs(V).max(axis=2))   # no overflow
+            big = np.where(big > 0, big, 1.0)
+            na = (np.abs(W / big[:, None, :]) ** power).sum(axis=1) + np.abs(b / big) ** power
+            nc = (np.abs(V / big[:, :, None]) ** power).sum(axis=2)
+            ok = (na > 0) & (nc > 0)
+            s = np.where(ok, (na / np.where(ok, nc, 1.0)) ** (0.5 / power), 1.0)
+            W /= s[:, None, :]
+            b /= s
+            V *= s[:, :, None]
+            theta[:, w_off:b_off] = W.reshape(n, -1)
+            theta[:, nw_off:nb_off] = V.reshape(n, -1)
+            moved = max(moved, float(np.abs(np.log(s)).max()) if s.size else 0.0)
+        if moved < tol:
+            break
+    return theta
+
+
+#: Quench starts are rounded to multiples of 1/START_GRID: symmetric copies that reach one start up to roundoff
+#: (1e-14) then reach it bit for bit, and the quench (chaotic along flat valleys) cannot tell them apart.
+START_GRID = 2.0**20
+
+
+def quench_start(theta: np.ndarray, spec: MLPSpec, box: float | None = None) -> np.ndarray:
+    """The point a census quenches instead of a draw: signs made canonical (tanh, sigmoid), ReLU scales balanced
+    (:func:`balance`), units sorted, then clipped to the box. Every symmetric copy of a draw maps to the same start (up to
+    roundoff), so the quench, and everything after it, cannot depend on how the draws are labelled. This is needed
+    beyond the quench's own equivariance: L-BFGS is equivariant under permutations and tanh sign flips (orthogonal
+    maps that keep the box), but not under rescaling or sigmoid flips (non-orthogonal), and the box is not
+    rescaling-invariant either. The start is rounded to a grid of 2^-20 (:data:`START_GRID`) so that copies agree
+    bit for bit. Where the balanced form (or a sigmoid's canonical signs) leaves the box, the clipped
+    start is still one point per orbit, so invariance holds, but it is then a slightly different network from the
+    draw (:func:`outside_box_after_start` counts these; the census reports the number)."""
+    t = np.array(np.atleast_2d(theta), dtype=np.float64, copy=True)
+    if spec.activation in ("tanh", "sigmoid"):
+        t = _canonical_signs(t, spec)
+    t = np.round(balance(t, spec) * START_GRID) / START_GRID
+    t = _sort_units(t, spec)
+    return t if box is None else np.clip(t, -box, box)
+
+
+def outside_box_after_start(theta: np.ndarray, spec: MLPSpec, box: float) -> np.ndarray:
+    """Which rows' canonical start (before clipping) leaves [−box, box]^p."""
+    t = np.array(np.atleast_2d(theta), dtype=np.float64, copy=True)
+    if spec.activation in ("tanh", "sigmoid"):
+        t = _canonical_signs(t, spec)
+    return np.abs(balance(t, spec)).max(axis=1) > box
+
+
+def _canonical_signs(theta: np.ndarray, spec: MLPSpec) -> np.ndarray:
+    out = theta.copy()
+    for i in range(out.shape[0]):
+        for layer in range(len(spec.hidden)):
+            _, b, _, _ = _unit_blocks(out[i], spec, layer)
+            for u in np.flatnonzero(b < 0):
+                out[i] = flip_unit(out[i], spec, layer, int(u))
+    return out
+
+
+def _sort_units(theta: np.ndarray, spec: MLPSpec) -> np.ndarray:
+    """Each hidden layer's units in the order of their weights (incoming, bias, outgoing; lexicographic), layer after
+    layer: units that tie on every key are identical, so their order does not matter."""
+    out = theta.copy()
+    for i in range(out.shape[0]):
+        for layer in range(len(spec.hidden)):
+            W, b, V, _ = _unit_blocks(out[i], spec, layer)
+            keys = np.vstack([W, b[None], V.T])           # (fan_in + 1 + fan_out, width)
+            order = np.lexsort(keys[::-1])
+            out[i] = permute_hidden(out[i], spec, layer, order)
+    return out
+
+
+def orbit_tangent(theta: np.ndarray, spec: MLPSpec) -> np.ndarray:
+    """Tangent vectors (k, p) at θ of the continuous symmetries: one per ReLU unit (its rescaling: −in, +out) and
+    the logit shift (the same vector added to every output column, and the same number to every output bias:
+    softmax does not see it). U is constant along each, so at a minimum each is a null direction of the Hessian;
+    the discrete symmetries (permutations, sign flips) give none."""
+    theta = np.asarray(theta, dtype=np.float64)
+    p = theta.shape[-1]
+    vecs = []
+    if spec.activation == "relu":
+        for layer, width in enumerate(spec.hidden):
+            for u in range(width):
+                v = np.zeros(p)
+                W, b, V, _ = _unit_blocks(v, spec, layer)
+                W0, b0, V0, _ = _unit_blocks(theta, spec, layer)
+                W[:, u], b[u], V[u] = -W0[:, u], -b0[u], V0[u]
+                vecs.append(v)
+    w_off, b_off, fan_in, fan_out = spec.offsets()[-1]
+    for j in range(fan_in + 1):
+        v = np.zeros(p)
+        if j < fan_in:
+            v[w_off:b_off].reshape(fan_in, fan_out)[j] = 1.0
+        else:
+            v[b_off : b_off + fan_out] = 1.0
+        vecs.append(v)
+    return np.array(vecs).reshape(-1, p)

@@ -282,3 +282,51 @@ def module_energy(module: nn.Module, x: torch.Tensor, y: torch.Tensor, reduction
     """U (and ∇U) of ``module`` on ``(x, y)`` over flat parameter vectors of shape (chains, p); see
     :class:`ModuleEnergy`."""
     return ModuleEnergy(module, x, y, reduction, chain_chunk, example_chunk)
+
+
+#: For each zoo model, the pairs of layers (A, B) with a ReLU between them (pooling, if any, is positively
+#: homogeneous too): scaling A's output unit k by 1/s and B's inputs from k by s leaves the function alone. And the
+#: read-out layer, whose logits softmax sees only up to a common shift.
+RELU_PAIRS: dict[str, tuple[tuple[str, str], ...]] = {
+    "small-convnet": (("conv1", "conv2"), ("conv2", "fc")),
+    "mnist-convnet": (("conv1", "conv2"), ("conv2", "fc1"), ("fc1", "fc2")),
+    "cifar10-convnet": (("conv1", "conv2"), ("conv2", "conv3"), ("conv3", "fc")),
+}
+READOUT = {"small-convnet": "fc", "mnist-convnet": "fc2", "cifar10-convnet": "fc"}
+
+
+def zoo_orbit_tangent(model: str, layout: FlatLayout, theta: np.ndarray) -> np.ndarray:
+    """Tangent vectors (k, p) at θ of a zoo model's continuous symmetries: one per ReLU channel or unit (its
+    rescaling) and the logit shift of the read-out (one per input of the read-out, and its bias)."""
+    if model not in RELU_PAIRS:
+        raise SpecError(f"the symmetry orbit of {model!r} is not described; choose one of {', '.join(RELU_PAIRS)}.")
+    theta = np.asarray(theta, dtype=np.float64)
+    starts = np.concatenate([[0], np.cumsum(layout.sizes)])
+    where = {n: (int(a), shape) for n, a, shape in zip(layout.names, starts[:-1], layout.shapes, strict=True)}
+
+    def view(v: np.ndarray, name: str) -> np.ndarray:
+        a, shape = where[name]
+        return v[a : a + int(np.prod(shape))].reshape(shape)
+
+    vecs = []
+    for a, b in RELU_PAIRS[model]:
+        units = where[f"{a}.weight"][1][0]
+        for k in range(units):
+            v = np.zeros(layout.p)
+            view(v, f"{a}.weight")[k] = -view(theta, f"{a}.weight")[k]
+            view(v, f"{a}.bias")[k] = -view(theta, f"{a}.bias")[k]
+            wb = view(v, f"{b}.weight")
+            tb = view(theta, f"{b}.weight")
+            out = wb.shape[0]
+            wb.reshape(out, units, -1)[:, k] = tb.reshape(out, units, -1)[:, k]
+            vecs.append(v)
+    r = READOUT[model]
+    classes, fan_in = where[f"{r}.weight"][1]
+    for j in range(fan_in + 1):
+        v = np.zeros(layout.p)
+        if j < fan_in:
+            view(v, f"{r}.weight")[:, j] = 1.0
+        else:
+            view(v, f"{r}.bias")[:] = 1.0
+        vecs.append(v)
+    return np.array(vecs)

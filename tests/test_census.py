@@ -9,8 +9,8 @@ import torch
 from test_cli import assert_one_sentence_error, run_cli
 
 from analysis.census import cluster_minima, disconnectivity_tree, saturation_curve, tree_leaves_in_order
+from analysis.census_run import point_losses as _point_losses
 from dss.barriers import BarrierSettings, barriers
-from landscape_cli.census import _point_losses
 from mcmc_landscape.hessian import hessian_spectrum
 from mcmc_landscape.nets import MLPSpec
 from mcmc_landscape.optimize import autograd_energy_grad, classify, mlp_objective, quench

@@ -224,7 +224,7 @@ def test_census_quench_batches_as_tasks_equal_the_in_process_quench(tmp_path, cl
     are those of the in-process census."""
     import torch
 
-    from landscape_cli.census import _quench_batches, pick_draws
+    from analysis.census_run import _quench_batches, pick_draws, sorted_starts
     from landscape_cli.cluster import TaskRunner
     from mcmc_landscape.nets import MLPSpec
     from mcmc_landscape.optimize import mlp_objective, resolve_device
@@ -237,6 +237,9 @@ def test_census_quench_batches_as_tasks_equal_the_in_process_quench(tmp_path, cl
     dev = resolve_device("cpu")
     _, fg = mlp_objective(spec, x, y, dev)
     box = float(cfg["box"])
+    from mcmc_landscape.symmetry import quench_start
+
+    theta = sorted_starts(quench_start(theta, spec, box))[0]      # what the census quenches, and each task too
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     threads = torch.get_num_threads()

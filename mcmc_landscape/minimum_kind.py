@@ -1,0 +1,112 @@
+"""What kind of minimum a point is: an isolated point, or a k-dimensional manifold of equal U beyond the symmetry
+orbit, and the Hessian's spectrum summary (top eigenvalue, trace, log-determinant of the non-null part).
+
+The continuous symmetries (ReLU rescaling, the logit shift) make U constant along their orbit, so each tangent vector
+of the orbit is a null direction of the Hessian at a minimum; discrete symmetries (permutations, sign flips) give
+none. The null directions *beyond* the orbit are counted on H + α·QQᵀ (Q an orthonormal basis of the orbit's tangent
+on the free coordinates, α ≥ the top eigenvalue): the orbit's null directions are lifted to α and what stays at 0 is
+the manifold (dead units, saturated units, flat valleys). The numerics are :mod:`mcmc_landscape.hessian`'s: the exact
+Hessian for small p, Lanczos on Hessian-vector products for large p (the lowest of −H gives the top of H).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .hessian import EnergyFn, exact_hessians, lanczos_lowest
+
+
+def orbit_basis(tangent: np.ndarray, free: np.ndarray, rtol: float = 1e-8) -> np.ndarray:
+    """Orthonormal basis (m, r) of the tangent vectors (k, p) restricted to the free coordinates; r is the orbit's
+    dimension there (vectors that vanish, e.g. the rescaling of an all-zero unit, add nothing)."""
+    t = np.asarray(tangent, dtype=np.float64).reshape(-1, len(free))[:, free].T
+    if t.size == 0:
+        return np.zeros((int(free.sum()), 0))
+    u, s, _ = np.linalg.svd(t, full_matrices=False)
+    return u[:, s > rtol * max(1.0, float(s.max()) if s.size else 0.0)]
+
+
+def _summary(ev: np.ndarray, flat_tol: float) -> dict[str, Any]:
+    pos = ev[ev > flat_tol]
+    return {"top": float(ev.max()) if ev.size else None, "trace": float(ev.sum()),
+            "logdet_nonnull": float(np.log(pos).sum()) if pos.size else 0.0, "n_nonnull": int(pos.size)}
+
+
+def minimum_kind(energy: EnergyFn, theta: np.ndarray, tangent: np.ndarray, active: np.ndarray | None = None,
+                 method: str = "auto", exact_max_p: int = 400, k: int = 12, flat_rtol: float = 1e-6,
+                 flat_atol: float = 1e-8, device: str | torch.device = "cpu", hutchinson: int = 8,
+                 seed: int = 0, lanczos_tol: float = 1e-8) -> dict[str, Any]:
+    """For one minimum θ (p,): the null dimension of the Hessian (free coordinates), the orbit's dimension, the
+    manifold's dimension beyond it (0: a point), and the spectrum summary. ``tangent`` (k, p): the orbit's tangent
+    vectors at θ (e.g. :func:`mcmc_landscape.symmetry.orbit_tangent`). With Lanczos only the ``k`` lowest
+    eigenvalues beyond the orbit are seen (a manifold of ≥ k dimensions is reported as "at least k"), the trace is
+    Hutchinson's estimate, and the log-determinant is not computed. Lanczos converges slowly on the cluster of
+    near-zero eigenvalues a network has; ``lanczos_tol`` trades accuracy for time there."""
+    theta = np.asarray(theta, dtype=np.float64)
+    p = theta.shape[-1]
+    free = np.ones(p, bool) if active is None else ~np.asarray(active, bool)
+    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    t = torch.as_tensor(theta, dtype=torch.float64, device=dev)
+    Q = orbit_basis(tangent, free)
+    orbit_dim = Q.shape[1]
+    if method == "auto":
+        method = "exact" if p <= exact_max_p else "lanczos"
+    if method == "exact":
+        H = exact_hessians(energy, t[None])[0].cpu().numpy()
+        H = 0.5 * (H + H.T)[np.ix_(free, free)]
+        ev = np.linalg.eigvalsh(H) if H.size else np.zeros(0)
+        scale = float(np.abs(ev).max()) if ev.size else 0.0
+        flat_tol = flat_atol + flat_rtol * scale
+        alpha = max(1.0, scale)
+        lifted = np.linalg.eigvalsh(H + alpha * Q @ Q.T) if H.size else np.zeros(0)
+        null_dim = int((np.abs(ev) <= flat_tol).sum())
+        manifold = int((np.abs(lifted) <= flat_tol).sum())
+        return {"method": "exact", "negative_beyond_orbit": int((lifted < -flat_tol).sum()),
+                "n_free": int(free.sum()), "null_dim": null_dim, "orbit_dim": orbit_dim,
+                "manifold_dim": manifold, "manifold_dim_is_lower_bound": False, **_summary(ev, flat_tol)}
+    top = -float(lanczos_lowest(lambda u: -energy(u), t, free, k=1, tol=lanczos_tol)[0])
+    alpha = top if top > 0 else 1.0       # the lifted directions at H's own scale, which Lanczos's accuracy follows
+    idx = torch.as_tensor(np.flatnonzero(free), device=dev)
+    Qt = torch.as_tensor(Q, dtype=torch.float64, device=dev)
+
+    def lifted_energy(u: torch.Tensor) -> torch.Tensor:          # U + α/2 ‖Qᵀ(u − θ)‖² on the free coordinates
+        d = (u - t)[..., idx] @ Qt
+        return energy(u) + 0.5 * alpha * (d * d).sum(-1)
+
+    low = lanczos_lowest(lifted_energy, t, free, k=k, tol=lanczos_tol)
+    flat_tol = flat_atol * min(1.0, abs(top)) + max(flat_rtol, 10 * lanczos_tol) * max(abs(top), 1e-300)
+    manifold = int((np.abs(low) <= flat_tol).sum())
+    negative = int((low < -flat_tol).sum())
+    return {"method": "lanczos", "negative_beyond_orbit": negative,
+            "n_free": int(free.sum()), "null_dim": manifold + orbit_dim, "orbit_dim": orbit_dim,
+            "manifold_dim": manifold, "manifold_dim_is_lower_bound": manifold >= len(low), "top": top,
+            "trace": _hutchinson_trace(energy, t, free, hutchinson, seed), "logdet_nonnull": None,
+            "lowest_beyond_orbit": [float(v) for v in low]}
+
+
+def _hutchinson_trace(energy: EnergyFn, theta: torch.Tensor, free: np.ndarray, probes: int, seed: int) -> float:
+    """tr H on the free coordinates ≈ mean of vᵀHv over Rademacher v (Hessian-vector products, never H)."""
+    from torch.func import grad, jvp
+
+    gfn = grad(lambda u: energy(u.unsqueeze(0))[0])
+    mask = torch.as_tensor(free, device=theta.device, dtype=theta.dtype)
+    gen = torch.Generator().manual_seed(seed)
+    total = 0.0
+    for _ in range(probes):
+        v = (torch.randint(0, 2, theta.shape, generator=gen).to(theta) * 2 - 1) * mask
+        _, hv = jvp(gfn, (theta,), (v,))
+        total += float((v * hv).sum())
+    return total / max(probes, 1)
+
+
+def describe_kind(kind: dict[str, Any]) -> str:
+    """"a point" or "a k-dimensional manifold" (beyond the symmetry orbit)."""
+    m = int(kind["manifold_dim"])
+    if kind.get("negative_beyond_orbit"):
+        return f"not a strict minimum ({kind['negative_beyond_orbit']} negative directions beyond the orbit)"
+    if m == 0:
+        return "a point"
+    return f"a {'≥' if kind.get('manifold_dim_is_lower_bound') else ''}{m}-dimensional manifold"
