@@ -260,6 +260,34 @@ def plot_saturation(curve: dict[str, list], path: Path) -> Path:
     return path
 
 
+def plot_flatness(minima: list[dict[str, Any]], path: Path) -> Path | None:
+    """Flatness against basin frequency: each minimum's Hessian trace and top eigenvalue (beyond the symmetry orbit)
+    against the share of quenches that found it, coloured by the dimension of its flat manifold. Whether wide basins
+    are the flat ones is the question this answers."""
+    rows = [(m["frequency"], m["shape"].get("trace"), m["shape"].get("top"), m["shape"].get("manifold_dim", 0))
+            for m in minima if m.get("shape") and m["shape"].get("trace") is not None]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    freq, trace, top, dim = (np.array(v, dtype=float) for v in zip(*rows, strict=True))
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+    for ax, val, name in ((axes[0], trace, "Hessian trace"), (axes[1], top, "top Hessian eigenvalue")):
+        sc = ax.scatter(freq, np.maximum(val, 1e-12), c=dim, cmap="viridis", s=25, edgecolors="k", linewidths=0.3)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("basin frequency (share of quenches)")
+        ax.set_ylabel(name)
+    fig.colorbar(sc, ax=axes[1], label="flat dimensions beyond the orbit")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
 def minima_graph(energies: np.ndarray, edges: list[dict[str, Any]]) -> nx.Graph:
     """Minima as nodes (``energy``), barrier rows as edges (``barrier``, ``upper_bound``, ``saddle_converged``)."""
     g = nx.Graph()
@@ -338,7 +366,9 @@ def census_report(c: dict[str, Any]) -> str:
                   "|---|" + "---|" * len(sat["quenched"]),
                   "| distinct (draw order) | " + " | ".join(str(v) for v in sat["distinct_in_order"]) + " |",
                   "| distinct (mean of random orders) | " + " | ".join(f"{v:.1f}" for v in sat["distinct_mean"]) + " |",
-                  "", c.get("saturation_verdict", ""), "", "![saturation](saturation.png)"]
+                  "", c.get("saturation_verdict", ""), "", "![saturation](saturation.png)", "",
+                  "Flatness against basin frequency (Hessian trace and top eigenvalue beyond the symmetry orbit; colour: "
+                  "flat dimensions):", "", "![flatness](flatness.png)"]
     b = c.get("barriers", [])
     lines += ["", "## Barriers", "",
               f"{len(b)} pairs (nearest first, {c.get('pairs_rule', '')}). Upper bound: the maximum of the lowest path "

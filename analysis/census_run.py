@@ -233,6 +233,7 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
         disconnectivity_tree,
         minima_graph,
         plot_disconnectivity,
+        plot_flatness,
         plot_saturation,
         saturation_curve,
         write_tree,
@@ -336,6 +337,7 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
         plot_disconnectivity(tree, out / "disconnectivity.png", f"{spec.describe()}: {nb} lowest minima", "U (energy)")
     sat = saturation_curve(labels, seed=seed)
     plot_saturation(sat, out / "saturation.png")
+    plot_flatness(minima, out / "flatness.png")
     tail = sat["distinct_mean"][-1] - sat["distinct_mean"][len(sat["distinct_mean"]) // 2] if sat["quenched"] else 0
     verdict = ("The mean curve is flat over the second half of the draws: the census looks complete for basins of "
                "this frequency." if tail < 0.5 else

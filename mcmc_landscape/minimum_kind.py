@@ -88,18 +88,19 @@ def minimum_kind(energy: EnergyFn, theta: np.ndarray, tangent: np.ndarray, activ
 
 
 def _hutchinson_trace(energy: EnergyFn, theta: torch.Tensor, free: np.ndarray, probes: int, seed: int) -> float:
-    """tr H on the free coordinates ≈ mean of vᵀHv over Rademacher v (Hessian-vector products, never H)."""
-    from torch.func import grad, jvp
+    """tr H on the free coordinates ≈ mean of vᵀHv over Rademacher v, masked to the free coordinates
+    (:func:`~mcmc_landscape.hessian.hutchinson_trace` on batched Hessian-vector products, never H)."""
+    from .hessian import batched_hvp, hutchinson_trace
 
-    gfn = grad(lambda u: energy(u.unsqueeze(0))[0])
+    hvp = batched_hvp(energy)
     mask = torch.as_tensor(free, device=theta.device, dtype=theta.dtype)
-    gen = torch.Generator().manual_seed(seed)
-    total = 0.0
-    for _ in range(probes):
-        v = (torch.randint(0, 2, theta.shape, generator=gen).to(theta) * 2 - 1) * mask
-        _, hv = jvp(gfn, (theta,), (v,))
-        total += float((v * hv).sum())
-    return total / max(probes, 1)
+
+    def op(Z: torch.Tensor) -> torch.Tensor:  # (1, probes, p) → H Z, masked on both sides
+        V = Z[0] * mask
+        return (hvp(theta.expand(len(V), -1), V) * mask)[None]
+
+    mean, _ = hutchinson_trace(op, 1, theta.numel(), max(probes, 1), theta.dtype, theta.device, seed)
+    return float(mean[0])
 
 
 def describe_kind(kind: dict[str, Any]) -> str:

@@ -180,7 +180,7 @@ def test_census_cli_end_to_end_resumes_and_refuses(tmp_path, capsys):
     assert all({"energy", "loss", "frequency", "copies"} <= set(m) for m in c["minima"])
     assert abs(sum(m["frequency"] for m in c["minima"]) - c["n_minima"] / 40) < 1e-12
     for f in ("REPORT.md", "disconnectivity.png", "disconnectivity.json", "disconnectivity.graphml",
-              "barriers.graphml", "saturation.png"):
+              "barriers.graphml", "saturation.png", "flatness.png"):
         assert (out / f).is_file(), f
     assert len(list((out / "quench").glob("batch_*.npz"))) == 3
     # a killed census resumes from its batches: remove the last batch and the results, rerun, same numbers
