@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SpecError, StoreError
+from .samplers.start import uniform_start
 
 #: draw datasets joined by virtual datasets, with their fill value (what a missing source would read as)
 _JOINED = {"theta": np.nan, "energy": np.nan, "accepted": False}
@@ -74,8 +75,7 @@ def shard_config(cfg: dict[str, Any], shard: Shard) -> dict[str, Any]:
 
 def initial_positions(seed: int, n_chains: int, p: int, box: float) -> np.ndarray:
     """The run's starting points, as the kernels draw them (uniform in the box from ``SeedSequence([seed, 0])``)."""
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0]))
-    return rng.uniform(-box, box, size=(n_chains, p))
+    return uniform_start(seed, (n_chains, p), box)
 
 
 def init_shard_state(kernel: Any, cfg: dict[str, Any], shard: Shard) -> Any:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..energy import EnergyModel
 from ..errors import SpecError
+from .start import uniform_start
 
 
 class EnsembleSettings(NamedTuple):
@@ -56,8 +57,7 @@ def init(model: EnergyModel, n_walkers: int, seed: int, settings: EnsembleSettin
     if n_walkers < 2 * model.p or n_walkers % 2:
         raise SpecError(f"emcee's stretch move needs an even number of walkers, at least 2·p = {2 * model.p}; got "
                         f"--chains {n_walkers}.")
-    coords = np.random.default_rng(np.random.SeedSequence([int(seed), 0])).uniform(
-        -settings.box, settings.box, size=(n_walkers, model.p))
+    coords = uniform_start(seed, (n_walkers, model.p), settings.box)
     rng = np.random.RandomState(np.random.MT19937(np.random.SeedSequence([int(seed), 3])))
     _, key, pos, has_gauss, gauss = rng.get_state()
     zeros = np.zeros(n_walkers, dtype=np.int64)

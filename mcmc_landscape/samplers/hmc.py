@@ -41,6 +41,8 @@ import torch
 
 from ..devices import resolve_device  # noqa: F401  (re-exported: hmc.resolve_device)
 from ..errors import SpecError
+from .adaptation import MU_SHIFT, dual_average
+from .start import uniform_start
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]  # (C, p) -> (C,)
 #: Optional (C, p) -> (U (C,), ∇U (C, p)); without one, autograd differentiates the energy.
@@ -126,14 +128,16 @@ def reflect(x: torch.Tensor, r: torch.Tensor, box: float) -> tuple[torch.Tensor,
     """Fold positions back into [-L, L] by reflection at the walls, negating momentum once per wall crossed.
 
     A leapfrog step crosses at most one wall unless it is longer than the box, so that case is done with two
-    comparisons; the general fold handles whatever is still outside after it.
+    comparisons; the general fold handles whatever is still outside after it. Both are computed and one is chosen
+    by a tensor condition, so nothing waits for the device.
     """
     inside = torch.clamp(x, -box, box)
     r = torch.where(inside != x, -r, r)
     x = torch.add(-x, inside, alpha=2.0)  # 2·wall - x outside, x itself inside
-    if bool(x.abs().amax() > box):
-        x, r = _fold(x, r, box)
-    return x, r
+    # a step longer than the box: the fold, chosen on the device (no host synchronisation inside the trajectory)
+    far = x.abs().amax() > box
+    fx, fr = _fold(x, r, box)
+    return torch.where(far, fx, x), torch.where(far, fr, r)
 
 
 def _fold(x: torch.Tensor, r: torch.Tensor, box: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,8 +170,7 @@ def init(energy_fn: EnergyFn, n_chains: int, p: int, seed: int, settings: HMCSet
         raise SpecError(f"the number of chains must be at least 1, got {n_chains}.")
     device = torch.device(device)
     if positions is None:
-        init_rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0]))
-        positions = init_rng.uniform(-settings.box, settings.box, size=(n_chains, p))
+        positions = uniform_start(seed, (n_chains, p), settings.box)
     pos = torch.as_tensor(np.asarray(positions) if not torch.is_tensor(positions) else positions,
                           dtype=dtype).to(device).contiguous()
     if tuple(pos.shape) != (n_chains, p):
@@ -352,12 +355,7 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
             g = torch.where(accept.unsqueeze(1), gg, g)
             step = schedule_step(it, w_n, da, s, start, stop, ends_set)
             if step.warm:
-                m = float(step.da)
-                w = 1.0 / (m + 10.0)
-                h_bar = (1.0 - w) * h_bar + w * (s.target_accept - a)
-                log_step = mu - math.sqrt(m) / 0.05 * h_bar
-                eta = m**-0.75
-                ls_bar = eta * log_step + (1.0 - eta) * ls_bar
+                log_step, h_bar, ls_bar = dual_average(float(step.da), s.target_accept, a, h_bar, ls_bar, mu)
                 if step.slow:
                     delta = pos - w_mean
                     w_mean = w_mean + delta / step.w_n
@@ -366,7 +364,7 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
                     var = w_m2 / (step.w_n - 1)
                     inv_mass = (step.w_n / (step.w_n + 5.0)) * var + 1e-3 * (5.0 / (step.w_n + 5.0))
                     w_mean, w_m2 = torch.zeros_like(w_mean), torch.zeros_like(w_m2)
-                    mu = log_step + math.log(10.0)
+                    mu = log_step + MU_SHIFT
                     h_bar, ls_bar = torch.zeros_like(h_bar), torch.zeros_like(ls_bar)
                 if step.last_warm:
                     log_step = ls_bar.clone()

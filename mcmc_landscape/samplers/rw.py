@@ -26,7 +26,9 @@ from numba import types
 from ..energy import ENERGY_FN_TYPE, EnergyModel
 from ..errors import SpecError
 from ..rng import chain_seeds, fill_normal, uniform
+from .adaptation import adapt_step, restart_at
 from .bound import BoundKernel
+from .start import uniform_start
 
 
 class RWState(NamedTuple):
@@ -82,8 +84,7 @@ def init(model: EnergyModel, n_chains: int, seed: int, settings: RWSettings,
         raise SpecError(f"the number of chains must be at least 1, got {n_chains}.")
     rng = chain_seeds(seed, n_chains, purpose=1)
     if positions is None:
-        init_rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0]))
-        positions = init_rng.uniform(-settings.box, settings.box, size=(n_chains, model.p))
+        positions = uniform_start(seed, (n_chains, model.p), settings.box)
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     if positions.shape != (n_chains, model.p):
         raise SpecError(f"initial positions must have shape ({n_chains}, {model.p}), got {positions.shape}.")
@@ -140,26 +141,6 @@ _I1 = types.int64[::1]
 _U1 = types.uint64[::1]
 
 
-@nb.njit(inline="always")
-def adapt_step(t, restart, warmup, a, target, ls, hb, ls_bar, mu):
-    """One warm-up step of the dual-averaging step-size adaptation towards acceptance ``target``, restarted at step
-    ``restart`` (> 0) from the step reached; at the last warm-up step the averaged log step is taken. Returns the new
-    (log step, h-bar, averaged log step, mu). The random walk and every rung of replica exchange adapt this way."""
-    if t == restart and restart > 0:
-        mu = ls + np.log(10.0)
-        hb = 0.0
-        ls_bar = 0.0
-    m = t + 1.0 - restart if t >= restart else t + 1.0
-    w = 1.0 / (m + 10.0)
-    hb = (1.0 - w) * hb + w * (target - a)
-    ls = mu - np.sqrt(m) / 0.05 * hb
-    eta = m**-0.75
-    ls_bar = eta * ls + (1.0 - eta) * ls_bar
-    if t == warmup - 1:
-        ls = ls_bar
-    return ls, hb, ls_bar, mu
-
-
 @nb.njit(types.void(ENERGY_FN_TYPE, _F2, _I1, types.int64, types.int64, _F2, _F1, _F1, _F1, _F1, _F1, _U1, _I1,
                     _I1, types.int64, types.int64, types.int64, types.int64, types.float64, types.float64,
                     types.float64,
@@ -168,7 +149,7 @@ def _rw_steps(fn, fdata, idata, rows, cols, pos, energy, log_step, log_step_bar,
               t0, n_steps, warmup, thin, target, inv_t, box, out_theta, out_energy, out_acc):
     C, p = pos.shape
     kept_before = max(t0 - warmup, 0) // thin
-    restart = warmup // 2 if warmup >= 200 else 0
+    restart = restart_at(warmup)
     for c in nb.prange(C):
         scratch = np.empty((rows, cols))
         eps = np.empty(p)

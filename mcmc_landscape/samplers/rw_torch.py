@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import SpecError
+from .adaptation import adapt_step, restart_at
 from .rw import RWSettings, validate_settings
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]  # (C, p) -> (C,)
@@ -76,7 +77,7 @@ def run_block(energy_fn: EnergyFn, state: TorchRWState, n_draws: int, settings: 
     if warm_steps < warm_left:
         n_draws = 0
     n_steps = warm_steps + n_draws * s.thin
-    restart = s.warmup // 2 if s.warmup >= 200 else 0
+    restart = restart_at(s.warmup)
     pos, e_cur = state.position, state.energy
     ls, ls_bar, hb, mu = (t.clone() for t in (state.log_step, state.log_step_bar, state.h_bar, state.mu))
     n_acc, n_bad = state.n_accepted.clone(), state.n_nonfinite.clone()
@@ -108,18 +109,7 @@ def run_block(energy_fn: EnergyFn, state: TorchRWState, n_draws: int, settings: 
             pos = torch.where(accepted.unsqueeze(1), prop, pos)
             e_cur = torch.where(accepted, e_new, e_cur)
             if t < s.warmup:
-                if t == restart and restart > 0:
-                    mu = ls + math.log(10.0)
-                    hb = torch.zeros_like(hb)
-                    ls_bar = torch.zeros_like(ls_bar)
-                m = t + 1.0 - restart if t >= restart else t + 1.0
-                w = 1.0 / (m + 10.0)
-                hb = (1.0 - w) * hb + w * (s.target_accept - a)
-                ls = mu - math.sqrt(m) / 0.05 * hb
-                eta = m**-0.75
-                ls_bar = eta * ls + (1.0 - eta) * ls_bar
-                if t == s.warmup - 1:
-                    ls = ls_bar.clone()
+                ls, hb, ls_bar, mu = adapt_step(t, restart, s.warmup, a, s.target_accept, ls, hb, ls_bar, mu)
                 step = ls.exp().unsqueeze(1)
             else:
                 n_acc += accepted.to(torch.int64)
