@@ -37,10 +37,10 @@ from mcmc_landscape.energy import (
     mlp_energy_model,
     mlp_energy_torch,
     mlp_torch_energy_grad_fn,
-    mlp_torch_trajectory_fn,
 )
 from mcmc_landscape.nets import MLPSpec
 from mcmc_landscape.samplers import hmc, rw
+from mcmc_landscape.samplers.hmc_mlp import mlp_torch_trajectory_fn
 
 L, T = 10.0, 1.0
 

@@ -87,8 +87,9 @@ def make_kernel(cfg: dict[str, Any], x: Any, y: Any, device: str = "auto"):
 def _make_hmc(cfg: dict[str, Any], spec: Any, ds: Any, device: str):
     import torch
 
-    from .energy import mlp_energy_torch, mlp_torch_energy_grad_fn, mlp_torch_trajectory_fn
+    from .energy import mlp_energy_torch, mlp_torch_energy_grad_fn
     from .samplers import hmc
+    from .samplers.hmc_mlp import mlp_torch_trajectory_fn
 
     dev = hmc.resolve_device(device)
     dtype = torch.float64 if cfg["dtype"] == "float64" else torch.float32

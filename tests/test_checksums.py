@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from mcmc_landscape.data import load_dataset
-from mcmc_landscape.energy import mlp_energy_model, mlp_energy_torch, mlp_torch_energy_grad_fn, mlp_torch_trajectory_fn
+from mcmc_landscape.energy import mlp_energy_model, mlp_energy_torch, mlp_torch_energy_grad_fn
 from mcmc_landscape.nets import MLPSpec
 from mcmc_landscape.samplers import ensemble, hmc, rw, tempering
+from mcmc_landscape.samplers.hmc_mlp import mlp_torch_trajectory_fn
 
 
 def digest(*arrays: np.ndarray) -> str:

@@ -208,8 +208,9 @@ def test_hmc_and_random_walk_agree_on_the_classifier():
 def test_fused_cpu_trajectory_equals_the_torch_leapfrog(dtype, tol):
     """The Numba trajectory the CLI runs on the CPU takes the same steps, walls included, as the torch loop."""
     from mcmc_landscape.data import load_dataset
-    from mcmc_landscape.energy import mlp_torch_energy_grad_fn, mlp_torch_trajectory_fn
+    from mcmc_landscape.energy import mlp_torch_energy_grad_fn
     from mcmc_landscape.nets import MLPSpec
+    from mcmc_landscape.samplers.hmc_mlp import mlp_torch_trajectory_fn
 
     spec, data = MLPSpec.from_string("2,2", activation="tanh"), load_dataset("points10")
     eg = mlp_torch_energy_grad_fn(spec, data, "cpu", dtype)

@@ -56,7 +56,8 @@ def simulate(out: str) -> None:
     """Child process: every case through the kernel (simulated) and the torch loop; a short HMC run both ways."""
     from numba import cuda
 
-    from mcmc_landscape.energy import mlp_energy_torch, mlp_torch_trajectory_fn
+    from mcmc_landscape.energy import mlp_energy_torch
+    from mcmc_landscape.samplers.hmc_mlp import mlp_torch_trajectory_fn
 
     assert cuda.is_available(), "run with NUMBA_ENABLE_CUDASIM=1 (numba-cuda's simulator)"
     res: dict[str, np.ndarray] = {}
@@ -238,7 +239,8 @@ def test_whole_iterations_in_float32_keep_the_dtype_and_the_box(simulated):
 
 
 def test_the_torch_loop_runs_where_the_kernel_cannot(monkeypatch):
-    from mcmc_landscape.energy import mlp_energy_and_grad_torch, mlp_torch_trajectory_fn
+    from mcmc_landscape.energy import mlp_energy_and_grad_torch
+    from mcmc_landscape.samplers.hmc_mlp import mlp_torch_trajectory_fn
 
     data = load_dataset("points10")
     small = MLPSpec.from_string("2,2")

@@ -21,7 +21,7 @@ continues bit for bit.
 
 The trajectory is :func:`leapfrog`, a torch loop with one batched gradient call per step, unless the caller passes a
 ``trajectory_fn`` with the same signature: the classifier energy supplies a Numba one on the CPU
-(:func:`mcmc_landscape.energy.mlp_torch_trajectory_fn`, every step of a chain in one call, tested equal to the loop),
+(:func:`.hmc_mlp.mlp_torch_trajectory_fn`, every step of a chain in one call, tested equal to the loop),
 which removes the per-step overhead of small tensors, and on a CUDA device one numba-cuda kernel for all steps of all
 chains (:mod:`mcmc_landscape.samplers.hmc_gpu`, one thread per chain with θ in registers, no host synchronisation
 inside a trajectory; tested equal to the loop in numba-cuda's simulator). Momenta, the accept step and adaptation
@@ -43,6 +43,8 @@ from ..devices import resolve_device  # noqa: F401  (re-exported: hmc.resolve_de
 from ..errors import SpecError
 from .adaptation import MU_SHIFT, dual_average
 from .start import uniform_start
+from .walls import fold as _fold  # noqa: F401  (re-exported: hmc._fold)
+from .walls import reflect
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]  # (C, p) -> (C,)
 #: Optional (C, p) -> (U (C,), ∇U (C, p)); without one, autograd differentiates the energy.
@@ -122,31 +124,6 @@ def energy_and_grad(energy_fn: EnergyFn, theta: torch.Tensor) -> tuple[torch.Ten
         u = energy_fn(x)
         (g,) = torch.autograd.grad(u.sum(), x)
     return u.detach(), g.detach()
-
-
-def reflect(x: torch.Tensor, r: torch.Tensor, box: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fold positions back into [-L, L] by reflection at the walls, negating momentum once per wall crossed.
-
-    A leapfrog step crosses at most one wall unless it is longer than the box, so that case is done with two
-    comparisons; the general fold handles whatever is still outside after it. Both are computed and one is chosen
-    by a tensor condition, so nothing waits for the device.
-    """
-    inside = torch.clamp(x, -box, box)
-    r = torch.where(inside != x, -r, r)
-    x = torch.add(-x, inside, alpha=2.0)  # 2·wall - x outside, x itself inside
-    # a step longer than the box: the fold, chosen on the device (no host synchronisation inside the trajectory)
-    far = x.abs().amax() > box
-    fx, fr = _fold(x, r, box)
-    return torch.where(far, fx, x), torch.where(far, fr, r)
-
-
-def _fold(x: torch.Tensor, r: torch.Tensor, box: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reflection for any number of wall crossings: unfold the coordinate on a circle of length 4L; the far half of
-    the circle is the mirrored box (an odd number of crossings). ``remainder`` keeps even a huge step inside the box."""
-    width = 2.0 * box
-    y = torch.remainder(x + box, 2.0 * width)
-    odd = y > width
-    return torch.where(odd, 2.0 * width - y, y) - box, torch.where(odd, -r, r)
 
 
 def leapfrog(eg: EnergyGradFn, pos: torch.Tensor, r: torch.Tensor, g: torch.Tensor, drift: torch.Tensor,
