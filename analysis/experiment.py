@@ -271,7 +271,7 @@ def run_experiment(s: ExperimentSettings, out: str | Path, reuse: bool = False, 
             _sample(s, datas[plan.name], plan.seed, chains, reuse, quiet)
         with ChainReader(chains) as r:
             x, y, widths = r.extra("data/x"), r.extra("data/y"), r.config["widths"]
-        spec = MLPSpec(tuple(widths[1:-1]), widths[0], widths[-1], s.activation)
+        spec = MLPSpec.from_widths(widths, s.activation)
         d = diagnose_modulo_symmetry(chains, spec)
         (folder / "diagnosis.json").write_text(json.dumps(json_safe(d), indent=1))
         summary, arrays = analyze_file(str(chains), a_settings)

@@ -182,8 +182,7 @@ def analyze_file(path: str, s: AnalysisSettings, run: str | None = None) -> tupl
     with ChainReader(path, run) as reader:
         cfg = reader.config
         zoo = "model" in cfg  # a zoo model: no MLP symmetries to canonicalize
-        spec = None if zoo else MLPSpec(tuple(cfg["widths"][1:-1]), cfg["widths"][0], cfg["widths"][-1],
-                                        cfg["activation"])
+        spec = None if zoo else MLPSpec.from_widths(cfg["widths"], cfg["activation"])
         n_data = int(len(reader.extra("data/y")))
         sel = select_draws(reader, s)
         if len(sel.index) < 10:

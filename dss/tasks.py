@@ -110,7 +110,7 @@ class MLPTask:
             from mcmc_landscape.energy import mlp_energy_torch
             from mcmc_landscape.nets import MLPSpec
 
-            spec = MLPSpec(tuple(self.widths[1:-1]), self.widths[0], self.widths[-1], self.activation)
+            spec = MLPSpec.from_widths(self.widths, self.activation)
             return mlp_energy_torch(theta, spec, x, y) * self.energy_scale
         err = self.forward(theta, x) - y.reshape(1, y.shape[0], -1)
         return err.abs().mean(dim=(1, 2)) if self.loss == "mae" else (err**2).mean(dim=(1, 2))

@@ -162,7 +162,7 @@ def quench_task(file: str, run: str | None, count: int, discard: int, start: int
     t0 = time.perf_counter()
     cfg, x, y, theta, _ = pick_draws(Path(file), run, count, discard)
     widths = cfg["widths"]
-    spec = MLPSpec(tuple(widths[1:-1]), widths[0], widths[-1], cfg["activation"])
+    spec = MLPSpec.from_widths(widths, cfg["activation"])
     dev = resolve_device(device)
     if dev.type == "cpu" and spec.n_params < 1000:
         torch.set_num_threads(1)
@@ -258,7 +258,7 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
     _prepare_out(out, settings, force)
     cfg, x, y, theta0, where = pick_draws(file, run, count, discard)
     widths = cfg["widths"]
-    spec = MLPSpec(tuple(widths[1:-1]), widths[0], widths[-1], cfg["activation"])
+    spec = MLPSpec.from_widths(widths, cfg["activation"])
     box = float(cfg["box"])
     threads = torch.get_num_threads()
     if dev.type == "cpu" and spec.n_params < 1000:

@@ -85,7 +85,7 @@ def run_minima(args: argparse.Namespace) -> dict[str, Any]:
     if len(theta) < 2:
         raise SpecError(f"{str(args.file)!r} holds {len(theta)} draw(s) with mean loss below {levels[0]:g}; raise "
                         "the highest --l0 or sample longer.")
-    spec = MLPSpec(tuple(cfg["widths"][1:-1]), cfg["widths"][0], cfg["widths"][-1], cfg["activation"])
+    spec = MLPSpec.from_widths(cfg["widths"], cfg["activation"])
     features = theta if args.no_canonicalize else canonicalize(theta, spec)
     picked = farthest_points(features, args.count, start=int(np.argmin(loss)))
     task = task_from_chain(cfg, x, y).to(getattr(args, "device", None) or "auto")

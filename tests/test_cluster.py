@@ -233,7 +233,7 @@ def test_census_quench_batches_as_tasks_equal_the_in_process_quench(tmp_path, cl
     sample("--chains", "4", "--draws", "40", "--warmup", "100", "--thin", "5", "--out", chains)
     cfg, x, y, theta, _ = pick_draws(chains, None, 24, 0)
     w = cfg["widths"]
-    spec = MLPSpec(tuple(w[1:-1]), w[0], w[-1], cfg["activation"])
+    spec = MLPSpec.from_widths(w, cfg["activation"])
     dev = resolve_device("cpu")
     _, fg = mlp_objective(spec, x, y, dev)
     box = float(cfg["box"])
