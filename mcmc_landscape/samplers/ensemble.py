@@ -18,6 +18,7 @@ import numpy as np
 
 from ..energy import EnergyModel
 from ..errors import SpecError
+from .bound import BoundKernel
 from .start import uniform_start
 
 
@@ -110,20 +111,15 @@ def run_block(model: EnergyModel, state: EnsembleState, n_draws: int, settings: 
                           float(gauss), n_acc, it), theta, energy, accepted)
 
 
-class EnsembleKernel:
+class EnsembleKernel(BoundKernel):
     """emcee bound to an energy and settings, in the shape the runner drives."""
 
     name = "emcee"
+    state_type = EnsembleState
+    _validate = staticmethod(validate_settings)
 
-    def __init__(self, model: EnergyModel, settings: EnsembleSettings):
-        validate_settings(settings)
-        self.model, self.settings = model, settings
-
-    def init(self, n_chains: int, seed: int) -> EnsembleState:
+    def _init(self, n_chains: int, seed: int) -> EnsembleState:
         return init(self.model, n_chains, seed, self.settings)
-
-    def warmup_left(self, state: EnsembleState) -> int:
-        return max(self.settings.warmup - state.iteration, 0)
 
     def step_cost(self) -> int:
         return self.settings.thin

@@ -42,6 +42,7 @@ import torch
 from ..devices import resolve_device  # noqa: F401  (re-exported: hmc.resolve_device)
 from ..errors import SpecError
 from .adaptation import MU_SHIFT, dual_average
+from .bound import TorchKernel
 from .start import uniform_start
 from .walls import fold as _fold  # noqa: F401  (re-exported: hmc._fold)
 from .walls import reflect
@@ -359,13 +360,12 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
     return new, out_theta.cpu().numpy(), out_energy.cpu().numpy(), out_acc.cpu().numpy()
 
 
-_SCALARS = ("welford_n", "da_count", "iteration")
-
-
-class HMCKernel:
+class HMCKernel(TorchKernel):
     """HMC bound to a batched energy, settings, device and dtype, in the shape the runner drives."""
 
     name = "hmc"
+    state_type = HMCState
+    scalars = ("welford_n", "da_count", "iteration")
 
     def __init__(self, energy_fn: EnergyFn, p: int, settings: HMCSettings, device: torch.device | str = "cpu",
                  dtype: torch.dtype = torch.float64, grad_fn: EnergyGradFn | None = None,
@@ -379,39 +379,9 @@ class HMCKernel:
         return init(self.energy_fn, n_chains, self.p, seed, self.settings, self.device, self.dtype,
                     grad_fn=self.grad_fn)
 
-    def warmup_left(self, state: HMCState) -> int:
-        return max(self.settings.warmup - state.iteration, 0)
-
     def step_cost(self) -> int:
         return self.settings.thin * self.settings.n_leapfrog
 
     def run_block(self, state: HMCState, n_draws: int, max_warmup_steps: int | None = None):
         return run_block(self.energy_fn, state, n_draws, self.settings, max_warmup_steps, self.grad_fn,
                          self.trajectory_fn)
-
-    @staticmethod
-    def state_arrays(state: HMCState) -> dict[str, np.ndarray]:
-        out = {}
-        for k, v in state._asdict().items():
-            out[k] = np.int64(v) if k in _SCALARS else v.detach().cpu().numpy()
-        return out
-
-    def state_from_arrays(self, arrays: dict[str, np.ndarray]) -> HMCState:
-        d = {}
-        for k in HMCState._fields:
-            v = arrays[k]
-            if k in _SCALARS:
-                d[k] = int(v)
-            elif k == "rng_state":
-                d[k] = torch.as_tensor(np.asarray(v, dtype=np.uint8))
-            elif np.asarray(v).dtype.kind == "i":
-                d[k] = torch.as_tensor(np.asarray(v)).to(self.device)
-            else:
-                d[k] = torch.as_tensor(np.asarray(v)).to(device=self.device, dtype=self.dtype)
-        return HMCState(**d)
-
-    def summary(self, state: HMCState) -> dict[str, float]:
-        kept = max(state.iteration - self.settings.warmup, 0)
-        acc = float(state.n_accepted.double().mean().item() / kept) if kept else float("nan")
-        return {"acceptance": acc, "step": float(state.log_step.exp().median().item()),
-                "nonfinite": int(state.n_nonfinite.sum().item())}

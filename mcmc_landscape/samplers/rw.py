@@ -227,10 +227,3 @@ class RWKernel(BoundKernel):
     def run_block(self, state: RWState, n_draws: int, max_warmup_steps: int | None = None):
         state, theta, energy, info = run_block(self.model, state, n_draws, self.settings, max_warmup_steps)
         return state, theta, energy, info.accepted
-
-    def summary(self, state: RWState) -> dict[str, float]:
-        """Numbers for the progress line: mean acceptance since warm-up and median step size."""
-        kept_steps = max(state.iteration - self.settings.warmup, 0)
-        acc = float(state.n_accepted.mean() / kept_steps) if kept_steps else float("nan")
-        return {"acceptance": acc, "step": float(np.median(np.exp(state.log_step))),
-                "nonfinite": int(state.n_nonfinite.sum())}
