@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mcmc_landscape.errors import SpecError
-from mcmc_landscape.sampling import RUN_KEYS, SAMPLE_DEFAULTS, TUNING_KEYS
+from mcmc_landscape.run_config import RUN_KEYS, SAMPLE_DEFAULTS, TUNING_KEYS
 
 from .cluster import add_cluster_arguments
 from .common import finite_float, nonneg_int, positive_float, positive_int
@@ -150,6 +150,6 @@ def run_sharded(args: argparse.Namespace, explicit: dict[str, Any]) -> int:
     draws = run.join()
     dt = time.perf_counter() - t0
     log.info("%d shards joined in %s: %d chains × %d draws; %d new draws in %.1f s (%.0f draws/s); next: landscape "
-             "diagnose %s", len(run.shards), run.main, run.cfg["chains"], draws, new, dt, new / dt if dt > 0 else 0.0,
+             "diagnose %s", len(run.shards), run.main, run.cfg.chains, draws, new, dt, new / dt if dt > 0 else 0.0,
              run.main)
     return 0

@@ -13,33 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ResumeMismatch, SpecError
+from .run_config import (  # noqa: F401  (re-exported: the settings' names, where the CLI found them)
+    MLP_ONLY,
+    RUN_KEYS,
+    SAMPLE_DEFAULTS,
+    SAMPLER_DEFAULTS,
+    SAMPLER_ONLY,
+    TUNING_KEYS,
+    RunConfig,
+)
 
 log = logging.getLogger("mcmc_landscape.sampling")
 
-#: Settings that define a run; a resume must match every one of them.
-RUN_KEYS = ("arch", "activation", "data", "angle", "temperature", "box", "sampler", "chains", "seed", "warmup",
-            "thin", "target_accept", "initial_step", "leapfrog", "jitter", "dtype", "stretch", "compression", "model",
-            "width", "n_train", "theta_dtype", "temps", "t_max")
-#: Settings that shape memory only (how the energy is chunked): stored, but a resume may change them.
-TUNING_KEYS = ("chain_chunk", "example_chunk")
-#: MLP-only settings, refused with --model.
-MLP_ONLY = ("arch", "activation", "angle")
 #: A block of draws held in memory before it is written stays under this many bytes (large models: few draws a block).
 BLOCK_BYTES = 256 * 2**20
-SAMPLE_DEFAULTS: dict[str, Any] = {
-    "arch": "2,2", "activation": "relu", "data": "points10", "angle": 0.0, "temperature": 1.0, "box": 10.0,
-    "sampler": "rw", "chains": 16, "seed": 0, "warmup": 2000, "thin": 1, "draws": 20000, "compression": "none",
-}
-SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "rw": {"target_accept": 0.234, "initial_step": 0.1},
-    "hmc": {"target_accept": 0.8, "initial_step": 0.05, "leapfrog": 16, "jitter": False, "dtype": "float64",
-            "warmup": 1000},
-    "emcee": {"stretch": 2.0, "warmup": 1000, "chains": 36},
-    "pt": {"target_accept": 0.234, "initial_step": 0.1, "temps": 5, "t_max": 20.0},
-}
-#: Settings that only some samplers take, and which.
-SAMPLER_ONLY = {"target_accept": ("rw", "hmc", "pt"), "initial_step": ("rw", "hmc", "pt"), "leapfrog": ("hmc",),
-                "jitter": ("hmc",), "dtype": ("hmc",), "stretch": ("emcee",), "temps": ("pt",), "t_max": ("pt",)}
 
 
 def data_digest(x: Any, y: Any) -> str:
@@ -51,40 +38,41 @@ def data_digest(x: Any, y: Any) -> str:
     return h.hexdigest()
 
 
-def make_kernel(cfg: dict[str, Any], x: Any, y: Any, device: str = "auto"):
+def make_kernel(cfg: RunConfig, x: Any, y: Any, device: str = "auto"):
+    """(spec, kernel) of the MLP run ``cfg`` on data ``x``, ``y``."""
     from .data import validate_dataset
     from .nets import MLPSpec
 
-    ds = validate_dataset(x, y, name=str(cfg["data"]))
-    spec = MLPSpec.from_string(cfg["arch"], n_in=ds.n_in, n_out=max(2, ds.n_classes), activation=cfg["activation"])
-    if cfg.get("target_accept") is not None and not cfg["target_accept"] < 1:
-        raise SpecError(f"--target-accept must be below 1, got {cfg['target_accept']}.")
-    if cfg["sampler"] == "hmc":
+    ds = validate_dataset(x, y, name=str(cfg.data))
+    spec = MLPSpec.from_string(cfg.arch, n_in=ds.n_in, n_out=max(2, ds.n_classes), activation=cfg.activation)
+    if cfg.target_accept is not None and not cfg.target_accept < 1:
+        raise SpecError(f"--target-accept must be below 1, got {cfg.target_accept}.")
+    if cfg.sampler == "hmc":
         return spec, _make_hmc(cfg, spec, ds, device)
     from .energy import mlp_energy_model
 
-    if cfg["sampler"] == "emcee":
+    if cfg.sampler == "emcee":
         from .samplers import ensemble
 
-        settings = ensemble.EnsembleSettings(temperature=cfg["temperature"], box=cfg["box"], warmup=cfg["warmup"],
-                                             thin=cfg["thin"], stretch=cfg["stretch"])
+        settings = ensemble.EnsembleSettings(temperature=cfg.temperature, box=cfg.box, warmup=cfg.warmup,
+                                             thin=cfg.thin, stretch=cfg.stretch)
         return spec, ensemble.EnsembleKernel(mlp_energy_model(spec, ds), settings)
-    if cfg["sampler"] == "pt":
+    if cfg.sampler == "pt":
         from .samplers import tempering
 
-        settings = tempering.PTSettings(temperature=cfg["temperature"], box=cfg["box"],
-                                        target_accept=cfg["target_accept"], warmup=cfg["warmup"], thin=cfg["thin"],
-                                        initial_step=cfg["initial_step"], n_temps=cfg["temps"], t_max=cfg["t_max"])
+        settings = tempering.PTSettings(temperature=cfg.temperature, box=cfg.box, target_accept=cfg.target_accept,
+                                        warmup=cfg.warmup, thin=cfg.thin, initial_step=cfg.initial_step,
+                                        n_temps=cfg.temps, t_max=cfg.t_max)
         return spec, tempering.PTKernel(mlp_energy_model(spec, ds), settings)
     from .samplers import rw
 
     model = mlp_energy_model(spec, ds)
-    settings = rw.RWSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
-                             warmup=cfg["warmup"], thin=cfg["thin"], initial_step=cfg["initial_step"])
+    settings = rw.RWSettings(temperature=cfg.temperature, box=cfg.box, target_accept=cfg.target_accept,
+                             warmup=cfg.warmup, thin=cfg.thin, initial_step=cfg.initial_step)
     return spec, rw.RWKernel(model, settings)
 
 
-def _make_hmc(cfg: dict[str, Any], spec: Any, ds: Any, device: str):
+def _make_hmc(cfg: RunConfig, spec: Any, ds: Any, device: str):
     import torch
 
     from .energy import mlp_energy_torch, mlp_torch_energy_grad_fn
@@ -92,18 +80,18 @@ def _make_hmc(cfg: dict[str, Any], spec: Any, ds: Any, device: str):
     from .samplers.hmc_mlp import mlp_torch_trajectory_fn
 
     dev = hmc.resolve_device(device)
-    dtype = torch.float64 if cfg["dtype"] == "float64" else torch.float32
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
     xt = torch.as_tensor(ds.x, dtype=dtype, device=dev)
     yt = torch.as_tensor(ds.y, dtype=torch.int64, device=dev)
 
     def energy(theta: Any) -> Any:
         return mlp_energy_torch(theta, spec, xt, yt)
 
-    settings = hmc.HMCSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
-                               warmup=cfg["warmup"], thin=cfg["thin"], n_leapfrog=cfg["leapfrog"],
-                               jitter=bool(cfg["jitter"]), initial_step=cfg["initial_step"])
+    settings = hmc.HMCSettings(temperature=cfg.temperature, box=cfg.box, target_accept=cfg.target_accept,
+                               warmup=cfg.warmup, thin=cfg.thin, n_leapfrog=cfg.leapfrog, jitter=bool(cfg.jitter),
+                               initial_step=cfg.initial_step)
     energy_and_grad = mlp_torch_energy_grad_fn(spec, ds, dev, dtype)
-    log.debug("hmc on %s in %s", dev, cfg["dtype"])
+    log.debug("hmc on %s in %s", dev, cfg.dtype)
     return hmc.HMCKernel(energy, spec.n_params, settings, dev, dtype, grad_fn=energy_and_grad,
                          trajectory_fn=mlp_torch_trajectory_fn(spec, ds, dev))
 
@@ -113,7 +101,7 @@ def _make_hmc(cfg: dict[str, Any], spec: Any, ds: Any, device: str):
 class Job:
     """A run ready to advance: its config, kernel, current state and open writer."""
 
-    cfg: dict[str, Any]
+    cfg: RunConfig
     spec: Any
     kernel: Any
     state: Any
@@ -136,7 +124,7 @@ class Job:
         finally:
             self.writer.close()
         dt = time.perf_counter() - t0
-        n_new = (self.writer.committed_draws - done_before) * self.cfg["chains"]
+        n_new = (self.writer.committed_draws - done_before) * self.cfg.chains
         summ = self.kernel.summary(self.state)
         log.info("wrote %d draws (%d per chain) to %s in %.1f s: %.0f draws/s, acceptance %.3f, %d non-finite "
                  "proposals; next: landscape diagnose %s", n_new, self.writer.committed_draws, self.writer.path, dt,
@@ -144,10 +132,10 @@ class Job:
         return self.state
 
 
-def block_evals_cap(cfg: dict[str, Any], kernel: Any) -> int:
+def block_evals_cap(cfg: RunConfig, kernel: Any) -> int:
     """Evaluations per block such that a block of draws (chains × draws × p in float64) stays under
     :data:`BLOCK_BYTES`: a large model commits a few draws at a time instead of holding gigabytes."""
-    chains, p = int(cfg["chains"]), int(cfg.get("n_params") or 1)
+    chains, p = int(cfg.chains), int(cfg.n_params or 1)
     draws = max(1, BLOCK_BYTES // (chains * p * 8))
     return draws * chains * kernel.step_cost()
 
@@ -161,75 +149,53 @@ def start_run(explicit: dict[str, Any], out: str | Path, run: str | None = None,
     from .store import ChainWriter
 
     cfg, ds, spec, kernel = new_config(explicit, device, data_dir)
-    state = kernel.init(cfg["chains"], cfg["seed"])
+    state = kernel.init(cfg.chains, cfg.seed)
     evals = min(block_evals or AUTO_START_EVALS, block_evals_cap(cfg, kernel))
-    block_draws = draws_per_block(evals, cfg["chains"], kernel.step_cost())
-    writer = ChainWriter.create(out, run or Path(out).stem, cfg, cfg["chains"], spec.n_params,
+    block_draws = draws_per_block(evals, cfg.chains, kernel.step_cost())
+    writer = ChainWriter.create(out, run or Path(out).stem, cfg.to_json(), cfg.chains, spec.n_params,
                                 kernel.state_arrays(state), extra={"data/x": ds.x, "data/y": ds.y}, force=force,
-                                compression=cfg["compression"], block_draws=block_draws,
-                                theta_dtype=cfg.get("theta_dtype", "float64"))
-    log.info("%s; %d chains × %d draws of %s → %s", spec.describe(), cfg["chains"], cfg["draws"], cfg["sampler"], out)
-    return Job(cfg, spec, kernel, state, writer, int(cfg["draws"]))
+                                compression=cfg.compression, block_draws=block_draws,
+                                theta_dtype=cfg.theta_dtype or "float64")
+    log.info("%s; %d chains × %d draws of %s → %s", spec.describe(), cfg.chains, cfg.draws, cfg.sampler, out)
+    return Job(cfg, spec, kernel, state, writer, int(cfg.draws))
 
 
 def new_config(explicit: dict[str, Any], device: str = "auto",
-               data_dir: str | Path | None = None) -> tuple[dict[str, Any], Any, Any, Any]:
+               data_dir: str | Path | None = None) -> tuple[RunConfig, Any, Any, Any]:
     """The full config of a new run from the settings given (the rest from the defaults): (cfg, data, spec, kernel);
     ``data`` has ``x`` and ``y``, the arrays stored with the run."""
     from types import SimpleNamespace
 
     from .data import load_dataset
 
-    sampler = explicit.get("sampler", SAMPLE_DEFAULTS["sampler"])
-    cfg = {**SAMPLE_DEFAULTS, **SAMPLER_DEFAULTS[sampler], **explicit}
-    foreign = [k for k, owners in SAMPLER_ONLY.items() if k in explicit and sampler not in owners
-               and not (k == "dtype" and "model" in explicit)]
-    if foreign:
-        owners = " or ".join(SAMPLER_ONLY[foreign[0]])
-        raise SpecError(f"--{foreign[0].replace('_', '-')} applies to --sampler {owners} only; drop it or choose "
-                        f"{owners}.")
-    if "model" in explicit:
-        spec, kernel, x, y = _start_zoo(cfg, explicit, device, data_dir)
+    cfg = RunConfig.settle(explicit)
+    if cfg.model is not None:
+        cfg, spec, kernel, x, y = _start_zoo(cfg, explicit, device, data_dir)
         ds = SimpleNamespace(x=x, y=y)
     else:
-        for k in ("width", "n_train"):
-            if k in explicit:
-                raise SpecError(f"--{k.replace('_', '-')} applies to zoo models only; add --model or drop it.")
-        ds = load_dataset(cfg["data"], cfg["angle"])
-        x, y = ds.x, ds.y
-        cfg["data_sha256"] = data_digest(ds.x, ds.y)
+        ds = load_dataset(cfg.data, cfg.angle)
+        cfg = cfg.replace(data_sha256=data_digest(ds.x, ds.y))
         spec, kernel = make_kernel(cfg, ds.x, ds.y, device)
-        cfg["widths"] = list(spec.widths)
-        if cfg.get("dtype") == "float32":  # float32 draws stored in float64 would be half zeros: twice the bytes
-            cfg.setdefault("theta_dtype", "float32")
-    cfg["n_params"] = spec.n_params
-    return cfg, ds, spec, kernel
+        cfg = cfg.replace(widths=tuple(spec.widths))
+        if cfg.dtype == "float32" and cfg.theta_dtype is None:  # float32 draws in float64 would be half zeros
+            cfg = cfg.replace(theta_dtype="float32")
+    return cfg.replace(n_params=spec.n_params), ds, spec, kernel
 
 
-def _start_zoo(cfg: dict[str, Any], explicit: dict[str, Any], device: str, data_dir: Any):
-    """Settle a zoo run's config in place (data, dtype, storage type) and build its kernel; (spec, kernel, x, y)."""
+def _start_zoo(cfg: RunConfig, explicit: dict[str, Any], device: str, data_dir: Any):
+    """Settle a zoo run's config (dtype, storage type, data digest, model options) and build its kernel:
+    (cfg, spec, kernel, x, y)."""
     from . import zoo_sampling as zs
-
-    given = [k for k in MLP_ONLY if k in explicit]
-    if given:
-        raise SpecError(f"--{given[0]} describes an MLP; drop it with --model (use --width for a zoo model's size).")
-    if cfg["sampler"] not in ("hmc", "rw"):
-        raise SpecError(f"--sampler {cfg['sampler']} cannot sample a zoo model; use --sampler hmc or rw.")
-    for k in MLP_ONLY:
-        cfg.pop(k, None)
-    cfg.update({k: v for k, v in zs.ZOO_DEFAULTS.items() if k not in explicit})
-    if "data" not in explicit:
-        cfg["data"] = "cifar10" if cfg["model"].startswith("cifar") else "mnist"
     from .samplers.hmc import resolve_device
 
     # the MLP HMC's float64 default is not a choice here: unless --dtype was given, float32 on a GPU (issue 14)
-    cfg["dtype"] = zs.resolve_dtype({"dtype": explicit.get("dtype")}, resolve_device(device))
-    cfg.setdefault("theta_dtype", "float32")
-    x, y = zs.load_zoo_data(cfg["data"], int(cfg["n_train"]), data_dir)
-    cfg["data_sha256"] = zoo_data_digest(x, y)
+    cfg = cfg.replace(dtype=zs.resolve_dtype(explicit.get("dtype"), resolve_device(device)))
+    if cfg.theta_dtype is None:
+        cfg = cfg.replace(theta_dtype="float32")
+    x, y = zs.load_zoo_data(cfg.data, int(cfg.n_train), data_dir)
+    cfg = cfg.replace(data_sha256=zoo_data_digest(x, y))
     spec, kernel = zs.make_zoo_kernel(cfg, x, y, device)
-    cfg["model_options"] = spec.options
-    return spec, kernel, x, y
+    return cfg.replace(model_options=spec.options), spec, kernel, x, y
 
 
 def zoo_data_digest(x: Any, y: Any) -> str:
@@ -242,18 +208,17 @@ def zoo_data_digest(x: Any, y: Any) -> str:
     return h.hexdigest()
 
 
-def check_resume(path: str | Path, stored: dict[str, Any], explicit: dict[str, Any]) -> None:
+def check_resume(path: str | Path, stored: RunConfig, explicit: dict[str, Any]) -> None:
     """Refuse a resume whose settings in ``explicit`` differ from the ``stored`` config, naming each difference."""
     from .data import load_dataset
 
-    diffs = [f"--{k.replace('_', '-')} {v!r} differs from the stored {stored.get(k)!r}"
-             for k, v in explicit.items() if k not in ("data", "draws") and stored.get(k) != v]
-    if explicit.get("data") is not None and "model" in stored:
-        if explicit["data"] != stored["data"]:
-            diffs.append(f"--data {explicit['data']!r} differs from the stored {stored['data']!r}")
+    diffs = stored.differences(explicit)
+    if explicit.get("data") is not None and stored.model is not None:
+        if explicit["data"] != stored.data:
+            diffs.append(f"--data {explicit['data']!r} differs from the stored {stored.data!r}")
     elif explicit.get("data") is not None:
-        ds = load_dataset(explicit["data"], stored["angle"])
-        if data_digest(ds.x, ds.y) != stored["data_sha256"]:
+        ds = load_dataset(explicit["data"], stored.angle)
+        if data_digest(ds.x, ds.y) != stored.data_sha256:
             diffs.append(f"--data {explicit['data']!r} does not hold the data stored with the run")
     if diffs:
         raise ResumeMismatch(f"cannot resume {str(path)!r}: " + "; ".join(diffs)
@@ -279,16 +244,16 @@ def _resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None, r
     from .store import ChainReader, ChainWriter
 
     with ChainReader(path, run) as reader:
-        stored = reader.config
+        stored = RunConfig.from_json(reader.config)
         x, y = reader.extra("data/x"), reader.extra("data/y")
         state_arrays = reader.state()
         run_name = reader.run
     check_resume(path, stored, explicit)
-    total = draws if draws is not None else int(stored["draws"])
-    if "model" in stored:
+    total = draws if draws is not None else int(stored.draws)
+    if stored.model is not None:
         from .zoo_sampling import make_zoo_kernel
 
-        spec, kernel = make_zoo_kernel({**stored, **(tuning or {})}, x, y, device)
+        spec, kernel = make_zoo_kernel(stored.replace(**(tuning or {})), x, y, device)
     else:
         spec, kernel = make_kernel(stored, x, y, device)
     state = kernel.state_from_arrays(state_arrays)

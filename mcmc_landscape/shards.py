@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SpecError, StoreError
+from .run_config import RunConfig
 from .samplers.start import uniform_start
 
 #: draw datasets joined by virtual datasets, with their fill value (what a missing source would read as)
@@ -68,9 +69,9 @@ def shard_folder(main: str | os.PathLike) -> Path:
     return main.with_name(main.name + ".shards")
 
 
-def shard_config(cfg: dict[str, Any], shard: Shard) -> dict[str, Any]:
+def shard_config(cfg: RunConfig, shard: Shard) -> RunConfig:
     """The config stored in a shard file: the run's, with its own chain count and where it sits in the run."""
-    return {**cfg, "chains": shard.chains, "shard": asdict(shard)}
+    return cfg.replace(chains=shard.chains, shard=asdict(shard))
 
 
 def initial_positions(seed: int, n_chains: int, p: int, box: float) -> np.ndarray:
@@ -78,15 +79,15 @@ def initial_positions(seed: int, n_chains: int, p: int, box: float) -> np.ndarra
     return uniform_start(seed, (n_chains, p), box)
 
 
-def init_shard_state(kernel: Any, cfg: dict[str, Any], shard: Shard) -> Any:
+def init_shard_state(kernel: Any, cfg: RunConfig, shard: Shard) -> Any:
     """The starting state of a shard's chains: the single-process run's rows (see the module docstring)."""
-    seed, rows = int(cfg["seed"]), slice(shard.first, shard.first + shard.chains)
+    seed, rows = int(cfg.seed), slice(shard.first, shard.first + shard.chains)
     if kernel.name == "emcee":
         if shard.of > 1:
             raise SpecError("emcee's walkers move together, so its chains cannot be split; use --shards 1 or "
                             "--sampler rw/hmc.")
         return kernel.init(shard.chains, seed)
-    positions = initial_positions(seed, shard.total, int(cfg["n_params"]), float(cfg["box"]))[rows]
+    positions = initial_positions(seed, shard.total, int(cfg.n_params), float(cfg.box))[rows]
     if kernel.name == "rw":
         from .rng import chain_seeds
         from .samplers import rw
@@ -109,7 +110,7 @@ def init_shard_state(kernel: Any, cfg: dict[str, Any], shard: Shard) -> Any:
     raise SpecError(f"sampler {kernel.name!r} cannot be split into shards; use --shards 1.")
 
 
-def run_shard(cfg: dict[str, Any], shard: Shard, path: str, total: int, device: str = "auto",
+def run_shard(cfg: RunConfig, shard: Shard, path: str, total: int, device: str = "auto",
               block_evals: int = 2_000_000) -> dict[str, Any]:
     """Bring shard ``shard`` of the run ``cfg`` to ``total`` committed draws in ``path``: the distributed task.
 
@@ -126,9 +127,9 @@ def run_shard(cfg: dict[str, Any], shard: Shard, path: str, total: int, device: 
     expected = shard_config(cfg, shard)
     if path.exists():
         with ChainReader(path) as reader:
-            stored, done = reader.config, reader.committed_draws
+            stored, done = RunConfig.from_json(reader.config), reader.committed_draws
             x, y, arrays = reader.extra("data/x"), reader.extra("data/y"), reader.state()
-        diffs = sorted(k for k in set(stored) | set(expected) if k != "draws" and stored.get(k) != expected.get(k))
+        diffs = stored.differing_fields(expected)
         if diffs:
             raise StoreError(f"shard file {str(path)!r} belongs to another run (differs in {', '.join(diffs)}); "
                              "remove it or start the run afresh with --force.")
@@ -140,15 +141,15 @@ def run_shard(cfg: dict[str, Any], shard: Shard, path: str, total: int, device: 
     else:
         from .data import load_dataset
 
-        ds = load_dataset(cfg["data"], cfg["angle"])
-        if data_digest(ds.x, ds.y) != cfg["data_sha256"]:
-            raise StoreError(f"the data {cfg['data']!r} as read by this worker differ from the run's; give every "
+        ds = load_dataset(cfg.data, cfg.angle)
+        if data_digest(ds.x, ds.y) != cfg.data_sha256:
+            raise StoreError(f"the data {cfg.data!r} as read by this worker differ from the run's; give every "
                              "worker the same file (a shared filesystem).")
         _, kernel = make_kernel(cfg, ds.x, ds.y, device)
         state = init_shard_state(kernel, cfg, shard)
-        writer = ChainWriter.create(path, "shard", expected, shard.chains, int(cfg["n_params"]),
+        writer = ChainWriter.create(path, "shard", expected.to_json(), shard.chains, int(cfg.n_params),
                                     kernel.state_arrays(state), extra={"data/x": ds.x, "data/y": ds.y},
-                                    compression=cfg.get("compression", "none"))
+                                    compression=cfg.compression)
         done = 0
     try:
         runner.run(kernel, writer, state, total, block_evals=block_evals, quiet=True)
@@ -164,7 +165,7 @@ class ShardedRun:
 
     main: Path
     run: str
-    cfg: dict[str, Any]
+    cfg: RunConfig
     shards: list[Shard]
     total: int
 
@@ -212,15 +213,15 @@ def new_sharded_run(explicit: dict[str, Any], out: str | os.PathLike, n_shards: 
         raise StoreError(f"{str(out)!r} already exists; pass --force to overwrite it or --resume to continue it.")
     cfg, ds, _spec, _kernel = new_config(explicit, device)
     if n_shards is None:
-        n_shards = 1 if cfg["sampler"] == "emcee" else min(max(1, workers), int(cfg["chains"]))
-    cfg["shards"] = int(n_shards)
-    shards = plan(int(cfg["chains"]), n_shards)
-    if cfg["sampler"] == "emcee" and n_shards > 1:
+        n_shards = 1 if cfg.sampler == "emcee" else min(max(1, workers), int(cfg.chains))
+    cfg = cfg.replace(shards=int(n_shards))
+    shards = plan(int(cfg.chains), n_shards)
+    if cfg.sampler == "emcee" and n_shards > 1:
         raise SpecError("emcee's walkers move together, so its chains cannot be split; use --shards 1 or "
                         "--sampler rw/hmc.")
     if shard_folder(out).exists():
         shutil.rmtree(shard_folder(out))
-    sharded = ShardedRun(out, run or out.stem, cfg, shards, int(cfg["draws"]))
+    sharded = ShardedRun(out, run or out.stem, cfg, shards, int(cfg.draws))
     _write_main(out, sharded.run, cfg, shards, 0, [0] * len(shards), (ds.x, ds.y))
     return sharded
 
@@ -244,7 +245,7 @@ def open_sharded_run(path: str | os.PathLike, explicit: dict[str, Any], draws: i
     from .store import ChainReader
 
     with ChainReader(path, run) as reader:
-        cfg, name = reader.config, reader.run
+        cfg, name = RunConfig.from_json(reader.config), reader.run
         if "shard_table" not in reader.attrs:
             raise SpecError(f"{str(path)!r} is a single-process run, not split in shards; resume it without --shards "
                             "and --cluster.")
@@ -252,7 +253,7 @@ def open_sharded_run(path: str | os.PathLike, explicit: dict[str, Any], draws: i
     if n_shards is not None and n_shards != len(table):
         raise SpecError(f"{str(path)!r} is split in {len(table)} shards, not {n_shards}; drop --shards to resume it.")
     check_resume(path, cfg, explicit)
-    total = int(draws) if draws is not None else int(cfg["draws"])
+    total = int(draws) if draws is not None else int(cfg.draws)
     return ShardedRun(Path(path), name, cfg, [Shard(**t) for t in table], total)
 
 
@@ -273,7 +274,7 @@ def joined_state(states: list[dict[str, np.ndarray]], shards: list[Shard]) -> di
     return out
 
 
-def _write_main(path: Path, run: str, cfg: dict[str, Any], shards: list[Shard], draws: int, lengths: list[int],
+def _write_main(path: Path, run: str, cfg: RunConfig, shards: list[Shard], draws: int, lengths: list[int],
                 data: tuple[np.ndarray, np.ndarray], state: dict[str, np.ndarray] | None = None) -> None:
     """The main file, written whole to a temporary file and renamed over the old one (never half written)."""
     import h5py
@@ -282,10 +283,10 @@ def _write_main(path: Path, run: str, cfg: dict[str, Any], shards: list[Shard], 
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".joining")
-    n, p = int(cfg["chains"]), int(cfg["n_params"])
+    n, p = int(cfg.chains), int(cfg.n_params)
     folder = shard_folder(path).name
     with h5py.File(tmp, "w", libver="latest", locking=False) as f:
-        g = write_run_header(f, run, cfg, draws)
+        g = write_run_header(f, run, cfg.to_json(), draws)
         g.attrs["shard_table"] = json.dumps([asdict(s) for s in shards])
         shapes = {"theta": ((n, draws, p), "f8"), "energy": ((n, draws), "f8"), "accepted": ((n, draws), "bool")}
         for name, (shape, dtype) in shapes.items():

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .errors import DataError, SpecError
+from .run_config import ZOO_DEFAULTS, RunConfig  # noqa: F401  (ZOO_DEFAULTS re-exported)
 from .samplers import hmc
 from .samplers.hmc import HMCKernel
 
@@ -27,8 +28,7 @@ log = logging.getLogger("mcmc_landscape.sampling")
 ZOO_DATA = ("mnist", "cifar10")
 IMAGE_MODELS = ("mnist-convnet", "cifar10-convnet", "small-convnet")
 WIDTH_MODELS = ("mnist-convnet", "cifar10-convnet")
-#: Settings of a zoo run (beside the sampler's): defaults, and which define the run (a resume must match them).
-ZOO_DEFAULTS: dict[str, Any] = {"n_train": 1000, "width": 1.0, "init": "pytorch"}
+#: Settings of a zoo run (beside the sampler's) that define the run (a resume must match them).
 ZOO_RUN_KEYS = ("model", "width", "n_train")
 #: Chain × image pairs one chunk of the energy evaluates at most (activations of ~0.2 MB per pair at width 1).
 PAIRS_PER_CHUNK = 4096
@@ -79,20 +79,19 @@ def default_chunks(n_chains: int, n_train: int) -> tuple[int, int]:
     return chain_chunk, max(1, min(n_train, PAIRS_PER_CHUNK // chain_chunk))
 
 
-def zoo_energy(cfg: dict[str, Any], x: np.ndarray, y: np.ndarray, device: Any, dtype: Any):
+def zoo_energy(cfg: RunConfig, x: np.ndarray, y: np.ndarray, device: Any, dtype: Any):
     """The batched energy (a :class:`mcmc_landscape.zoo.ModuleEnergy`) of the run ``cfg`` on images ``x``, labels
     ``y``, and the spec."""
     from .zoo import build_model, module_energy, prepare_images
 
-    opts = model_options(cfg["model"], cfg["width"], x)
+    opts = model_options(cfg.model, cfg.width, x)
     torch.manual_seed(0)  # the module's own weights are never used (θ replaces them); seeded so building is pure
-    module = build_model(cfg["model"], **opts).to(device=device, dtype=dtype)
+    module = build_model(cfg.model, **opts).to(device=device, dtype=dtype)
     xt = prepare_images(x).to(device=device, dtype=dtype)
     yt = torch.as_tensor(y, dtype=torch.int64, device=device)
-    chain_chunk, example_chunk = default_chunks(int(cfg["chains"]), len(y))
-    energy = module_energy(module, xt, yt, "sum", cfg.get("chain_chunk") or chain_chunk,
-                           cfg.get("example_chunk") or example_chunk)
-    return ZooSpec(cfg["model"], opts, energy.p), energy
+    chain_chunk, example_chunk = default_chunks(int(cfg.chains), len(y))
+    energy = module_energy(module, xt, yt, "sum", cfg.chain_chunk or chain_chunk, cfg.example_chunk or example_chunk)
+    return ZooSpec(cfg.model, opts, energy.p), energy
 
 
 def start_positions(energy: Any, box: float):
@@ -106,34 +105,34 @@ def start_positions(energy: Any, box: float):
     return start
 
 
-def resolve_dtype(cfg: dict[str, Any], device: Any) -> str:
+def resolve_dtype(dtype: str | None, device: Any) -> str:
     """The run's float type: as asked, else float32 on a GPU and float64 on the CPU."""
-    if cfg.get("dtype") in ("float32", "float64"):
-        return cfg["dtype"]
+    if dtype in ("float32", "float64"):
+        return dtype
     return "float32" if device.type == "cuda" else "float64"
 
 
-def make_zoo_kernel(cfg: dict[str, Any], x: np.ndarray, y: np.ndarray, device: str = "auto"):
+def make_zoo_kernel(cfg: RunConfig, x: np.ndarray, y: np.ndarray, device: str = "auto"):
     """(spec, kernel) for the zoo run ``cfg``: HMC or the torch random walk over the model's energy."""
     from .samplers import rw, rw_torch
 
     dev = hmc.resolve_device(device)
-    dtype = torch.float64 if resolve_dtype(cfg, dev) == "float64" else torch.float32
+    dtype = torch.float64 if resolve_dtype(cfg.dtype, dev) == "float64" else torch.float32
     spec, energy = zoo_energy(cfg, x, y, dev, dtype)
-    start = start_positions(energy, float(cfg["box"]))
+    start = start_positions(energy, float(cfg.box))
     log.debug("%s on %s in %s, chunks of %s chains × %s images", spec.describe(), dev, dtype, energy.chain_chunk,
               energy.example_chunk)
-    if cfg["sampler"] == "hmc":
-        settings = hmc.HMCSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
-                                   warmup=cfg["warmup"], thin=cfg["thin"], n_leapfrog=cfg["leapfrog"],
-                                   jitter=bool(cfg["jitter"]), initial_step=cfg["initial_step"])
+    if cfg.sampler == "hmc":
+        settings = hmc.HMCSettings(temperature=cfg.temperature, box=cfg.box, target_accept=cfg.target_accept,
+                                   warmup=cfg.warmup, thin=cfg.thin, n_leapfrog=cfg.leapfrog, jitter=bool(cfg.jitter),
+                                   initial_step=cfg.initial_step)
         return spec, ZooHMCKernel(energy, spec.n_params, settings, dev, dtype, grad_fn=energy.energy_and_grad,
                                   start=start)
-    if cfg["sampler"] == "rw":
-        settings = rw.RWSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
-                                 warmup=cfg["warmup"], thin=cfg["thin"], initial_step=cfg["initial_step"])
+    if cfg.sampler == "rw":
+        settings = rw.RWSettings(temperature=cfg.temperature, box=cfg.box, target_accept=cfg.target_accept,
+                                 warmup=cfg.warmup, thin=cfg.thin, initial_step=cfg.initial_step)
         return spec, rw_torch.TorchRWKernel(energy, settings, start, dev, dtype)
-    raise SpecError(f"--sampler {cfg['sampler']} cannot sample a zoo model; use --sampler hmc or rw.")
+    raise SpecError(f"--sampler {cfg.sampler} cannot sample a zoo model; use --sampler hmc or rw.")
 
 
 class ZooHMCKernel(HMCKernel):

@@ -79,6 +79,7 @@ def compute(name: str, ds, spec) -> str:
         return _blocks(ensemble.EnsembleKernel(mlp_energy_model(spec, ds), s), 2 * spec.n_params + 2, 13, (4, 5))
     if name in ("hmc_torch", "hmc_numba"):
         return _blocks(_hmc(ds, spec, name == "hmc_numba"), 3, 14, (4, 5))
+    from mcmc_landscape.run_config import RunConfig
     from mcmc_landscape.zoo_sampling import make_zoo_kernel
 
     rng = np.random.default_rng(5)
@@ -90,7 +91,7 @@ def compute(name: str, ds, spec) -> str:
         cfg.update(sampler="rw", target_accept=0.234)
     else:
         cfg.update(sampler="hmc")
-    _, kernel = make_zoo_kernel(cfg, x, y, "cpu")
+    _, kernel = make_zoo_kernel(RunConfig(**cfg), x, y, "cpu")
     return _blocks(kernel, 2, 15, (2, 3))
 
 

@@ -185,7 +185,7 @@ def test_zoo_runs_default_to_float32_on_a_gpu_and_float64_on_the_cpu(mnist_dir, 
     seen = {}
 
     def no_kernel(cfg, x, y, device):
-        seen["dtype"] = cfg["dtype"]
+        seen["dtype"] = cfg.dtype
         raise RuntimeError("stop before building the kernel")
 
     monkeypatch.setattr(zoo_sampling, "make_zoo_kernel", no_kernel)
