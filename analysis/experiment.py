@@ -213,12 +213,10 @@ def _load(path: Path, units_per_chain: int = 1) -> tuple[np.ndarray, np.ndarray,
 
 
 def data_figure(path: Path, x: np.ndarray, y: np.ndarray, title: str) -> Path:
-    import matplotlib
+    from mcmc_landscape.figures import new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4, 4))
+    fig = new_figure(figsize=(4, 4))
+    ax = fig.subplots()
     for label, colour in ((0, "tab:blue"), (1, "tab:orange")):
         ax.scatter(*x[y == label].T[:2], c=colour, s=60, label=f"class {label}", edgecolors="k")
     lim = max(1.5, float(np.abs(x[:, :2]).max()) * 1.1)
@@ -231,7 +229,6 @@ def data_figure(path: Path, x: np.ndarray, y: np.ndarray, title: str) -> Path:
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
@@ -384,13 +381,12 @@ def shared_embedding(s: ExperimentSettings, spec: MLPSpec, names: list[str],
 
 def figure_sheet(out: Path, names: list[str], filename: str) -> Path:
     """The data sets above, their good minima (canonical, 2-D plane) below: one column per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.image as mpimg
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(names), figsize=(4.5 * len(names), 8.5))
+    from mcmc_landscape.figures import new_figure
+
+    fig = new_figure(figsize=(4.5 * len(names), 8.5))
+    axes = fig.subplots(2, len(names))
     axes = np.atleast_2d(axes).reshape(2, -1)
     for j, name in enumerate(names):
         for i, img in enumerate((out / name / "data.png", out / name / "analysis" / "good_minima_2d_canonical.png")):
@@ -400,7 +396,6 @@ def figure_sheet(out: Path, names: list[str], filename: str) -> Path:
     fig.tight_layout()
     path = out / filename
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return path
 
 
