@@ -78,9 +78,10 @@ def test_lock_is_reentrant_in_a_process_and_released_at_close(tmp_path):
         assert lk.held
 
 
-def wait_for_commits(path, n):
-    """Until the file holds at least ``n`` committed draws (a condition, not a deadline)."""
-    while True:
+def wait_for_commits(path, n, deadline_s=300.0):
+    """Until the file holds at least ``n`` committed draws (a condition; the deadline only stops a hung test)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
         try:
             with ChainReader(path) as r:
                 if r.committed_draws >= n:
@@ -88,6 +89,7 @@ def wait_for_commits(path, n):
         except Exception:  # caught mid-repair or mid-commit: look again
             pass
         time.sleep(0.05)
+    raise AssertionError(f"{path} did not reach {n} committed draws in {deadline_s:.0f} s")
 
 
 def test_two_resumes_at_once_one_runs_the_other_is_refused_and_kill_9_frees_the_file(tmp_path):
@@ -98,7 +100,9 @@ def test_two_resumes_at_once_one_runs_the_other_is_refused_and_kill_9_frees_the_
     resume = ("sample", "--resume", str(path), "--draws", "1000000000", "--block-evals", "200")
     procs = [landscape(*resume), landscape(*resume)]
     try:
+        deadline = time.monotonic() + 300
         while all(p.poll() is None for p in procs):  # the loser gives up as soon as it meets the lock
+            assert time.monotonic() < deadline, "neither resume was refused"
             time.sleep(0.05)
         loser = next(p for p in procs if p.poll() is not None)
         winner = next(p for p in procs if p is not loser)
