@@ -2,7 +2,7 @@
 the census is complete, and the disconnectivity tree of minima merging as the level rises.
 
 Everything here works on plain data (arrays of end points and energies, barrier rows as dicts), so the same code
-serves a network (with the symmetry-aware distance of :mod:`mcmc_landscape.symmetry`) and a synthetic landscape
+serves a network (with the symmetry-aware distance of :mod:`mcmc_landscape.models.symmetry`) and a synthetic landscape
 (plain Euclidean distance). The barriers themselves are computed by ``dss.barriers`` and handed over by the front door.
 
 * :func:`cluster_minima`: leader clustering in order of energy: a point joins the first representative within

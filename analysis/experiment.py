@@ -1,13 +1,13 @@
 """The invariance experiment over transforms of the data, end to end, with the theory's prediction beside the measurement.
 
-Runs: the untransformed data (the reference), one run per transform (:mod:`mcmc_landscape.transforms`), and controls:
+Runs: the untransformed data (the reference), one run per transform (:mod:`mcmc_landscape.data.transforms`), and controls:
 the same data with another seed (``control_seed``: must come out *the same*, so a "different" verdict elsewhere is not
 the sampler's noise) and the data with its labels drawn afresh (``control_relabelled``: must come out *different*, so
 the test has power). For each run: sample exp(-U/T), diagnose modulo the network's symmetries, analyse (kernel PCA,
 good minima and their plane), draw the data. Then, against the reference:
 
 * **mapped test** (affine transforms): the run's draws mapped back by the inverse of the first-layer map that absorbs
-  the transform (:func:`mcmc_landscape.transforms.unabsorb`), cut to the part of parameter space inside both boxes
+  the transform (:func:`mcmc_landscape.data.transforms.unabsorb`), cut to the part of parameter space inside both boxes
   (where the map carries one target onto the other exactly), canonicalized, and compared with the reference's
   draws by the energy-distance permutation test, on all draws and on the good minima;
 * **unmapped test** (the per-transform power control): the same comparison without mapping back; wherever the
@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 
 from mcmc_landscape.diagnostics import diagnose, json_safe
-from mcmc_landscape.nets import MLPSpec
-from mcmc_landscape.store import ChainReader
-from mcmc_landscape.symmetry import canonicalize
-from mcmc_landscape.transforms import Transform, absorb, parse_transform, unabsorb
+from mcmc_landscape.models.nets import MLPSpec
+from mcmc_landscape.storage.store import ChainReader
+from mcmc_landscape.models.symmetry import canonicalize
+from mcmc_landscape.data.transforms import Transform, absorb, parse_transform, unabsorb
 
 from .comparison import energy_test, matched_procrustes, plane_angle_degrees
 from .minima import bootstrap_ci, plane_share
@@ -142,7 +142,7 @@ def plan_runs(s: ExperimentSettings, names: dict[str, str] | None = None) -> lis
 
 
 def _sample(s: ExperimentSettings, data: str, seed: int, path: Path, reuse: bool, quiet: bool) -> None:
-    from mcmc_landscape.sampling import start_run
+    from mcmc_landscape.runs.sampling import start_run
 
     if reuse and path.exists():
         with ChainReader(path) as r:
@@ -166,7 +166,7 @@ def sample_task(settings: dict[str, Any], data: str, seed: int, path: str, reuse
 
 def relabelled_data(s: ExperimentSettings, folder: Path) -> Path:
     """The power control's data: the same 10 points, half of them labelled 1 at random (seed ``labels_seed``)."""
-    from mcmc_landscape.data import load_dataset, write_points_csv
+    from mcmc_landscape.data.datasets import load_dataset, write_points_csv
 
     ds = load_dataset(s.data)
     rng = np.random.default_rng(s.labels_seed)

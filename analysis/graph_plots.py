@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mcmc_landscape.store import ChainReader
+from mcmc_landscape.storage.store import ChainReader
 
 from .pipeline import AnalysisSettings, fit_rows_for, iter_selected, load_rows, select_draws
 from .plots import _figure, _save

@@ -18,10 +18,10 @@ import emcee
 import numba
 import numpy as np
 
-from mcmc_landscape.data import load_dataset
+from mcmc_landscape.data.datasets import load_dataset
 from mcmc_landscape.diagnostics import summary_arrays
-from mcmc_landscape.energy import mlp_energy_model
-from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.models.energy import mlp_energy_model
+from mcmc_landscape.models.nets import MLPSpec
 from mcmc_landscape.samplers import ensemble, rw
 
 L, T = 10.0, 1.0

@@ -91,7 +91,7 @@ def pick_draws(path: Path, run: str | None, count: int, discard: int) -> tuple[d
                                                                                  np.ndarray, np.ndarray, np.ndarray]:
     """(config, x, y, θ (count, p), (chain, draw) of each) for ``count`` draws spread evenly over time, chains
     interleaved."""
-    from mcmc_landscape.store import ChainReader
+    from mcmc_landscape.storage.store import ChainReader
 
     with ChainReader(path, run) as reader:
         cfg = reader.config
@@ -153,7 +153,7 @@ def quench_task(file: str, run: str | None, count: int, discard: int, start: int
     batch file (atomically; a batch already written is not redone) and returns a small summary."""
     import torch
 
-    from mcmc_landscape.nets import MLPSpec
+    from mcmc_landscape.models.nets import MLPSpec
     from mcmc_landscape.optimize import mlp_objective, resolve_device
 
     target = Path(batch_file)
@@ -218,7 +218,7 @@ def path_ends(theta: np.ndarray, pairs: list[tuple[int, int]], spec: Any) -> tup
     """Start and end of each pair's path in raw coordinates, the end a symmetric copy of minimum j aligned with
     minimum i (hidden units permuted; for tanh, signs made canonical first). Only permutations and tanh sign flips
     are used, so both stay inside the box."""
-    from mcmc_landscape.symmetry import align, canonicalize
+    from mcmc_landscape.models.symmetry import align, canonicalize
 
     base = canonicalize(theta, spec) if spec.activation == "tanh" else np.asarray(theta, dtype=np.float64)
     return base, np.array([align(base[i], base[j], spec) for i, j in pairs])
@@ -245,9 +245,9 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
         write_tree,
     )
     from dss.barriers import BarrierSettings, barriers
-    from mcmc_landscape.nets import MLPSpec
+    from mcmc_landscape.models.nets import MLPSpec
     from mcmc_landscape.optimize import classify, hessian_spectrum, mlp_objective, resolve_device
-    from mcmc_landscape.symmetry import aligned_distance, dead_units, function_form, symmetric_copies
+    from mcmc_landscape.models.symmetry import aligned_distance, dead_units, function_form, symmetric_copies
 
     t_start = time.perf_counter()
     file, out = Path(file), Path(out)

@@ -25,7 +25,7 @@ log = logging.getLogger("landscape")
 def good_draws(path: Path, run: str | None, level: float, discard: int, max_keep: int = 20000,
                seed: int = 0) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(config, x, y, θ, mean loss, flat draw index) of the draws with mean loss U/n < ``level``."""
-    from mcmc_landscape.store import ChainReader
+    from mcmc_landscape.storage.store import ChainReader
 
     with ChainReader(path, run) as reader:
         cfg = reader.config
@@ -75,8 +75,8 @@ def run_minima(args: argparse.Namespace) -> dict[str, Any]:
         task_from_chain,
         write_graph,
     )
-    from mcmc_landscape.nets import MLPSpec
-    from mcmc_landscape.symmetry import canonicalize
+    from mcmc_landscape.models.nets import MLPSpec
+    from mcmc_landscape.models.symmetry import canonicalize
 
     refuse_nonempty(args.out, args.force, "pass --force to write into it")
     levels = sorted(args.l0, reverse=True)

@@ -9,7 +9,7 @@ import numba as nb
 import numpy as np
 import pytest
 
-from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.models.nets import MLPSpec
 from mcmc_landscape.samplers import adaptation, hmc_gpu
 
 SAMPLERS = Path(adaptation.__file__).parent

@@ -3,10 +3,10 @@ import pytest
 
 from analysis.minima import bootstrap_ci, good_mask, null_sets, plane_share, twonn_dimension
 from analysis.reduction import KernelEmbedding, PlaneFit, procrustes_disparity, reconstruction_error
-from mcmc_landscape.data import load_dataset
-from mcmc_landscape.energy import mlp_energy_model
-from mcmc_landscape.nets import MLPSpec
-from mcmc_landscape.symmetry import canonicalize, permute_hidden
+from mcmc_landscape.data.datasets import load_dataset
+from mcmc_landscape.models.energy import mlp_energy_model
+from mcmc_landscape.models.nets import MLPSpec
+from mcmc_landscape.models.symmetry import canonicalize, permute_hidden
 
 
 def test_nystroem_embedding_matches_exact_kernel_pca():
@@ -91,7 +91,7 @@ def test_null_sets_have_the_requested_count():
 
 def _planar_chain_file(tmp_path, planar: bool):
     """A synthetic chain file whose good draws (low U) lie on a 2-D plane in R^18, or fill a ball (planar=False)."""
-    from mcmc_landscape.store import ChainWriter
+    from mcmc_landscape.storage.store import ChainWriter
 
     rng = np.random.default_rng(7)
     n_chains, n_draws, p = 4, 1500, 18

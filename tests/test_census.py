@@ -11,9 +11,9 @@ from test_cli import assert_one_sentence_error, run_cli
 from analysis.census import cluster_minima, disconnectivity_tree, saturation_curve, tree_leaves_in_order
 from dss.barriers import BarrierSettings, barriers
 from landscape_cli.census import _point_losses
-from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.models.nets import MLPSpec
 from mcmc_landscape.optimize import autograd_energy_grad, classify, hessian_spectrum, mlp_objective, quench
-from mcmc_landscape.symmetry import aligned_distance, function_form, group_order, permute_hidden, symmetric_copies
+from mcmc_landscape.models.symmetry import aligned_distance, function_form, group_order, permute_hidden, symmetric_copies
 
 A, B = 0.3, -0.2            # tilts: four minima of four different energies
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from mcmc_landscape.data import load_dataset
-from mcmc_landscape.energy import mlp_energy_model, mlp_energy_torch, mlp_torch_energy_grad_fn
-from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.data.datasets import load_dataset
+from mcmc_landscape.models.energy import mlp_energy_model, mlp_energy_torch, mlp_torch_energy_grad_fn
+from mcmc_landscape.models.nets import MLPSpec
 from mcmc_landscape.samplers import ensemble, hmc, rw, tempering
 from mcmc_landscape.samplers.hmc_mlp import mlp_torch_trajectory_fn
 
@@ -79,8 +79,8 @@ def compute(name: str, ds, spec) -> str:
         return _blocks(ensemble.EnsembleKernel(mlp_energy_model(spec, ds), s), 2 * spec.n_params + 2, 13, (4, 5))
     if name in ("hmc_torch", "hmc_numba"):
         return _blocks(_hmc(ds, spec, name == "hmc_numba"), 3, 14, (4, 5))
-    from mcmc_landscape.run_config import RunConfig
-    from mcmc_landscape.zoo_sampling import make_zoo_kernel
+    from mcmc_landscape.runs.config import RunConfig
+    from mcmc_landscape.runs.zoo_sampling import make_zoo_kernel
 
     rng = np.random.default_rng(5)
     x = rng.integers(0, 256, size=(6, 14, 14), dtype=np.uint8)

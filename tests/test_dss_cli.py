@@ -68,7 +68,7 @@ def test_minima_graph_from_a_chain_file(tmp_path, capsys):
     import torch
 
     from dss.graph import task_from_chain
-    from mcmc_landscape.store import ChainReader
+    from mcmc_landscape.storage.store import ChainReader
 
     chains = tmp_path / "theta0.h5"
     assert run_cli(capsys, "sample", "--chains", "16", "--draws", "5000",

@@ -19,7 +19,7 @@ from dss.string import DSSSettings, connect
 from dss.sweep import train_models
 from dss.tasks import make_task
 from mcmc_landscape.errors import DataError, SpecError
-from mcmc_landscape.zoo import FlatLayout, build_model
+from mcmc_landscape.models.zoo import FlatLayout, build_model
 
 NO_GPU = not torch.cuda.is_available()
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mcmc_landscape.errors import SpecError
-from mcmc_landscape.nets import MLPSpec, parse_arch
+from mcmc_landscape.models.nets import MLPSpec, parse_arch
 
 
 @pytest.mark.parametrize("text,widths", [("2,2", (2, 2)), ("4", (4,)), ("10,10,10", (10, 10, 10)),
@@ -39,7 +39,7 @@ def test_unknown_activation():
 
 
 def test_spec_from_widths_round_trips_the_stored_widths():
-    from mcmc_landscape.nets import MLPSpec
+    from mcmc_landscape.models.nets import MLPSpec
 
     spec = MLPSpec.from_string("3,4", n_in=5, n_out=7, activation="tanh")
     again = MLPSpec.from_widths(list(spec.widths), "tanh")

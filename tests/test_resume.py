@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from mcmc_landscape.store import ChainReader
+from mcmc_landscape.storage.store import ChainReader
 
 ARGS = ["sample", "--arch", "10,10", "--chains", "4", "--draws", "20000", "--warmup", "3000", "--seed", "7",
         "--block-evals", "400"]

@@ -1,4 +1,4 @@
-"""Known answers for the per-chain streams every bit-identical claim rests on (mcmc_landscape/rng.py).
+"""Known answers for the per-chain streams every bit-identical claim rests on (mcmc_landscape/samplers/rng.py).
 
 The expected values come from outside the module: SplitMix64's published outputs (Vigna's reference splitmix64.c,
 the sequence Java's SplittableRandom also gives, for seed 1234567), and a pure-Python transcription of the reference
@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from mcmc_landscape import rng
+from mcmc_landscape.samplers import rng
 
 M64 = (1 << 64) - 1
 #: splitmix64.c with x = 1234567: the first five outputs of next().

@@ -4,7 +4,7 @@ and compared field by field on resume."""
 import pytest
 
 from mcmc_landscape.errors import SpecError
-from mcmc_landscape.run_config import SAMPLE_DEFAULTS, SAMPLER_DEFAULTS, RunConfig
+from mcmc_landscape.runs.config import SAMPLE_DEFAULTS, SAMPLER_DEFAULTS, RunConfig
 
 # A config as the chain files written before RunConfig stored it (an rw run on points10), plus a key from the future.
 OLD_FILE = {"arch": "2,2", "activation": "relu", "data": "points10", "angle": 0.0, "temperature": 1.0, "box": 10.0,

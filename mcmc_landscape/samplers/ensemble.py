@@ -16,10 +16,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..energy import EnergyModel
-from ..errors import SpecError
-from .bound import BoundKernel
-from .start import uniform_start
+from mcmc_landscape.models.energy import EnergyModel
+from mcmc_landscape.errors import SpecError
+from mcmc_landscape.samplers.bound import BoundKernel
+from mcmc_landscape.samplers.start import uniform_start
 
 
 class EnsembleSettings(NamedTuple):

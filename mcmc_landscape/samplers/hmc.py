@@ -39,13 +39,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..devices import resolve_device  # noqa: F401  (re-exported: hmc.resolve_device)
-from ..errors import SpecError
-from .adaptation import MU_SHIFT, dual_average
-from .bound import TorchKernel
-from .start import uniform_start
-from .walls import fold as _fold  # noqa: F401  (re-exported: hmc._fold)
-from .walls import reflect
+from mcmc_landscape.devices import resolve_device  # noqa: F401  (re-exported: hmc.resolve_device)
+from mcmc_landscape.errors import SpecError
+from mcmc_landscape.samplers.adaptation import MU_SHIFT, dual_average
+from mcmc_landscape.samplers.bound import TorchKernel
+from mcmc_landscape.samplers.start import uniform_start
+from mcmc_landscape.samplers.walls import fold as _fold  # noqa: F401  (re-exported: hmc._fold)
+from mcmc_landscape.samplers.walls import reflect
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]  # (C, p) -> (C,)
 #: Optional (C, p) -> (U (C,), ∇U (C, p)); without one, autograd differentiates the energy.

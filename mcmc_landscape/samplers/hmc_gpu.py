@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from ..data import Dataset
-from ..nets import MLPSpec
-from . import adaptation
+from mcmc_landscape.data.datasets import Dataset
+from mcmc_landscape.models.nets import MLPSpec
+from mcmc_landscape.samplers import adaptation
 
 log = logging.getLogger("mcmc_landscape.samplers.hmc_gpu")
 
@@ -402,7 +402,7 @@ def mlp_cuda_trajectory_fn(spec: MLPSpec, data: Dataset,
     """The fused trajectory for :func:`mcmc_landscape.samplers.hmc.run_block` (the signature of ``hmc.leapfrog``
     after its first argument), or None where numba-cuda is absent or the network too large for registers.
     ``torch_grad(theta, spec, x, y)`` is the batched torch gradient the fallback loop uses
-    (:func:`mcmc_landscape.energy.mlp_energy_and_grad_torch`; passed in so that the energy module can hand this out).
+    (:func:`mcmc_landscape.models.energy.mlp_energy_and_grad_torch`; passed in so that the energy module can hand this out).
 
     It carries ``iterations(chains, noise, schedule, out_theta, out_energy, out_acc) -> bool``: whole HMC iterations,
     one kernel launch for a run of them (:func:`iterations_source`), so that the host's work per iteration (a
@@ -416,7 +416,7 @@ def mlp_cuda_trajectory_fn(spec: MLPSpec, data: Dataset,
         return None
     import torch
 
-    from . import hmc
+    from mcmc_landscape.samplers import hmc
 
     tensors: dict[tuple[Any, ...], tuple[Any, Any]] = {}
     # per kernel: a kernel that fails at its first launch is not tried again (the other may still run)

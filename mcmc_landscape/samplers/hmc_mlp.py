@@ -12,10 +12,10 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from ..data import Dataset
-from ..energy import _mlp_energy_grad_one, _scratch_sizes, _thread_chunks, mlp_energy_and_grad_torch, mlp_energy_model
-from ..nets import MLPSpec
-from .walls import fold_coordinate
+from mcmc_landscape.data.datasets import Dataset
+from mcmc_landscape.models.energy import _mlp_energy_grad_one, _scratch_sizes, _thread_chunks, mlp_energy_and_grad_torch, mlp_energy_model
+from mcmc_landscape.models.nets import MLPSpec
+from mcmc_landscape.samplers.walls import fold_coordinate
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True)
@@ -64,7 +64,7 @@ def mlp_torch_trajectory_fn(spec: MLPSpec, data: Dataset, device: Any, kind: str
     if kind == "torch":
         return None
     if dev.type == "cuda":
-        from .hmc_gpu import mlp_cuda_trajectory_fn
+        from mcmc_landscape.samplers.hmc_gpu import mlp_cuda_trajectory_fn
 
         return mlp_cuda_trajectory_fn(spec, data, mlp_energy_and_grad_torch)
     if dev.type != "cpu":

@@ -10,7 +10,7 @@ toward a target acceptance probability (0.234 by default, Roberts, Gelman and Gi
 reached), so the final step reflects where the chain is, not where it started. At the end of warm-up s_c is set to
 the averaged iterate and frozen, so the kept draws form a time-homogeneous Markov chain.
 
-Each chain owns one SplitMix64 stream (:mod:`mcmc_landscape.rng`) and a fixed number of random numbers per step's
+Each chain owns one SplitMix64 stream (:mod:`mcmc_landscape.samplers.rng`) and a fixed number of random numbers per step's
 accept decision; chains are split across threads with ``prange``, so the draws do not depend on the thread count,
 and a saved state resumes bit for bit.
 """
@@ -23,12 +23,12 @@ import numba as nb
 import numpy as np
 from numba import types
 
-from ..energy import ENERGY_FN_TYPE, EnergyModel
-from ..errors import SpecError
-from ..rng import chain_seeds, fill_normal, uniform
-from .adaptation import adapt_step, restart_at
-from .bound import BoundKernel
-from .start import uniform_start
+from mcmc_landscape.models.energy import ENERGY_FN_TYPE, EnergyModel
+from mcmc_landscape.errors import SpecError
+from mcmc_landscape.samplers.rng import chain_seeds, fill_normal, uniform
+from mcmc_landscape.samplers.adaptation import adapt_step, restart_at
+from mcmc_landscape.samplers.bound import BoundKernel
+from mcmc_landscape.samplers.start import uniform_start
 
 
 class RWState(NamedTuple):

@@ -22,10 +22,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..errors import SpecError
-from .adaptation import adapt_step, restart_at
-from .bound import TorchKernel
-from .rw import RWSettings, validate_settings
+from mcmc_landscape.errors import SpecError
+from mcmc_landscape.samplers.adaptation import adapt_step, restart_at
+from mcmc_landscape.samplers.bound import TorchKernel
+from mcmc_landscape.samplers.rw import RWSettings, validate_settings
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]  # (C, p) -> (C,)
 

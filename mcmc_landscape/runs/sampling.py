@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ResumeMismatch, SpecError
-from .run_config import (  # noqa: F401  (re-exported: the settings' names, where the CLI found them)
+from mcmc_landscape.errors import ResumeMismatch, SpecError
+from mcmc_landscape.runs.config import (  # noqa: F401  (re-exported: the settings' names, where the CLI found them)
     MLP_ONLY,
     RUN_KEYS,
     SAMPLE_DEFAULTS,
@@ -23,7 +23,7 @@ from .run_config import (  # noqa: F401  (re-exported: the settings' names, wher
     RunConfig,
 )
 
-log = logging.getLogger("mcmc_landscape.sampling")
+log = logging.getLogger("mcmc_landscape.runs.sampling")
 
 #: A block of draws held in memory before it is written stays under this many bytes (large models: few draws a block).
 BLOCK_BYTES = 256 * 2**20
@@ -40,8 +40,8 @@ def data_digest(x: Any, y: Any) -> str:
 
 def make_kernel(cfg: RunConfig, x: Any, y: Any, device: str = "auto"):
     """(spec, kernel) of the MLP run ``cfg`` on data ``x``, ``y``."""
-    from .data import validate_dataset
-    from .nets import MLPSpec
+    from mcmc_landscape.data.datasets import validate_dataset
+    from mcmc_landscape.models.nets import MLPSpec
 
     ds = validate_dataset(x, y, name=str(cfg.data))
     spec = MLPSpec.from_string(cfg.arch, n_in=ds.n_in, n_out=max(2, ds.n_classes), activation=cfg.activation)
@@ -49,22 +49,22 @@ def make_kernel(cfg: RunConfig, x: Any, y: Any, device: str = "auto"):
         raise SpecError(f"--target-accept must be below 1, got {cfg.target_accept}.")
     if cfg.sampler == "hmc":
         return spec, _make_hmc(cfg, spec, ds, device)
-    from .energy import mlp_energy_model
+    from mcmc_landscape.models.energy import mlp_energy_model
 
     if cfg.sampler == "emcee":
-        from .samplers import ensemble
+        from mcmc_landscape.samplers import ensemble
 
         settings = ensemble.EnsembleSettings(temperature=cfg.temperature, box=cfg.box, warmup=cfg.warmup,
                                              thin=cfg.thin, stretch=cfg.stretch)
         return spec, ensemble.EnsembleKernel(mlp_energy_model(spec, ds), settings)
     if cfg.sampler == "pt":
-        from .samplers import tempering
+        from mcmc_landscape.samplers import tempering
 
         settings = tempering.PTSettings(temperature=cfg.temperature, box=cfg.box, target_accept=cfg.target_accept,
                                         warmup=cfg.warmup, thin=cfg.thin, initial_step=cfg.initial_step,
                                         n_temps=cfg.temps, t_max=cfg.t_max)
         return spec, tempering.PTKernel(mlp_energy_model(spec, ds), settings)
-    from .samplers import rw
+    from mcmc_landscape.samplers import rw
 
     model = mlp_energy_model(spec, ds)
     settings = rw.RWSettings(temperature=cfg.temperature, box=cfg.box, target_accept=cfg.target_accept,
@@ -75,9 +75,9 @@ def make_kernel(cfg: RunConfig, x: Any, y: Any, device: str = "auto"):
 def _make_hmc(cfg: RunConfig, spec: Any, ds: Any, device: str):
     import torch
 
-    from .energy import mlp_energy_torch, mlp_torch_energy_grad_fn
-    from .samplers import hmc
-    from .samplers.hmc_mlp import mlp_torch_trajectory_fn
+    from mcmc_landscape.models.energy import mlp_energy_torch, mlp_torch_energy_grad_fn
+    from mcmc_landscape.samplers import hmc
+    from mcmc_landscape.samplers.hmc_mlp import mlp_torch_trajectory_fn
 
     dev = hmc.resolve_device(device)
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
@@ -111,7 +111,7 @@ class Job:
     def run(self, block_evals: int | None = None, quiet: bool = False, overlap: bool = True) -> Any:
         """Advance to ``total`` committed draws, then close the file (also on error or Ctrl-C). ``block_evals=None``:
         blocks sized by time; ``overlap``: the store writes in its own thread (see :mod:`.runner`)."""
-        from . import runner
+        from mcmc_landscape.runs import runner
 
         t0 = time.perf_counter()
         done_before = self.writer.committed_draws
@@ -144,9 +144,9 @@ def start_run(explicit: dict[str, Any], out: str | Path, run: str | None = None,
               device: str = "auto", block_evals: int | None = None, data_dir: str | Path | None = None) -> Job:
     """A new run from the settings given (the rest from the defaults), written to ``out``; ``block_evals`` (as
     :meth:`Job.run` will get it) shapes the store's chunks. With ``model`` set, a model of the zoo on real images
-    read from ``data_dir`` (see :mod:`mcmc_landscape.zoo_sampling`)."""
-    from .runner import AUTO_START_EVALS, draws_per_block
-    from .store import ChainWriter
+    read from ``data_dir`` (see :mod:`mcmc_landscape.runs.zoo_sampling`)."""
+    from mcmc_landscape.runs.runner import AUTO_START_EVALS, draws_per_block
+    from mcmc_landscape.storage.store import ChainWriter
 
     cfg, ds, spec, kernel = new_config(explicit, device, data_dir)
     state = kernel.init(cfg.chains, cfg.seed)
@@ -166,7 +166,7 @@ def new_config(explicit: dict[str, Any], device: str = "auto",
     ``data`` has ``x`` and ``y``, the arrays stored with the run."""
     from types import SimpleNamespace
 
-    from .data import load_dataset
+    from mcmc_landscape.data.datasets import load_dataset
 
     cfg = RunConfig.settle(explicit)
     if cfg.model is not None:
@@ -185,8 +185,8 @@ def new_config(explicit: dict[str, Any], device: str = "auto",
 def _start_zoo(cfg: RunConfig, explicit: dict[str, Any], device: str, data_dir: Any):
     """Settle a zoo run's config (dtype, storage type, data digest, model options) and build its kernel:
     (cfg, spec, kernel, x, y)."""
-    from . import zoo_sampling as zs
-    from .samplers.hmc import resolve_device
+    from mcmc_landscape.runs import zoo_sampling as zs
+    from mcmc_landscape.samplers.hmc import resolve_device
 
     # the MLP HMC's float64 default is not a choice here: unless --dtype was given, float32 on a GPU (issue 14)
     cfg = cfg.replace(dtype=zs.resolve_dtype(explicit.get("dtype"), resolve_device(device)))
@@ -210,7 +210,7 @@ def zoo_data_digest(x: Any, y: Any) -> str:
 
 def check_resume(path: str | Path, stored: RunConfig, explicit: dict[str, Any]) -> None:
     """Refuse a resume whose settings in ``explicit`` differ from the ``stored`` config, naming each difference."""
-    from .data import load_dataset
+    from mcmc_landscape.data.datasets import load_dataset
 
     diffs = stored.differences(explicit)
     if explicit.get("data") is not None and stored.model is not None:
@@ -228,9 +228,9 @@ def check_resume(path: str | Path, stored: RunConfig, explicit: dict[str, Any]) 
 def resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None = None, run: str | None = None,
                device: str = "auto", tuning: dict[str, Any] | None = None) -> Job:
     """Continue the run stored in ``path``; settings in ``explicit`` must match the stored ones (``tuning``, the
-    energy's chunk sizes, may differ). Refused at once (:class:`~mcmc_landscape.locking.FileBusy`) while another
+    energy's chunk sizes, may differ). Refused at once (:class:`~mcmc_landscape.storage.locking.FileBusy`) while another
     process writes the file."""
-    from .locking import WriterLock
+    from mcmc_landscape.storage.locking import WriterLock
 
     held = WriterLock(path, "chain file", "wait for that run to finish or stop it").acquire()  # before reading it
     try:
@@ -241,7 +241,7 @@ def resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None = N
 
 def _resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None, run: str | None, device: str,
                 tuning: dict[str, Any] | None) -> Job:
-    from .store import ChainReader, ChainWriter
+    from mcmc_landscape.storage.store import ChainReader, ChainWriter
 
     with ChainReader(path, run) as reader:
         stored = RunConfig.from_json(reader.config)
@@ -251,7 +251,7 @@ def _resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None, r
     check_resume(path, stored, explicit)
     total = draws if draws is not None else int(stored.draws)
     if stored.model is not None:
-        from .zoo_sampling import make_zoo_kernel
+        from mcmc_landscape.runs.zoo_sampling import make_zoo_kernel
 
         spec, kernel = make_zoo_kernel(stored.replace(**(tuning or {})), x, y, device)
     else:

@@ -18,8 +18,8 @@ import numba as nb
 import numpy as np
 from numba import types
 
-from .data import Dataset
-from .nets import MLPSpec
+from mcmc_landscape.data.datasets import Dataset
+from mcmc_landscape.models.nets import MLPSpec
 
 RELU, TANH, SIGMOID = 0, 1, 2
 

@@ -8,7 +8,7 @@ the coordinator joins files and never ships arrays. Layout for ``runs/x.h5`` spl
     runs/x.h5.shards/shard-000-of-00K.h5 ...   ordinary chain files (any ChainReader reads one), chains [a, b)
 
 What is invariant. **Random walk**: each chain has its own SplitMix64 stream, a child of one ``SeedSequence`` by
-chain index (:func:`mcmc_landscape.rng.chain_seeds`), and its start is row ``c`` of the run's one uniform draw; a shard
+chain index (:func:`mcmc_landscape.samplers.rng.chain_seeds`), and its start is row ``c`` of the run's one uniform draw; a shard
 of chains [a, b) starts from exactly those rows and streams, so the draws are bitwise those of the single-process run
 whatever the number of shards or workers. **HMC**: one ``torch.Generator`` drives a whole batch (momenta for all
 chains from one stream), so a shard has its own generator. Invariant: the starting points (rows of the same draw), and,
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SpecError, StoreError
-from .run_config import RunConfig
-from .samplers.start import uniform_start
+from mcmc_landscape.errors import SpecError, StoreError
+from mcmc_landscape.runs.config import RunConfig
+from mcmc_landscape.samplers.start import uniform_start
 
 #: draw datasets joined by virtual datasets, with their fill value (what a missing source would read as)
 _JOINED = {"theta": np.nan, "energy": np.nan, "accepted": False}
@@ -89,15 +89,15 @@ def init_shard_state(kernel: Any, cfg: RunConfig, shard: Shard) -> Any:
         return kernel.init(shard.chains, seed)
     positions = initial_positions(seed, shard.total, int(cfg.n_params), float(cfg.box))[rows]
     if kernel.name == "rw":
-        from .rng import chain_seeds
-        from .samplers import rw
+        from mcmc_landscape.samplers.rng import chain_seeds
+        from mcmc_landscape.samplers import rw
 
         state = rw.init(kernel.model, shard.chains, seed, kernel.settings, positions=positions)
         return state._replace(rng=chain_seeds(seed, shard.total, purpose=1)[rows].copy())
     if kernel.name == "hmc":
         import torch
 
-        from .samplers import hmc
+        from mcmc_landscape.samplers import hmc
 
         state = hmc.init(kernel.energy_fn, shard.chains, kernel.p, seed, kernel.settings, kernel.device,
                          kernel.dtype, positions=positions, grad_fn=kernel.grad_fn)
@@ -118,9 +118,9 @@ def run_shard(cfg: RunConfig, shard: Shard, path: str, total: int, device: str =
     file or resumes it from its last commit, so a task rerun after its worker died recomputes nothing committed.
     Returns a small summary (never the draws).
     """
-    from . import runner
-    from .sampling import data_digest, make_kernel
-    from .store import ChainReader, ChainWriter
+    from mcmc_landscape.runs import runner
+    from mcmc_landscape.runs.sampling import data_digest, make_kernel
+    from mcmc_landscape.storage.store import ChainReader, ChainWriter
 
     t0 = time.perf_counter()
     path = Path(path)
@@ -139,7 +139,7 @@ def run_shard(cfg: RunConfig, shard: Shard, path: str, total: int, device: str =
         state = kernel.state_from_arrays(arrays)
         writer = ChainWriter.open(path)
     else:
-        from .data import load_dataset
+        from mcmc_landscape.data.datasets import load_dataset
 
         ds = load_dataset(cfg.data, cfg.angle)
         if data_digest(ds.x, ds.y) != cfg.data_sha256:
@@ -178,7 +178,7 @@ class ShardedRun:
 
     def join(self) -> int:
         """Rewrite the main file so it shows every shard's committed draws (the fewest any shard holds); returns them."""
-        from .store import ChainReader
+        from mcmc_landscape.storage.store import ChainReader
 
         counts, lengths, states = [], [], []
         for s in self.shards:
@@ -206,7 +206,7 @@ def new_sharded_run(explicit: dict[str, Any], out: str | os.PathLike, n_shards: 
     ``n_shards`` None: one shard per worker (at most one per chain; emcee, whose walkers move together, one)."""
     import shutil
 
-    from .sampling import new_config
+    from mcmc_landscape.runs.sampling import new_config
 
     out = Path(out)
     if out.exists() and not force:
@@ -241,8 +241,8 @@ def is_sharded(path: str | os.PathLike, run: str | None = None) -> bool:
 def open_sharded_run(path: str | os.PathLike, explicit: dict[str, Any], draws: int | None = None,
                      run: str | None = None, n_shards: int | None = None) -> ShardedRun:
     """Reopen a sharded run to continue it (to ``draws`` per chain, default the stored total)."""
-    from .sampling import check_resume
-    from .store import ChainReader
+    from mcmc_landscape.runs.sampling import check_resume
+    from mcmc_landscape.storage.store import ChainReader
 
     with ChainReader(path, run) as reader:
         cfg, name = RunConfig.from_json(reader.config), reader.run
@@ -279,7 +279,7 @@ def _write_main(path: Path, run: str, cfg: RunConfig, shards: list[Shard], draws
     """The main file, written whole to a temporary file and renamed over the old one (never half written)."""
     import h5py
 
-    from .store import write_run_header
+    from mcmc_landscape.storage.store import write_run_header
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".joining")

@@ -34,9 +34,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from . import __version__
-from .errors import StoreError
-from .locking import WriterLock
+from mcmc_landscape import __version__
+from mcmc_landscape.errors import StoreError
+from mcmc_landscape.storage.locking import WriterLock
 
 FORMAT = "mcmc-landscape/chains"
 FORMAT_VERSION = 1
@@ -227,7 +227,7 @@ class ChainWriter:
     def open(cls, path: str | os.PathLike, run: str | None = None) -> ChainWriter:
         """Open an existing run for appending, repairing a file left by a killed writer and trimming uncommitted draws.
 
-        Refused (:class:`~mcmc_landscape.locking.FileBusy`) while another live process writes the file."""
+        Refused (:class:`~mcmc_landscape.storage.locking.FileBusy`) while another live process writes the file."""
         path = Path(path)
         lock = _lock(path).acquire()
         try:

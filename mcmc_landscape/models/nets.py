@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import SpecError
+from mcmc_landscape.errors import SpecError
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
 ACTIVATION_CODES = {name: code for code, name in enumerate(ACTIVATIONS)}

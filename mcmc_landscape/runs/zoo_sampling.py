@@ -1,8 +1,8 @@
 """Sampling a model of the zoo (``landscape sample --model mnist-convnet --data mnist --n-train N``): its data, its
 energy U(θ) = Σ_i CE(f_θ(x_i), y_i) over the first N training images, and the HMC or random-walk kernel over it.
 
-Every chain is one flat parameter vector (:class:`mcmc_landscape.zoo.FlatLayout`); all chains go through the model as
-one batch with ``torch.func`` (:func:`mcmc_landscape.zoo.module_energy`), in chunks of at most ``chain_chunk`` chains
+Every chain is one flat parameter vector (:class:`mcmc_landscape.models.zoo.FlatLayout`); all chains go through the model as
+one batch with ``torch.func`` (:func:`mcmc_landscape.models.zoo.module_energy`), in chunks of at most ``chain_chunk`` chains
 × ``example_chunk`` images so memory stays bounded. Chains start where PyTorch would initialize the model. The images
 are stored with the run (uint8, as read), so a resume rebuilds the same energy without the data folder.
 """
@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import DataError, SpecError
-from .run_config import ZOO_DEFAULTS, RunConfig  # noqa: F401  (ZOO_DEFAULTS re-exported)
-from .samplers import hmc
-from .samplers.hmc import HMCKernel
+from mcmc_landscape.errors import DataError, SpecError
+from mcmc_landscape.runs.config import ZOO_DEFAULTS, RunConfig  # noqa: F401  (ZOO_DEFAULTS re-exported)
+from mcmc_landscape.samplers import hmc
+from mcmc_landscape.samplers.hmc import HMCKernel
 
-log = logging.getLogger("mcmc_landscape.sampling")
+log = logging.getLogger("mcmc_landscape.runs.sampling")
 
 #: The data sets a zoo model can be sampled on, and the image models that take them.
 ZOO_DATA = ("mnist", "cifar10")
@@ -49,7 +49,7 @@ class ZooSpec:
 
 def load_zoo_data(name: str, n_train: int, data_dir: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n_train`` training images (uint8, as read) and labels of ``name`` (mnist or cifar10)."""
-    from .realdata import load_cifar10, load_mnist
+    from mcmc_landscape.data.realdata import load_cifar10, load_mnist
 
     if name not in ZOO_DATA:
         raise DataError(f"--data {name!r} is not a data set for zoo models; choose one of {', '.join(ZOO_DATA)}.")
@@ -80,9 +80,9 @@ def default_chunks(n_chains: int, n_train: int) -> tuple[int, int]:
 
 
 def zoo_energy(cfg: RunConfig, x: np.ndarray, y: np.ndarray, device: Any, dtype: Any):
-    """The batched energy (a :class:`mcmc_landscape.zoo.ModuleEnergy`) of the run ``cfg`` on images ``x``, labels
+    """The batched energy (a :class:`mcmc_landscape.models.zoo.ModuleEnergy`) of the run ``cfg`` on images ``x``, labels
     ``y``, and the spec."""
-    from .zoo import build_model, module_energy, prepare_images
+    from mcmc_landscape.models.zoo import build_model, module_energy, prepare_images
 
     opts = model_options(cfg.model, cfg.width, x)
     torch.manual_seed(0)  # the module's own weights are never used (θ replaces them); seeded so building is pure
@@ -114,7 +114,7 @@ def resolve_dtype(dtype: str | None, device: Any) -> str:
 
 def make_zoo_kernel(cfg: RunConfig, x: np.ndarray, y: np.ndarray, device: str = "auto"):
     """(spec, kernel) for the zoo run ``cfg``: HMC or the torch random walk over the model's energy."""
-    from .samplers import rw, rw_torch
+    from mcmc_landscape.samplers import rw, rw_torch
 
     dev = hmc.resolve_device(device)
     dtype = torch.float64 if resolve_dtype(cfg.dtype, dev) == "float64" else torch.float32

@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .errors import SpecError
+from mcmc_landscape.errors import SpecError
 
 #: Settings that define a run; a resume must match every one of them.
 RUN_KEYS = ("arch", "activation", "data", "angle", "temperature", "box", "sampler", "chains", "seed", "warmup",
