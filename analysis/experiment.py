@@ -33,11 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from mcmc_landscape.data.transforms import Transform, absorb, parse_transform, unabsorb
 from mcmc_landscape.diagnostics import diagnose, json_safe
 from mcmc_landscape.models.nets import MLPSpec
-from mcmc_landscape.storage.store import ChainReader
 from mcmc_landscape.models.symmetry import canonicalize
-from mcmc_landscape.data.transforms import Transform, absorb, parse_transform, unabsorb
+from mcmc_landscape.storage.store import ChainReader
 
 from .comparison import energy_test, matched_procrustes, plane_angle_degrees
 from .minima import bootstrap_ci, plane_share

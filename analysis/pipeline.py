@@ -20,8 +20,8 @@ import numpy as np
 from sklearn.decomposition import IncrementalPCA
 
 from mcmc_landscape.models.nets import MLPSpec
-from mcmc_landscape.storage.store import ChainReader
 from mcmc_landscape.models.symmetry import canonicalize
+from mcmc_landscape.storage.store import ChainReader
 
 from .minima import bootstrap_ci, null_sets, pca_spectrum, percentile_interval, plane_share, twonn_dimension
 from .reduction import KernelEmbedding, PlaneFit, reconstruction_error

@@ -48,9 +48,9 @@ def cpu_seconds() -> float:
 def measure(name: str, cfg: dict, folder: Path) -> dict:
     from mcmc_landscape.diagnostics import diagnose
     from mcmc_landscape.models.nets import MLPSpec
+    from mcmc_landscape.models.symmetry import canonicalize
     from mcmc_landscape.runs.sampling import start_run
     from mcmc_landscape.storage.store import ChainReader
-    from mcmc_landscape.models.symmetry import canonicalize
 
     path = folder / f"{name}.h5"
     t, c = time.perf_counter(), cpu_seconds()

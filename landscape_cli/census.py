@@ -246,8 +246,8 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
     )
     from dss.barriers import BarrierSettings, barriers
     from mcmc_landscape.models.nets import MLPSpec
-    from mcmc_landscape.optimize import classify, hessian_spectrum, mlp_objective, resolve_device
     from mcmc_landscape.models.symmetry import aligned_distance, dead_units, function_form, symmetric_copies
+    from mcmc_landscape.optimize import classify, hessian_spectrum, mlp_objective, resolve_device
 
     t_start = time.perf_counter()
     file, out = Path(file), Path(out)

@@ -12,8 +12,8 @@ from analysis.census import cluster_minima, disconnectivity_tree, saturation_cur
 from dss.barriers import BarrierSettings, barriers
 from landscape_cli.census import _point_losses
 from mcmc_landscape.models.nets import MLPSpec
-from mcmc_landscape.optimize import autograd_energy_grad, classify, hessian_spectrum, mlp_objective, quench
 from mcmc_landscape.models.symmetry import aligned_distance, function_form, group_order, permute_hidden, symmetric_copies
+from mcmc_landscape.optimize import autograd_energy_grad, classify, hessian_spectrum, mlp_objective, quench
 
 A, B = 0.3, -0.2            # tilts: four minima of four different energies
 

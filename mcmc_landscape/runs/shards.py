@@ -8,7 +8,8 @@ the coordinator joins files and never ships arrays. Layout for ``runs/x.h5`` spl
     runs/x.h5.shards/shard-000-of-00K.h5 ...   ordinary chain files (any ChainReader reads one), chains [a, b)
 
 What is invariant. **Random walk**: each chain has its own SplitMix64 stream, a child of one ``SeedSequence`` by
-chain index (:func:`mcmc_landscape.samplers.rng.chain_seeds`), and its start is row ``c`` of the run's one uniform draw; a shard
+chain index (:func:`mcmc_landscape.samplers.rng.chain_seeds`), and its start is row ``c`` of the run's one uniform
+draw; a shard
 of chains [a, b) starts from exactly those rows and streams, so the draws are bitwise those of the single-process run
 whatever the number of shards or workers. **HMC**: one ``torch.Generator`` drives a whole batch (momenta for all
 chains from one stream), so a shard has its own generator. Invariant: the starting points (rows of the same draw), and,
@@ -31,9 +32,6 @@ import numpy as np
 from mcmc_landscape.errors import SpecError, StoreError
 from mcmc_landscape.runs.config import RunConfig
 from mcmc_landscape.samplers.start import uniform_start
-
-#: draw datasets joined by virtual datasets, with their fill value (what a missing source would read as)
-_JOINED = {"theta": np.nan, "energy": np.nan, "accepted": False}
 
 
 @dataclass(frozen=True)
@@ -89,8 +87,8 @@ def init_shard_state(kernel: Any, cfg: RunConfig, shard: Shard) -> Any:
         return kernel.init(shard.chains, seed)
     positions = initial_positions(seed, shard.total, int(cfg.n_params), float(cfg.box))[rows]
     if kernel.name == "rw":
-        from mcmc_landscape.samplers.rng import chain_seeds
         from mcmc_landscape.samplers import rw
+        from mcmc_landscape.samplers.rng import chain_seeds
 
         state = rw.init(kernel.model, shard.chains, seed, kernel.settings, positions=positions)
         return state._replace(rng=chain_seeds(seed, shard.total, purpose=1)[rows].copy())
@@ -276,34 +274,11 @@ def joined_state(states: list[dict[str, np.ndarray]], shards: list[Shard]) -> di
 
 def _write_main(path: Path, run: str, cfg: RunConfig, shards: list[Shard], draws: int, lengths: list[int],
                 data: tuple[np.ndarray, np.ndarray], state: dict[str, np.ndarray] | None = None) -> None:
-    """The main file, written whole to a temporary file and renamed over the old one (never half written)."""
-    import h5py
+    """The main file over the shard files (see :mod:`mcmc_landscape.storage.join`)."""
+    from mcmc_landscape.storage.join import Source, write_joined
 
-    from mcmc_landscape.storage.store import write_run_header
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".joining")
-    n, p = int(cfg.chains), int(cfg.n_params)
     folder = shard_folder(path).name
-    with h5py.File(tmp, "w", libver="latest", locking=False) as f:
-        g = write_run_header(f, run, cfg.to_json(), draws)
-        g.attrs["shard_table"] = json.dumps([asdict(s) for s in shards])
-        shapes = {"theta": ((n, draws, p), "f8"), "energy": ((n, draws), "f8"), "accepted": ((n, draws), "bool")}
-        for name, (shape, dtype) in shapes.items():
-            if draws == 0:
-                g.create_dataset(name, shape=shape, dtype=dtype)
-                continue
-            layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
-            for s, length in zip(shards, lengths, strict=True):
-                src_shape = (s.chains, length, p) if name == "theta" else (s.chains, length)
-                # relative: HDF5 finds sources beside the main file, so the pair can be moved together
-                source = h5py.VirtualSource(f"{folder}/{s.file_name}", f"shard/{name}", shape=src_shape)
-                layout[s.first : s.first + s.chains, :draws] = source[:, :draws]
-            g.create_virtual_dataset(name, layout, fillvalue=_JOINED[name])
-        g.create_dataset("data/x", data=np.asarray(data[0]))
-        g.create_dataset("data/y", data=np.asarray(data[1]))
-        slot = g.create_group("state/slot0")
-        for key, value in (state or {}).items():
-            slot.create_dataset(key, data=value)
-        g.create_dataset("commit", data=np.array([draws, 0], dtype=np.int64))
-    os.replace(tmp, path)
+    sources = [Source(f"{folder}/{s.file_name}", s.first, s.chains, length)
+               for s, length in zip(shards, lengths, strict=True)]
+    write_joined(path, run, cfg.to_json(), int(cfg.chains), int(cfg.n_params), draws, sources,
+                 [asdict(s) for s in shards], data, state)

@@ -5,9 +5,34 @@ device (HMC, the torch random walk)."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
+
+
+@runtime_checkable
+class Kernel(Protocol):
+    """What the runner drives (BlackJAX's init/step, with blocks): every sampler bound to an energy has this shape.
+
+    ``run_block`` returns a 4-tuple (state, theta (C, k, p), energy (C, k), accepted (C, k)), draws as NumPy arrays;
+    warm-up steps come first (at most ``max_warmup_steps`` in one call, and then no draws)."""
+
+    name: str
+    settings: Any
+
+    def init(self, n_chains: int, seed: int) -> Any: ...
+
+    def run_block(self, state: Any, n_draws: int, max_warmup_steps: int | None = None) -> tuple[Any, ...]: ...
+
+    def warmup_left(self, state: Any) -> int: ...
+
+    def step_cost(self) -> int: ...
+
+    def state_arrays(self, state: Any) -> dict[str, np.ndarray]: ...
+
+    def state_from_arrays(self, arrays: dict[str, np.ndarray]) -> Any: ...
+
+    def summary(self, state: Any) -> dict[str, Any]: ...
 
 
 class BoundKernel:

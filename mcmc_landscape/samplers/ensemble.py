@@ -16,8 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mcmc_landscape.models.energy import EnergyModel
 from mcmc_landscape.errors import SpecError
+from mcmc_landscape.models.energy import EnergyModel
 from mcmc_landscape.samplers.bound import BoundKernel
 from mcmc_landscape.samplers.start import uniform_start
 

@@ -13,7 +13,13 @@ import numba as nb
 import numpy as np
 
 from mcmc_landscape.data.datasets import Dataset
-from mcmc_landscape.models.energy import _mlp_energy_grad_one, _scratch_sizes, _thread_chunks, mlp_energy_and_grad_torch, mlp_energy_model
+from mcmc_landscape.models.energy import (
+    _mlp_energy_grad_one,
+    _scratch_sizes,
+    _thread_chunks,
+    mlp_energy_and_grad_torch,
+    mlp_energy_model,
+)
 from mcmc_landscape.models.nets import MLPSpec
 from mcmc_landscape.samplers.walls import fold_coordinate
 

@@ -23,11 +23,11 @@ import numba as nb
 import numpy as np
 from numba import types
 
-from mcmc_landscape.models.energy import ENERGY_FN_TYPE, EnergyModel
 from mcmc_landscape.errors import SpecError
-from mcmc_landscape.samplers.rng import chain_seeds, fill_normal, uniform
+from mcmc_landscape.models.energy import ENERGY_FN_TYPE, EnergyModel
 from mcmc_landscape.samplers.adaptation import adapt_step, restart_at
 from mcmc_landscape.samplers.bound import BoundKernel
+from mcmc_landscape.samplers.rng import chain_seeds, fill_normal, uniform
 from mcmc_landscape.samplers.start import uniform_start
 
 

@@ -12,7 +12,8 @@ between modes and hand the states down the ladder, which a single random walk at
 
 The ladder, the per-rung step sizes and the swap counts (tried and accepted, per chain and neighbour pair, after
 warm-up) are part of the state, so they are stored with the run. Each replica owns one SplitMix64 stream and each
-ladder one more for its swaps (:mod:`mcmc_landscape.samplers.rng`); chains run in parallel with ``prange``, so the draws depend
+ladder one more for its swaps (:mod:`mcmc_landscape.samplers.rng`); chains run in parallel with ``prange``, so the
+draws depend
 on neither the thread count nor the block sizes, and a saved state resumes bit for bit.
 """
 
@@ -24,11 +25,11 @@ import numba as nb
 import numpy as np
 from numba import types
 
-from mcmc_landscape.models.energy import ENERGY_FN_TYPE, EnergyModel
 from mcmc_landscape.errors import SpecError
-from mcmc_landscape.samplers.rng import chain_seeds, fill_normal, uniform
+from mcmc_landscape.models.energy import ENERGY_FN_TYPE, EnergyModel
 from mcmc_landscape.samplers.adaptation import MU_SHIFT, adapt_step, restart_at
 from mcmc_landscape.samplers.bound import BoundKernel
+from mcmc_landscape.samplers.rng import chain_seeds, fill_normal, uniform
 from mcmc_landscape.samplers.start import uniform_start
 
 
