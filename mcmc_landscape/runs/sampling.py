@@ -170,7 +170,9 @@ def new_config(explicit: dict[str, Any], device: str = "auto",
 
     cfg = RunConfig.settle(explicit)
     if cfg.model is not None:
-        cfg, spec, kernel, x, y = _start_zoo(cfg, explicit, device, data_dir)
+        from mcmc_landscape.runs.zoo_sampling import settle_zoo
+
+        cfg, spec, kernel, x, y = settle_zoo(cfg, explicit.get("dtype"), device, data_dir)
         ds = SimpleNamespace(x=x, y=y)
     else:
         ds = load_dataset(cfg.data, cfg.angle)
@@ -180,32 +182,6 @@ def new_config(explicit: dict[str, Any], device: str = "auto",
         if cfg.dtype == "float32" and cfg.theta_dtype is None:  # float32 draws in float64 would be half zeros
             cfg = cfg.replace(theta_dtype="float32")
     return cfg.replace(n_params=spec.n_params), ds, spec, kernel
-
-
-def _start_zoo(cfg: RunConfig, explicit: dict[str, Any], device: str, data_dir: Any):
-    """Settle a zoo run's config (dtype, storage type, data digest, model options) and build its kernel:
-    (cfg, spec, kernel, x, y)."""
-    from mcmc_landscape.runs import zoo_sampling as zs
-    from mcmc_landscape.samplers.hmc import resolve_device
-
-    # the MLP HMC's float64 default is not a choice here: unless --dtype was given, float32 on a GPU (issue 14)
-    cfg = cfg.replace(dtype=zs.resolve_dtype(explicit.get("dtype"), resolve_device(device)))
-    if cfg.theta_dtype is None:
-        cfg = cfg.replace(theta_dtype="float32")
-    x, y = zs.load_zoo_data(cfg.data, int(cfg.n_train), data_dir)
-    cfg = cfg.replace(data_sha256=zoo_data_digest(x, y))
-    spec, kernel = zs.make_zoo_kernel(cfg, x, y, device)
-    return cfg.replace(model_options=spec.options), spec, kernel, x, y
-
-
-def zoo_data_digest(x: Any, y: Any) -> str:
-    """SHA-256 of images as stored (uint8) and labels."""
-    import numpy as np
-
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(x).tobytes())
-    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
-    return h.hexdigest()
 
 
 def check_resume(path: str | Path, stored: RunConfig, explicit: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ are stored with the run (uint8, as read), so a resume rebuilds the same energy w
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,16 +81,16 @@ def default_chunks(n_chains: int, n_train: int) -> tuple[int, int]:
 
 
 def zoo_energy(cfg: RunConfig, x: np.ndarray, y: np.ndarray, device: Any, dtype: Any):
-    """The batched energy (a :class:`mcmc_landscape.models.zoo.ModuleEnergy`) of the run ``cfg`` on images ``x``, labels
-    ``y``, and the spec."""
+    """The batched energy (a :class:`mcmc_landscape.models.zoo.ModuleEnergy`) of the run ``cfg`` on images ``x``,
+    labels ``y``, and the spec."""
     from mcmc_landscape.models.zoo import build_model, module_energy, prepare_images
 
     opts = model_options(cfg.model, cfg.width, x)
+    chain_chunk, example_chunk = default_chunks(int(cfg.chains), len(y))
     torch.manual_seed(0)  # the module's own weights are never used (θ replaces them); seeded so building is pure
     module = build_model(cfg.model, **opts).to(device=device, dtype=dtype)
     xt = prepare_images(x).to(device=device, dtype=dtype)
     yt = torch.as_tensor(y, dtype=torch.int64, device=device)
-    chain_chunk, example_chunk = default_chunks(int(cfg.chains), len(y))
     energy = module_energy(module, xt, yt, "sum", cfg.chain_chunk or chain_chunk, cfg.example_chunk or example_chunk)
     return ZooSpec(cfg.model, opts, energy.p), energy
 
@@ -110,6 +111,27 @@ def resolve_dtype(dtype: str | None, device: Any) -> str:
     if dtype in ("float32", "float64"):
         return dtype
     return "float32" if device.type == "cuda" else "float64"
+
+
+def settle_zoo(cfg: RunConfig, dtype: str | None, device: str, data_dir: Any):
+    """Settle a new zoo run's config (float type, storage type, data digest, model options) and build its kernel:
+    (cfg, spec, kernel, x, y). ``dtype`` is the one given, if any."""
+    # the MLP HMC's float64 default is not a choice here: unless --dtype was given, float32 on a GPU (issue 14)
+    cfg = cfg.replace(dtype=resolve_dtype(dtype, hmc.resolve_device(device)))
+    if cfg.theta_dtype is None:
+        cfg = cfg.replace(theta_dtype="float32")
+    x, y = load_zoo_data(cfg.data, int(cfg.n_train), data_dir)
+    cfg = cfg.replace(data_sha256=zoo_data_digest(x, y))
+    spec, kernel = make_zoo_kernel(cfg, x, y, device)
+    return cfg.replace(model_options=spec.options), spec, kernel, x, y
+
+
+def zoo_data_digest(x: Any, y: Any) -> str:
+    """SHA-256 of images as stored (uint8) and labels."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(x).tobytes())
+    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
+    return h.hexdigest()
 
 
 def make_zoo_kernel(cfg: RunConfig, x: np.ndarray, y: np.ndarray, device: str = "auto"):
