@@ -365,7 +365,7 @@ def shared_embedding(s: ExperimentSettings, spec: MLPSpec, names: list[str],
             Y = emb.transform(G)
             fit = PlaneFit().fit(Y)
             planes[name], arrangements[name] = fit.components_, fit.transform(Y)
-            shared[name] = {"n_good": len(G), "explained_variance_ratio": fit.explained_variance_ratio_,
+            shared[name] = {"n_good": len(G), "explained_variance_ratio": fit.plane_share_,
                             "ci": bootstrap_ci(plane_share, Y, s.n_boot, random_state=s.seed),
                             "spectrum_3d": fit.spectrum_.tolist()}
         else:

@@ -122,7 +122,7 @@ def _geometry(theta_fit: np.ndarray, loss_fit: np.ndarray, transform_all, loss: 
         "kernel_pca": {
             "gamma": emb.gamma_, "solver": s.solver, "n_fit": len(theta_fit),
             "left_out_share": emb.left_out_share_, "left_out_share_ci": percentile_interval(boot_left),
-            "eigenvalues": emb.eigenvalues_.tolist(),
+            "eigenvalues": emb.explained_variance_.tolist(),
             "reconstruction_error": float(np.median(recon)), "reconstruction_error_ci": percentile_interval(recon),
         },
         "n_draws": len(loss), "n_good": n_good, "good_share": n_good / len(loss),
@@ -132,7 +132,7 @@ def _geometry(theta_fit: np.ndarray, loss_fit: np.ndarray, transform_all, loss: 
         Yg = Y[good]
         plane = PlaneFit(2).fit(Yg)
         arrays["plane"] = plane.transform(Yg)
-        out["plane"] = {"explained_variance_ratio": plane.explained_variance_ratio_,
+        out["plane"] = {"explained_variance_ratio": plane.plane_share_,
                         "ci": bootstrap_ci(plane_share, Yg, s.n_boot, random_state=s.seed),
                         "spectrum_3d": plane.spectrum_.tolist()}
         nulls = {}
