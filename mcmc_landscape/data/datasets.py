@@ -16,7 +16,7 @@ import numpy as np
 from mcmc_landscape.errors import DataError
 
 POINTS10_SEED = 20201201  # the report's date, December 1, 2020
-REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+REPO_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 DATA_ENV = "MCMC_LANDSCAPE_DATA"
 
 
