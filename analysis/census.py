@@ -2,7 +2,7 @@
 the census is complete, and the disconnectivity tree of minima merging as the level rises.
 
 Everything here works on plain data (arrays of end points and energies, barrier rows as dicts), so the same code
-serves a network (with the symmetry-aware distance of :mod:`mcmc_landscape.symmetry`) and a synthetic landscape
+serves a network (with the symmetry-aware distance of :mod:`mcmc_landscape.models.symmetry`) and a synthetic landscape
 (plain Euclidean distance). The barriers themselves are computed by ``dss.barriers`` and handed over by the front door.
 
 * :func:`cluster_minima`: connected components of the relation "same energy and same function (or same aligned θ)",
@@ -205,10 +205,7 @@ def tree_leaves_in_order(tree: nx.DiGraph) -> list[str]:
 def plot_disconnectivity(tree: nx.DiGraph, path: Path, title: str = "", ylabel: str = "U") -> Path:
     """The disconnectivity graph: each minimum a line rising from its energy to the level where its branch joins
     another; roots rise to the top of the figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from mcmc_landscape.figures import new_figure
 
     leaves = tree_leaves_in_order(tree)
     xpos = {leaf: float(k) for k, leaf in enumerate(leaves)}
@@ -221,7 +218,8 @@ def plot_disconnectivity(tree: nx.DiGraph, path: Path, title: str = "", ylabel: 
 
     levels = [tree.nodes[n]["level"] for n in tree]
     top = max(levels) + 0.08 * (max(levels) - min(levels) + 1e-9) if levels else 1.0
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(leaves) + 2), 4.5))
+    fig = new_figure(figsize=(max(4.0, 0.35 * len(leaves) + 2), 4.5))
+    ax = fig.subplots()
     for node in tree:
         preds = list(tree.predecessors(node))
         y_to = tree.nodes[preds[0]]["level"] if preds else top
@@ -237,18 +235,15 @@ def plot_disconnectivity(tree: nx.DiGraph, path: Path, title: str = "", ylabel: 
     ax.set_title(title or "disconnectivity graph")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
-    plt.close(fig)
     return path
 
 
 def plot_saturation(curve: dict[str, list], path: Path) -> Path:
     """Distinct minima against draws quenched: a curve still rising means the census is not complete."""
-    import matplotlib
+    from mcmc_landscape.figures import new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig = new_figure(figsize=(5, 3.5))
+    ax = fig.subplots()
     ax.plot(curve["quenched"], curve["distinct_in_order"], "-o", ms=3, label="in draw order")
     ax.plot(curve["quenched"], curve["distinct_mean"], "--", label="mean over random orders")
     ax.set_xlabel("draws quenched")
@@ -256,7 +251,6 @@ def plot_saturation(curve: dict[str, list], path: Path) -> Path:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=130)
-    plt.close(fig)
     return path
 
 
@@ -268,13 +262,11 @@ def plot_flatness(minima: list[dict[str, Any]], path: Path) -> Path | None:
             for m in minima if m.get("shape") and m["shape"].get("trace") is not None]
     if not rows:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from mcmc_landscape.figures import new_figure
 
     freq, trace, top, dim = (np.array(v, dtype=float) for v in zip(*rows, strict=True))
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+    fig = new_figure(figsize=(8, 3.5))
+    axes = fig.subplots(1, 2)
     for ax, val, name in ((axes[0], trace, "Hessian trace"), (axes[1], top, "top Hessian eigenvalue")):
         sc = ax.scatter(freq, np.maximum(val, 1e-12), c=dim, cmap="viridis", s=25, edgecolors="k", linewidths=0.3)
         ax.set_xscale("log")
@@ -284,7 +276,6 @@ def plot_flatness(minima: list[dict[str, Any]], path: Path) -> Path | None:
     fig.colorbar(sc, ax=axes[1], label="flat dimensions beyond the orbit")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
-    plt.close(fig)
     return path
 
 

@@ -5,7 +5,7 @@ Floor 2 (``analysis``): it uses the core (store, quench, symmetry, Hessian) and 
 from the caller as a function (``barriers(energy, starts, energies, pairs, ends, box, device) -> rows``), so this module
 never imports ``dss``; the front door (``landscape census``) passes ``dss.barriers`` in.
 
-Invariance by construction: every draw is quenched from :func:`mcmc_landscape.symmetry.quench_start` (signs, ReLU
+Invariance by construction: every draw is quenched from :func:`mcmc_landscape.models.symmetry.quench_start` (signs, ReLU
 scales balanced inside the box, units sorted), so symmetric copies of a draw share one start and one end point; end
 points are one minimum when their energies and their functions on a probe set (each training point's loss; optionally
 class probabilities on a grid) agree, as connected components (:func:`analysis.census.cluster_minima`).
@@ -40,7 +40,7 @@ def pick_draws(path: Path, run: str | None, count: int, discard: int) -> tuple[d
                                                                                  np.ndarray, np.ndarray, np.ndarray]:
     """(config, x, y, θ (count, p), (chain, draw) of each) for ``count`` draws spread evenly over time, chains
     interleaved."""
-    from mcmc_landscape.store import ChainReader
+    from mcmc_landscape.storage.store import ChainReader
 
     with ChainReader(path, run) as reader:
         cfg = reader.config
@@ -103,18 +103,18 @@ def quench_task(file: str, run: str | None, count: int, discard: int, start: int
     small summary."""
     import torch
 
-    from mcmc_landscape.nets import MLPSpec
+    from mcmc_landscape.models.nets import MLPSpec
     from mcmc_landscape.optimize import mlp_objective, resolve_device
 
     target = Path(batch_file)
     if target.exists():
         return {"batch_file": batch_file, "reused": True}
     t0 = time.perf_counter()
-    from mcmc_landscape.symmetry import quench_start
+    from mcmc_landscape.models.symmetry import quench_start
 
     cfg, x, y, theta, _ = pick_draws(Path(file), run, count, discard)
     widths = cfg["widths"]
-    spec = MLPSpec(tuple(widths[1:-1]), widths[0], widths[-1], cfg["activation"])
+    spec = MLPSpec.from_widths(widths, cfg["activation"])
     theta = sorted_starts(quench_start(theta, spec, float(cfg["box"])))[0]
     dev = resolve_device(device)
     if dev.type == "cpu" and spec.n_params < 1000:
@@ -171,7 +171,7 @@ def path_ends(theta: np.ndarray, pairs: list[tuple[int, int]], spec: Any) -> tup
     """Start and end of each pair's path in raw coordinates, the end a symmetric copy of minimum j aligned with
     minimum i (hidden units permuted; for tanh, signs made canonical first). Only permutations and tanh sign flips
     are used, so both stay inside the box."""
-    from mcmc_landscape.symmetry import align, canonicalize
+    from mcmc_landscape.models.symmetry import align, canonicalize
 
     base = canonicalize(theta, spec) if spec.activation == "tanh" else np.asarray(theta, dtype=np.float64)
     return base, np.array([align(base[i], base[j], spec) for i, j in pairs])
@@ -202,7 +202,7 @@ def function_on_probes(theta: np.ndarray, spec: Any, x: np.ndarray, y: np.ndarra
     and with ``grid`` > 1 the class probabilities on a grid around the data (dead units silenced first). Every
     symmetry leaves both unchanged. The grid is off by default: it tells apart points of one flat manifold of equal U
     (a unit alive off the data, a direction the training points do not see), which are one minimum of U."""
-    from mcmc_landscape.symmetry import silence_dead_units
+    from mcmc_landscape.models.symmetry import silence_dead_units
 
     parts = [point_losses(theta, spec, x, y)]
     g = grid_points(x, grid)
@@ -241,9 +241,8 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
     from analysis.completeness import chao1, good_turing_new
     from mcmc_landscape.hessian import hessian_spectrum
     from mcmc_landscape.minimum_kind import describe_kind, minimum_kind
-    from mcmc_landscape.nets import MLPSpec
-    from mcmc_landscape.optimize import classify, mlp_objective, resolve_device
-    from mcmc_landscape.symmetry import (
+    from mcmc_landscape.models.nets import MLPSpec
+    from mcmc_landscape.models.symmetry import (
         aligned_distance,
         dead_units,
         function_form,
@@ -251,6 +250,7 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
         quench_start,
         symmetric_copies,
     )
+    from mcmc_landscape.optimize import classify, mlp_objective, resolve_device
 
     t_start = time.perf_counter()
     file, out = Path(file), Path(out)
@@ -265,7 +265,7 @@ def run_census(file: str | Path, out: str | Path, count: int = 1000, run: str | 
         raise SpecError(f"{str(file)!r} is a run of the zoo model {cfg['model']}; `landscape census` takes MLP runs, "
                         "use analysis.census_zoo.run_zoo_census (or bench/census.py --model) for it.")
     widths = cfg["widths"]
-    spec = MLPSpec(tuple(widths[1:-1]), widths[0], widths[-1], cfg["activation"])
+    spec = MLPSpec.from_widths(widths, cfg["activation"])
     box = float(cfg["box"])
     theta0 = quench_start(draws, spec, box)
     threads = torch.get_num_threads()

@@ -34,9 +34,9 @@ def run_zoo_census(file: str | Path, out: str | Path, count: int = 64, run: str 
     from analysis.census_run import pick_draws
     from analysis.completeness import chao1, good_turing_new
     from mcmc_landscape.minimum_kind import describe_kind, minimum_kind
+    from mcmc_landscape.models.zoo import zoo_orbit_tangent
     from mcmc_landscape.optimize import quench, resolve_device
-    from mcmc_landscape.zoo import zoo_orbit_tangent
-    from mcmc_landscape.zoo_sampling import resolve_dtype, zoo_energy
+    from mcmc_landscape.runs.zoo_sampling import resolve_dtype, zoo_energy
 
     t0 = time.perf_counter()
     file, out = Path(file), Path(out)
@@ -94,7 +94,7 @@ def per_image_loss(energy: Any, theta: np.ndarray, probe: int, dtype: Any, devic
     import torch
     from torch.func import vmap
 
-    from mcmc_landscape.zoo import functional_outputs
+    from mcmc_landscape.models.zoo import functional_outputs
 
     f = vmap(functional_outputs(energy.module, energy.layout), in_dims=(0, None))
     xb, yb = energy.x[:probe], energy.y[:probe]

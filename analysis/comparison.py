@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from mcmc_landscape.data import rotation_matrix
-from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.data.datasets import rotation_matrix
+from mcmc_landscape.models.nets import MLPSpec
 
 
 def unrotate(theta: np.ndarray, spec: MLPSpec, angle_deg: float) -> np.ndarray:

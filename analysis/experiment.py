@@ -3,14 +3,14 @@ carries its controls.
 
 Runs, each with its own seed (:func:`run_seed`: from the experiment's seed and the run's name, so no two runs share a
 chain's random stream): the untransformed data (the reference), one run per transform
-(:mod:`mcmc_landscape.transforms`), ``replicates`` runs of the reference data (the null: they must come out *the
+(:mod:`mcmc_landscape.data.transforms`), ``replicates`` runs of the reference data (the null: they must come out *the
 same*, as each other and as the reference) and the data with its labels drawn afresh (``control_relabelled``: must
 come out *different*). For each run: sample exp(-U/T), diagnose modulo the network's symmetries, analyse (kernel PCA,
 good minima and their plane), draw the data. Then, against the reference, in **function space** (each draw's class
 probabilities on a probe set, invariant to every weight symmetry; :mod:`analysis.invariance`), whole chains permuted:
 
 * **mapped test** (transforms with a parameter map: affine maps through the first layer, swapped classes through the
-  last): the run's draws carried back (:meth:`~mcmc_landscape.transforms.Transform.map_back`), cut to the part of
+  last): the run's draws carried back (:meth:`~mcmc_landscape.data.transforms.Transform.map_back`), cut to the part of
   parameter space inside both boxes (nothing is cut for a box isometry), and compared with the reference's;
 * **unmapped test** (the per-transform power control): the same comparison without mapping back;
 * **direct test** (label permutation or flips, noise, controls): no map exists; the draws are compared as they are.
@@ -35,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from mcmc_landscape.data.transforms import Transform, parse_transform
 from mcmc_landscape.diagnostics import diagnose, json_safe
-from mcmc_landscape.nets import MLPSpec
-from mcmc_landscape.store import ChainReader
-from mcmc_landscape.symmetry import canonicalize
-from mcmc_landscape.transforms import Transform, parse_transform
+from mcmc_landscape.models.nets import MLPSpec
+from mcmc_landscape.models.symmetry import canonicalize
+from mcmc_landscape.storage.store import ChainReader
 
 from .comparison import matched_procrustes, plane_angle_degrees
 from .experiment_report import report_markdown
@@ -189,7 +189,7 @@ def plan_runs(s: ExperimentSettings, names: dict[str, str] | None = None) -> lis
 
 def _sample(s: ExperimentSettings, data: str, seed: int, path: Path, reuse: bool, quiet: bool,
             box_transform: str | None = None) -> None:
-    from mcmc_landscape.sampling import start_run
+    from mcmc_landscape.runs.sampling import start_run
 
     if reuse and path.exists():
         with ChainReader(path) as r:
@@ -216,7 +216,7 @@ def sample_task(settings: dict[str, Any], data: str, seed: int, path: str, reuse
 
 def relabelled_data(s: ExperimentSettings, folder: Path) -> Path:
     """The power control's data: the same 10 points, half of them labelled 1 at random (seed ``labels_seed``)."""
-    from mcmc_landscape.data import load_dataset, write_points_csv
+    from mcmc_landscape.data.datasets import load_dataset, write_points_csv
 
     ds = load_dataset(s.data)
     rng = np.random.default_rng(s.labels_seed)
@@ -263,12 +263,10 @@ def _load(path: Path, units_per_chain: int = 1) -> tuple[np.ndarray, np.ndarray,
 
 
 def data_figure(path: Path, x: np.ndarray, y: np.ndarray, title: str) -> Path:
-    import matplotlib
+    from mcmc_landscape.figures import new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4, 4))
+    fig = new_figure(figsize=(4, 4))
+    ax = fig.subplots()
     for label, colour in ((0, "tab:blue"), (1, "tab:orange")):
         ax.scatter(*x[y == label].T[:2], c=colour, s=60, label=f"class {label}", edgecolors="k")
     lim = max(1.5, float(np.abs(x[:, :2]).max()) * 1.1)
@@ -281,7 +279,6 @@ def data_figure(path: Path, x: np.ndarray, y: np.ndarray, title: str) -> Path:
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
@@ -322,7 +319,7 @@ def run_experiment(s: ExperimentSettings, out: str | Path, reuse: bool = False, 
             _sample(s, datas[plan.name], plan.seed, chains, reuse, quiet, plan.box_transform)
         with ChainReader(chains) as r:
             x, y, widths = r.extra("data/x"), r.extra("data/y"), r.config["widths"]
-        spec = MLPSpec(tuple(widths[1:-1]), widths[0], widths[-1], s.activation)
+        spec = MLPSpec.from_widths(widths, s.activation)
         d = diagnose_modulo_symmetry(chains, spec)
         (folder / "diagnosis.json").write_text(json.dumps(json_safe(d), indent=1))
         summary, arrays = analyze_file(str(chains), a_settings)
@@ -506,7 +503,7 @@ def shared_embedding(s: ExperimentSettings, spec: MLPSpec, names: list[str],
             Y = emb.transform(G)
             fit = PlaneFit().fit(Y)
             planes[name], arrangements[name] = fit.components_, fit.transform(Y)
-            shared[name] = {"n_good": len(G), "explained_variance_ratio": fit.explained_variance_ratio_,
+            shared[name] = {"n_good": len(G), "explained_variance_ratio": fit.plane_share_,
                             "ci": percentile_interval(chain_bootstrap(plane_share, Y, good_chains[name], s.n_boot,
                                                                       np.random.default_rng(s.seed))),
                             "spectrum_3d": fit.spectrum_.tolist()}
@@ -523,13 +520,12 @@ def shared_embedding(s: ExperimentSettings, spec: MLPSpec, names: list[str],
 
 def figure_sheet(out: Path, names: list[str], filename: str) -> Path:
     """The data sets above, their good minima (canonical, 2-D plane) below: one column per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.image as mpimg
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(names), figsize=(4.5 * len(names), 8.5))
+    from mcmc_landscape.figures import new_figure
+
+    fig = new_figure(figsize=(4.5 * len(names), 8.5))
+    axes = fig.subplots(2, len(names))
     axes = np.atleast_2d(axes).reshape(2, -1)
     for j, name in enumerate(names):
         for i, img in enumerate((out / name / "data.png", out / name / "analysis" / "good_minima_2d_canonical.png")):
@@ -539,5 +535,4 @@ def figure_sheet(out: Path, names: list[str], filename: str) -> Path:
     fig.tight_layout()
     path = out / filename
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return path

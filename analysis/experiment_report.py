@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mcmc_landscape.transforms import parse_transform
+from mcmc_landscape.data.transforms import parse_transform
 
 from .invariance import ALPHA, holm
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from mcmc_landscape.store import ChainReader
+from mcmc_landscape.storage.store import ChainReader
 
 from .pipeline import AnalysisSettings, fit_rows_for, iter_selected, load_rows, select_draws
-from .plots import _plt, _save
+from .plots import _figure, _save
 from .reduction import KernelEmbedding, PlaneFit
 
 
@@ -48,20 +48,21 @@ def _edge_points(path: list[list[float]], per_link: int = 6) -> np.ndarray:
 def plot_graph(graph: dict[str, Any], minima: np.ndarray, emb: KernelEmbedding, plane: PlaneFit | None,
                folder: Path) -> list[Path]:
     """One 3-D figure (kernel PCA) and one 2-D figure (plane of good minima) with a panel per level."""
-    plt = _plt()
+    import matplotlib
+
     levels = graph["levels"]
     node_y = emb.transform(minima)
     files = []
     for kind in ("kpca3d", "plane2d"):
         if kind == "plane2d" and plane is None:
             continue
-        fig = plt.figure(figsize=(5 * len(levels), 4.6))
+        fig = _figure(figsize=(5 * len(levels), 4.6))
         for li, lv in enumerate(levels):
             ax = fig.add_subplot(1, len(levels), li + 1, projection="3d" if kind == "kpca3d" else None)
             colour = np.zeros(len(minima), dtype=int)
             for ci, comp in enumerate(lv["components"]):
                 colour[comp] = ci
-            cmap = plt.get_cmap("tab10")
+            cmap = matplotlib.colormaps["tab10"]
             for e in lv["edges"]:
                 pts = emb.transform(_edge_points(e["path"]))
                 c = cmap(colour[e["i"]] % 10)

@@ -13,7 +13,7 @@ and log norms, standardized) is kept beside it; the function-space test decides.
   there are fewer splits than permutations asked for. Each p-value comes with its Monte-Carlo interval.
 * :func:`holm`: Holm's step-down adjustment over the runs compared.
 * :func:`rotation_power`: the exact positive control: half of a run's chains pushed through
-  :func:`~mcmc_landscape.transforms.absorb` of a rotation by δ (the exact law of the rotated problem, not mapped back)
+  :func:`~mcmc_landscape.data.transforms.absorb` of a rotation by δ (the exact law of the rotated problem, not mapped back)
   and tested against the other half; the share of random halvings detected is the power at δ, and the smallest δ with
   80% power is the experiment's minimum detectable rotation. At δ = 0 the same halvings are the within-run null.
 * :func:`plane_verdict`: is the set of good minima more planar in the kernel-PCA map than sets of canonical forms that
@@ -31,9 +31,9 @@ import numpy as np
 from scipy.spatial.distance import cdist
 from scipy.stats import binomtest
 
-from mcmc_landscape.nets import MLPSpec, mlp_logits
-from mcmc_landscape.symmetry import canonicalize
-from mcmc_landscape.transforms import absorb
+from mcmc_landscape.data.transforms import absorb
+from mcmc_landscape.models.nets import MLPSpec, mlp_logits
+from mcmc_landscape.models.symmetry import canonicalize
 
 from .minima import percentile_interval, plane_share
 from .reduction import KernelEmbedding

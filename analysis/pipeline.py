@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from sklearn.decomposition import IncrementalPCA
 
-from mcmc_landscape.nets import MLPSpec
-from mcmc_landscape.store import ChainReader
-from mcmc_landscape.symmetry import canonicalize
+from mcmc_landscape.models.nets import MLPSpec
+from mcmc_landscape.models.symmetry import canonicalize
+from mcmc_landscape.storage.store import ChainReader
 
 from .minima import bootstrap_ci, null_sets, pca_spectrum, percentile_interval, plane_share, twonn_dimension
 from .reduction import KernelEmbedding, PlaneFit, reconstruction_error
@@ -122,7 +122,7 @@ def _geometry(theta_fit: np.ndarray, loss_fit: np.ndarray, transform_all, loss: 
         "kernel_pca": {
             "gamma": emb.gamma_, "solver": s.solver, "n_fit": len(theta_fit),
             "left_out_share": emb.left_out_share_, "left_out_share_ci": percentile_interval(boot_left),
-            "eigenvalues": emb.eigenvalues_.tolist(),
+            "eigenvalues": emb.explained_variance_.tolist(),
             "reconstruction_error": float(np.median(recon)), "reconstruction_error_ci": percentile_interval(recon),
         },
         "n_draws": len(loss), "n_good": n_good, "good_share": n_good / len(loss),
@@ -132,7 +132,7 @@ def _geometry(theta_fit: np.ndarray, loss_fit: np.ndarray, transform_all, loss: 
         Yg = Y[good]
         plane = PlaneFit(2).fit(Yg)
         arrays["plane"] = plane.transform(Yg)
-        out["plane"] = {"explained_variance_ratio": plane.explained_variance_ratio_,
+        out["plane"] = {"explained_variance_ratio": plane.plane_share_,
                         "ci": bootstrap_ci(plane_share, Yg, s.n_boot, random_state=s.seed),
                         "spectrum_3d": plane.spectrum_.tolist()}
         nulls = {}
@@ -182,8 +182,7 @@ def analyze_file(path: str, s: AnalysisSettings, run: str | None = None) -> tupl
     with ChainReader(path, run) as reader:
         cfg = reader.config
         zoo = "model" in cfg  # a zoo model: no MLP symmetries to canonicalize
-        spec = None if zoo else MLPSpec(tuple(cfg["widths"][1:-1]), cfg["widths"][0], cfg["widths"][-1],
-                                        cfg["activation"])
+        spec = None if zoo else MLPSpec.from_widths(cfg["widths"], cfg["activation"])
         n_data = int(len(reader.extra("data/y")))
         sel = select_draws(reader, s)
         if len(sel.index) < 10:

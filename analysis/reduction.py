@@ -1,6 +1,9 @@
 """Kernel PCA (RBF) of sampled parameters down to 3-D, and linear PCA of good minima down to 2-D.
 
-``KernelEmbedding`` is a scikit-learn style estimator with three solvers behind one meaning:
+``KernelEmbedding`` and ``PlaneFit`` are scikit-learn estimators (``BaseEstimator``, ``TransformerMixin``: settings
+in the constructor and checked in ``fit(X, y=None)``, ``transform`` refused before ``fit``, fitted attributes with a
+trailing underscore that mean what they mean in scikit-learn). ``KernelEmbedding`` has three solvers behind one
+meaning:
 
 * ``"exact"``: scikit-learn's ``KernelPCA`` with the dense eigen-solver (n³; the reference);
 * ``"randomized"``: the same with its randomized solver;
@@ -21,14 +24,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA, IncrementalPCA, KernelPCA
 from sklearn.kernel_approximation import Nystroem
+from sklearn.utils.validation import check_array, check_is_fitted
 
 SOLVERS = ("nystroem", "exact", "randomized")
 
 
-class KernelEmbedding:
-    """RBF kernel PCA to ``n_components`` dimensions (see the module docstring for the solvers)."""
+def _check_int(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+class KernelEmbedding(TransformerMixin, BaseEstimator):
+    """RBF kernel PCA to ``n_components`` dimensions (see the module docstring for the solvers).
+
+    Fitted: ``gamma_`` (the kernel width used), ``explained_variance_`` (the centred kernel's variance along each
+    component, as PCA's), ``explained_variance_ratio_`` (those as shares of the whole kernel variance
+    ``kernel_variance_``), ``explained_kernel_variance_`` and ``left_out_share_`` (their sum and its complement),
+    ``n_features_in_``. ``eigenvalues_`` is ``explained_variance_`` under its older name."""
 
     def __init__(self, n_components: int = 3, gamma: float | None = None, solver: str = "nystroem",
                  n_landmarks: int = 500, random_state: int | None = 0):
@@ -41,11 +56,18 @@ class KernelEmbedding:
     def _gamma(self, X: np.ndarray) -> float:
         return float(self.gamma) if self.gamma is not None else median_gamma(X, self.random_state)
 
-    def fit(self, X: np.ndarray) -> KernelEmbedding:
-        X = np.asarray(X, dtype=np.float64)
+    def _check_params(self) -> None:
+        _check_int("n_components", self.n_components, 1)
+        _check_int("n_landmarks", self.n_landmarks, 1)
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
-        if X.ndim != 2 or X.shape[0] <= self.n_components:
+        if self.gamma is not None and not float(self.gamma) > 0:
+            raise ValueError(f"gamma must be positive or None (the median heuristic), got {self.gamma!r}")
+
+    def fit(self, X: np.ndarray, y: None = None) -> KernelEmbedding:
+        self._check_params()
+        X = check_array(X, dtype=np.float64)
+        if X.shape[0] <= self.n_components:
             raise ValueError(f"need more than {self.n_components} rows of shape (n, p), got {X.shape}")
         self.gamma_ = self._gamma(X)
         n = X.shape[0]
@@ -58,21 +80,29 @@ class KernelEmbedding:
             self.pca_ = PCA(n_components=self.n_components, svd_solver="covariance_eigh").fit(feats)
             mean = self.pca_.mean_
             self.kernel_variance_ = 1.0 - float(mean @ mean)  # trace(K_c) / n with K_ii = 1
-            self.eigenvalues_ = self.pca_.explained_variance_ * (n - 1) / n
+            self.explained_variance_ = self.pca_.explained_variance_ * (n - 1) / n
         else:
             self.kpca_ = KernelPCA(n_components=self.n_components, kernel="rbf", gamma=self.gamma_,
                                    eigen_solver="dense" if self.solver == "exact" else "randomized",
                                    random_state=self.random_state).fit(X)
-            self.eigenvalues_ = self.kpca_.eigenvalues_ / n
+            self.explained_variance_ = self.kpca_.eigenvalues_ / n
             k_mean = _rbf_mean(X, self.gamma_)
             self.kernel_variance_ = 1.0 - k_mean
-        self.explained_kernel_variance_ = float(self.eigenvalues_.sum() / self.kernel_variance_)
+        self.explained_variance_ratio_ = self.explained_variance_ / self.kernel_variance_
+        self.explained_kernel_variance_ = float(self.explained_variance_ratio_.sum())
         self.left_out_share_ = 1.0 - self.explained_kernel_variance_
         self.n_features_in_ = X.shape[1]
         return self
 
+    @property
+    def eigenvalues_(self) -> np.ndarray:
+        return self.explained_variance_
+
     def transform(self, X: np.ndarray, chunk: int = 20000) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
+        check_is_fitted(self, "explained_variance_")
+        X = check_array(X, dtype=np.float64, ensure_min_samples=0)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but the embedding was fitted with {self.n_features_in_}")
         return np.concatenate([self._transform(X[i : i + chunk]) for i in range(0, len(X), chunk)]) \
             if len(X) else np.empty((0, self.n_components))
 
@@ -81,11 +111,12 @@ class KernelEmbedding:
             return self.pca_.transform(self.nystroem_.transform(X))
         return self.kpca_.transform(X)
 
-    def fit_transform(self, X: np.ndarray) -> np.ndarray:
+    def fit_transform(self, X: np.ndarray, y: None = None) -> np.ndarray:
         return self.fit(X).transform(X)
 
     def transform_stream(self, chunks: Iterable[np.ndarray]) -> np.ndarray:
         """Embed chunk by chunk: memory is one chunk of X plus the (n, 3) output."""
+        check_is_fitted(self, "explained_variance_")
         return np.concatenate([self._transform(np.asarray(c, dtype=np.float64)) for c in chunks])
 
 
@@ -138,27 +169,37 @@ def reconstruction_error(X: np.ndarray, n_components: int = 3, gamma: float | No
     return float(((X - Xh) ** 2).sum() / denom) if denom > 0 else 0.0
 
 
-class PlaneFit:
-    """Linear PCA of points (good minima in the 3-D embedding) to ``n_components``: how planar they are."""
+class PlaneFit(TransformerMixin, BaseEstimator):
+    """Linear PCA of points (good minima in the 3-D embedding) to ``n_components``: how planar they are.
+
+    Fitted, as scikit-learn's PCA names them: ``components_``, ``mean_``, ``explained_variance_ratio_`` (per kept
+    component); and ``spectrum_`` (the ratios of every component), ``plane_share_`` (the kept components' share of
+    the variance: how planar the points are), ``n_features_in_``."""
 
     def __init__(self, n_components: int = 2, incremental: bool = False, batch_size: int | None = None):
         self.n_components = n_components
         self.incremental = incremental
         self.batch_size = batch_size
 
-    def fit(self, Y: np.ndarray) -> PlaneFit:
-        Y = np.asarray(Y, dtype=np.float64)
+    def fit(self, Y: np.ndarray, y: None = None) -> PlaneFit:
+        _check_int("n_components", self.n_components, 1)
+        if self.batch_size is not None:
+            _check_int("batch_size", self.batch_size, 1)
+        Y = check_array(Y, dtype=np.float64, ensure_min_samples=0)
         if len(Y) <= self.n_components:
             raise ValueError(f"need more than {self.n_components} points to fit a plane, got {len(Y)}")
         full = (IncrementalPCA(batch_size=self.batch_size) if self.incremental else PCA()).fit(Y)
         self.spectrum_ = full.explained_variance_ratio_
         self.components_ = full.components_[: self.n_components]
         self.mean_ = full.mean_
-        self.explained_variance_ratio_ = float(self.spectrum_[: self.n_components].sum())
+        self.explained_variance_ratio_ = self.spectrum_[: self.n_components]
+        self.plane_share_ = float(self.explained_variance_ratio_.sum())
+        self.n_features_in_ = Y.shape[1]
         return self
 
     def transform(self, Y: np.ndarray) -> np.ndarray:
-        return (np.asarray(Y, dtype=np.float64) - self.mean_) @ self.components_.T
+        check_is_fitted(self, "components_")
+        return (check_array(Y, dtype=np.float64, ensure_min_samples=0) - self.mean_) @ self.components_.T
 
 
 def procrustes_disparity(A: np.ndarray, B: np.ndarray) -> float:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.models.nets import MLPSpec
 
 from .comparison import unrotate
 from .experiment import ExperimentSettings, SamplingStudySettings, load_toml, run_experiment

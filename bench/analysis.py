@@ -57,8 +57,8 @@ def make_big_file(path: Path, chains: int, draws: int, p: int) -> float:
     """A chain file of chains × draws × p float64 draws written block by block; returns its size in GB."""
     import numpy as np
 
-    from mcmc_landscape.data import load_dataset
-    from mcmc_landscape.store import ChainWriter
+    from mcmc_landscape.data.datasets import load_dataset
+    from mcmc_landscape.storage.store import ChainWriter
 
     ds = load_dataset("points10")
     cfg = {"widths": [2, p, 2], "activation": "relu", "box": 10.0, "arch": str(p)}
@@ -78,7 +78,7 @@ def main() -> None:
     import numpy as np
 
     from analysis.reduction import median_gamma, procrustes_disparity
-    from mcmc_landscape.store import ChainReader
+    from mcmc_landscape.storage.store import ChainReader
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--file", default="runs/theta0.h5", help="a chain file of the [2,2] classifier (≥ 20,000 draws)")

@@ -19,8 +19,8 @@ import numpy as np
 
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from mcmc_landscape.nets import MLPSpec  # noqa: E402
-from mcmc_landscape.symmetry import permute_hidden, random_symmetry  # noqa: E402
+from mcmc_landscape.models.nets import MLPSpec  # noqa: E402
+from mcmc_landscape.models.symmetry import permute_hidden, random_symmetry  # noqa: E402
 
 
 def relabel(src: Path, dst: Path, mode: str, seed: int = 0) -> None:
@@ -32,7 +32,7 @@ def relabel(src: Path, dst: Path, mode: str, seed: int = 0) -> None:
         g = f[run]
         cfg = json.loads(g.attrs["config"])
         widths = cfg["widths"]
-        spec = MLPSpec(tuple(widths[1:-1]), widths[0], widths[-1], cfg["activation"])
+        spec = MLPSpec.from_widths(widths, cfg["activation"])
         n = int(g.attrs["committed_draws"])
         theta = g["theta"][:, :n]
         energy = g["energy"][:, :n]

@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the project, not bench/ (bench/analysis.py would shadow it)
 from analysis import experiment as ex  # noqa: E402
 from analysis.rotation import RotationSettings, experiment_settings  # noqa: E402
-from mcmc_landscape.nets import MLPSpec  # noqa: E402
+from mcmc_landscape.models.nets import MLPSpec  # noqa: E402
 
 
 def p_values(out: Path, blocks: int, subset: str) -> dict[str, float | None]:

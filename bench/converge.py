@@ -47,10 +47,10 @@ def cpu_seconds() -> float:
 
 def measure(name: str, cfg: dict, folder: Path) -> dict:
     from mcmc_landscape.diagnostics import diagnose
-    from mcmc_landscape.nets import MLPSpec
-    from mcmc_landscape.sampling import start_run
-    from mcmc_landscape.store import ChainReader
-    from mcmc_landscape.symmetry import canonicalize
+    from mcmc_landscape.models.nets import MLPSpec
+    from mcmc_landscape.models.symmetry import canonicalize
+    from mcmc_landscape.runs.sampling import start_run
+    from mcmc_landscape.storage.store import ChainReader
 
     path = folder / f"{name}.h5"
     t, c = time.perf_counter(), cpu_seconds()

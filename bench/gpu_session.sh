@@ -52,7 +52,7 @@ step 50-convnet-hmc 150 $LANDSCAPE -v sample --model mnist-convnet --width 0.25 
     --sampler hmc --leapfrog 4 --chains 20 --warmup 100 --draws 1000 --device cuda --out /tmp/convnet.h5 --force
 [ -f /tmp/convnet.h5 ] && python - > "$OUT/51-convnet-file.log" 2>&1 <<'EOF'
 import os
-from mcmc_landscape.store import ChainReader
+from mcmc_landscape.storage.store import ChainReader
 with ChainReader("/tmp/convnet.h5") as r:
     print("committed draws per chain", r.committed_draws, "file bytes", os.path.getsize("/tmp/convnet.h5"))
 EOF

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from mcmc_landscape.hessian import HessianSettings, block_spectra, exact_hessians
+from mcmc_landscape.models.zoo import FlatLayout, build_model
 from mcmc_landscape.slices import evaluate_grid, filter_normalized
 from mcmc_landscape.targets import module_target, module_theta
-from mcmc_landscape.zoo import FlatLayout, build_model
 
 
 def _model(name: str, n: int, gen: torch.Generator) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:

@@ -30,17 +30,17 @@ import time
 import numpy as np
 import torch
 
-from mcmc_landscape.data import load_dataset
+from mcmc_landscape.data.datasets import load_dataset
 from mcmc_landscape.diagnostics import summary_arrays
-from mcmc_landscape.energy import (
+from mcmc_landscape.models.energy import (
     mlp_energy_and_grad_torch,
     mlp_energy_model,
     mlp_energy_torch,
     mlp_torch_energy_grad_fn,
-    mlp_torch_trajectory_fn,
 )
-from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.models.nets import MLPSpec
 from mcmc_landscape.samplers import hmc, rw
+from mcmc_landscape.samplers.hmc_mlp import mlp_torch_trajectory_fn
 
 L, T = 10.0, 1.0
 
@@ -105,7 +105,7 @@ def ess_canonical(theta: np.ndarray, energy: np.ndarray, per_chain_max: int = 64
     """Bulk ESS of the canonical coordinates (θ modulo the network's symmetries, as the analysis reads it): the median
     over coordinates, over all chains together, and summed chain by chain (from the first ``per_chain_max`` chains,
     scaled to all: each chain's own ESS costs an ArviZ call a coordinate)."""
-    from mcmc_landscape.symmetry import canonicalize
+    from mcmc_landscape.models.symmetry import canonicalize
 
     C, D, p = theta.shape
     can = canonicalize(theta.reshape(-1, p), MLPSpec.from_string("2,2")).reshape(C, D, p)
@@ -419,8 +419,8 @@ def timed(fn, device, repeats):
 
 def model_throughput(args) -> None:
     """Our zoo energy+gradient (as `landscape sample --model` runs it) against plain PyTorch, same images and model."""
-    from mcmc_landscape.zoo import FlatLayout, build_model, module_energy
-    from mcmc_landscape.zoo_sampling import default_chunks
+    from mcmc_landscape.models.zoo import FlatLayout, build_model, module_energy
+    from mcmc_landscape.runs.zoo_sampling import default_chunks
 
     device = hmc.resolve_device(args.device)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32

@@ -21,7 +21,7 @@ import tempfile
 
 import numpy as np
 
-from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.models.nets import MLPSpec
 from mcmc_landscape.samplers import hmc_gpu
 
 

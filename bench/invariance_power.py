@@ -21,8 +21,8 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the project, not be
 import numpy as np  # noqa: E402
 
 from analysis.invariance import probe_points, rotation_power  # noqa: E402
-from mcmc_landscape.nets import MLPSpec  # noqa: E402
-from mcmc_landscape.store import ChainReader  # noqa: E402
+from mcmc_landscape.models.nets import MLPSpec  # noqa: E402
+from mcmc_landscape.storage.store import ChainReader  # noqa: E402
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
     with ChainReader(args.file) as r:
         theta, x, cfg = r.get_chain(), r.extra("data/x"), r.config
     widths = cfg["widths"]
-    spec = MLPSpec(tuple(widths[1:-1]), widths[0], widths[-1], cfg.get("activation", "relu"))
+    spec = MLPSpec.from_widths(widths, cfg.get("activation", "relu"))
     probes = probe_points(x)
     angles = tuple(float(a) for a in args.angles.split(","))
     rows = []

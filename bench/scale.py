@@ -26,7 +26,7 @@ import numpy as np
 
 
 def plain(explicit: dict, out: Path) -> float:
-    from mcmc_landscape.sampling import start_run
+    from mcmc_landscape.runs.sampling import start_run
 
     t0 = time.perf_counter()
     start_run(explicit, out).run(quiet=True)
@@ -35,7 +35,7 @@ def plain(explicit: dict, out: Path) -> float:
 
 def sharded(client, explicit: dict, out: Path, workers: int) -> float:
     from landscape_cli.cluster import run_tasks
-    from mcmc_landscape import shards
+    from mcmc_landscape.runs import shards
 
     t0 = time.perf_counter()
     run = shards.new_sharded_run(explicit, out, workers)
@@ -80,7 +80,7 @@ def main() -> None:
                 times[f"dask x{w}"].append(dt)
                 starts[f"dask x{w}"].append(st)
                 colds[f"dask x{w}"].append(cold)
-        from mcmc_landscape.store import ChainReader
+        from mcmc_landscape.storage.store import ChainReader
 
         with ChainReader(Path(tmp) / "plain0.h5") as p, ChainReader(Path(tmp) / "dask2-0.h5") as d:
             identical = bool(np.array_equal(p.get_chain(), d.get_chain()))

@@ -29,8 +29,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from mcmc_landscape.runner import _whole_chunks, draws_per_block
-from mcmc_landscape.store import ChainWriter, chunk_layout
+from mcmc_landscape.runs.runner import _whole_chunks, draws_per_block
+from mcmc_landscape.storage.store import ChainWriter, chunk_layout
 
 
 def draws(chains: int, n: int, p: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@
 
 1. **Minima** from a chain file: draws whose mean loss U/n is below the highest level, spread out by farthest-point
    selection (on the features given: raw θ, or θ canonicalized modulo hidden-unit symmetries by
-   :mod:`mcmc_landscape.symmetry`), each polished by gradient descent on the
+   :mod:`mcmc_landscape.models.symmetry`), each polished by gradient descent on the
    sampler's own energy (the chain file's data, rotation, activation, layout and box) to α times the lowest level.
 2. **Few DSS runs.** A union-find of components; in each wave every component proposes its nearest pair to another
    component whose component pair has not failed (Borůvka), and all proposals are connected together in lockstep.

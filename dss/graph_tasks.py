@@ -27,7 +27,7 @@ def string_file(level: float, i: int, j: int) -> str:
 def connect_minima_pair(chain_file: str, run: str | None, minima_file: str, out: str, i: int, j: int,
                         settings_d: dict[str, Any]) -> str:
     """Connect minima ``i`` and ``j`` at ``settings_d['l0']``; returns the string file's path."""
-    from mcmc_landscape.store import ChainReader
+    from mcmc_landscape.storage.store import ChainReader
 
     with ChainReader(chain_file, run) as reader:
         task = task_from_chain(reader.config, reader.extra("data/x"), reader.extra("data/y"))

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mcmc_landscape.zoo import FlatLayout, functional_outputs
+from mcmc_landscape.models.zoo import FlatLayout, functional_outputs
 
 from .device import eval_budget, resolve_device
 

@@ -1,4 +1,5 @@
-"""Pictures of strings and sweeps (matplotlib, Agg), each saved beside the numbers behind it.
+"""Pictures of strings and sweeps (matplotlib figures made directly, the backend left alone), each saved beside
+the numbers behind it.
 
 * the loss along the string against arc length (every link's evaluated curve, the limit τ·L0 drawn);
 * the paper's Figure 7: beads projected on the three leading principal axes of the converged string (PCA of the
@@ -13,11 +14,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from mcmc_landscape.figures import new_figure
 
 from .string import StringState  # noqa: E402
 
@@ -78,7 +77,8 @@ def plot_string(state: StringState, outcome: dict[str, Any], folder: Path, stem:
     # loss along the string
     pts, loss = string_polyline(state, state.order, n_per_link=10_000)
     arc = np.r_[0, np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))]
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig = new_figure(figsize=(7, 3.2))
+    ax = fig.subplots()
     ax.semilogy(arc / max(outcome["straight_distance"], 1e-300), np.clip(loss, 1e-12, None), lw=1)
     bead_arc = np.r_[0, np.cumsum(np.linalg.norm(np.diff(state.path(), axis=0), axis=1))]
     ax.semilogy(bead_arc / max(outcome["straight_distance"], 1e-300),
@@ -93,14 +93,13 @@ def plot_string(state: StringState, outcome: dict[str, Any], folder: Path, stem:
     fig.tight_layout()
     files.append(folder / f"{stem}_profile.png")
     fig.savefig(files[-1], dpi=120)
-    plt.close(fig)
     # projection of the final string and snapshots, on the axes of the final string
     centre, axes = principal_axes(state)
     all_loss = np.clip(np.concatenate([c.loss for c in state.curves.values()] or [np.array([limit])]), 1e-12, None)
     vmin, vmax = np.log10(min(all_loss.min(), limit)), np.log10(max(all_loss[np.isfinite(all_loss)].max(), limit * 1.01))
     snaps = state.snapshots or [state.order]
     picks = sorted({0, len(snaps) // 3, (2 * len(snaps)) // 3, len(snaps) - 1})
-    fig = plt.figure(figsize=(10, 8))
+    fig = new_figure(figsize=(10, 8))
     for j, s in enumerate(picks):
         ax = fig.add_subplot(2, 2, j + 1, projection="3d")
         sc = _draw_string(ax, state, snaps[s], centre, axes, limit, vmin, vmax)
@@ -108,19 +107,17 @@ def plot_string(state: StringState, outcome: dict[str, Any], folder: Path, stem:
     fig.colorbar(sc, ax=fig.axes, shrink=0.6, label="log10 held-out loss")
     files.append(folder / f"{stem}_snapshots.png")
     fig.savefig(files[-1], dpi=110)
-    plt.close(fig)
-    fig = plt.figure(figsize=(6, 5))
+    fig = new_figure(figsize=(6, 5))
     ax = fig.add_subplot(projection="3d")
     sc = _draw_string(ax, state, state.order, centre, axes, limit, vmin, vmax)
     fig.colorbar(sc, ax=ax, shrink=0.6, label="log10 held-out loss")
     ax.set_title(f"{verdict}: beads on the 3 leading principal axes", fontsize=9)
     files.append(folder / f"{stem}_pca3d.png")
     fig.savefig(files[-1], dpi=120)
-    plt.close(fig)
     if gif:
         from matplotlib.animation import FuncAnimation, PillowWriter
 
-        fig = plt.figure(figsize=(5, 4.5))
+        fig = new_figure(figsize=(5, 4.5))
         ax = fig.add_subplot(projection="3d")
 
         def frame(j: int) -> None:
@@ -131,7 +128,6 @@ def plot_string(state: StringState, outcome: dict[str, Any], folder: Path, stem:
         anim = FuncAnimation(fig, frame, frames=len(snaps))
         files.append(folder / f"{stem}.gif")
         anim.save(files[-1], writer=PillowWriter(fps=2))
-        plt.close(fig)
     (folder / f"{stem}_outcome.json").write_text(json.dumps(outcome, indent=1, default=float))
     files.append(folder / f"{stem}_outcome.json")
     return files
@@ -141,7 +137,8 @@ def plot_sweep(result: dict[str, Any], path: Path) -> Path:
     """Normalized length and beads against L0 (mean ± sd over connected pairs), the paper's Figures 2 and 3."""
     rows = result["levels"]
     l0 = np.array([r["l0"] for r in rows])
-    fig, axs = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig = new_figure(figsize=(9, 3.4))
+    axs = fig.subplots(1, 2)
     for ax, key, label in ((axs[0], "length", "normalized geodesic length"), (axs[1], "beads", "beads (incl. ends)")):
         mean = np.array([r[f"{key}_mean"] for r in rows])
         sd = np.nan_to_num(np.array([r[f"{key}_sd"] for r in rows]))
@@ -157,5 +154,4 @@ def plot_sweep(result: dict[str, Any], path: Path) -> Path:
     fig.suptitle(f"{result['description']} — {result['warm_start']}", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

@@ -1,8 +1,8 @@
 """The paper's real-data tasks: MNIST and CIFAR-10 convnets (the level is the test error, a fraction, as in Freeman
 and Bruna's Figures 4-5) and Zaremba's Penn Treebank LSTM (the level is the validation perplexity, Figure 6).
 
-Every task is a :class:`dss.module_task.ModuleTask` over a model of the core's zoo (:mod:`mcmc_landscape.zoo`) and
-the core's readers (:mod:`mcmc_landscape.realdata`): beads are flat parameter vectors evaluated with
+Every task is a :class:`dss.module_task.ModuleTask` over a model of the core's zoo (:mod:`mcmc_landscape.models.zoo`) and
+the core's readers (:mod:`mcmc_landscape.data.realdata`): beads are flat parameter vectors evaluated with
 ``functional_call`` under ``vmap``, so strings of these models grow with the same code as the polynomial ones. The
 defaults are the paper's: its models at full size, the whole training set in minibatches, the whole test (validation)
 set as the level's measure; that is GPU work. Smaller variants by options (``width``, ``hidden``, ``vocab``,
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from mcmc_landscape.errors import SpecError
-from mcmc_landscape.zoo import build_model, prepare_images
+from mcmc_landscape.models.zoo import build_model, prepare_images
 
 from .module_task import ModuleTask
 
@@ -84,7 +84,7 @@ def mnist_task(n_train: int | None = None, n_eval: int | None = None, seed: int 
                width: float = 1.0, batch_size: int | None = 128) -> ModuleTask:
     """The paper's MNIST experiment: its convnet (``mnist-convnet``, 3.27M parameters at ``width`` 1) on the 60,000
     training images, level = error on the 10,000 test images."""
-    from mcmc_landscape.realdata import load_mnist
+    from mcmc_landscape.data.realdata import load_mnist
 
     return image_task("mnist", "mnist-convnet", load_mnist("train", data_dir), load_mnist("test", data_dir), n_train,
                       n_eval, seed, width, batch_size)
@@ -94,7 +94,7 @@ def cifar10_task(n_train: int | None = None, n_eval: int | None = None, seed: in
                  width: float = 1.0, batch_size: int | None = 128) -> ModuleTask:
     """The paper's CIFAR-10 experiment: the cuda-convnet style model (``cifar10-convnet``, 89,578 parameters at
     ``width`` 1) on the 50,000 training images, level = error on the 10,000 test images."""
-    from mcmc_landscape.realdata import load_cifar10
+    from mcmc_landscape.data.realdata import load_cifar10
 
     return image_task("cifar10", "cifar10-convnet", load_cifar10("train", data_dir), load_cifar10("test", data_dir),
                       n_train, n_eval, seed, width, batch_size)
@@ -118,7 +118,7 @@ def ptb_task(n_train: int | None = None, n_eval: int | None = None, seq_len: int
     4.65M parameters) on the training split cut into windows of ``seq_len`` = 20 tokens (each window starts from a
     zero state), level = perplexity on the validation split. ``vocab`` below 10,000 keeps the most frequent words and
     maps the rest to ``<unk>``; ``n_train``/``n_eval`` take seeded subsets of the windows."""
-    from mcmc_landscape.realdata import load_ptb
+    from mcmc_landscape.data.realdata import load_ptb
 
     size = vocab if vocab < 10_000 else None
     train, valid = load_ptb("train", data_dir, size), load_ptb("valid", data_dir, size)

@@ -23,7 +23,7 @@ import numpy as np
 
 from mcmc_landscape import __version__
 from mcmc_landscape.errors import StoreError
-from mcmc_landscape.locking import WriterLock
+from mcmc_landscape.storage.locking import WriterLock
 
 from .interpolation import LinkCurve
 from .string import Link, StringState

@@ -3,10 +3,10 @@
 Beads are flat parameter vectors. Every task evaluates a *batch* of them, shape ``(B, p)``, in one pass: the
 interpolated loss at many ``t`` and all the beads of one level are each one call. Two ways to evaluate:
 
-* :class:`MLPTask` — fully connected nets in the layout of :mod:`mcmc_landscape.nets` (per layer ``W`` in × out,
+* :class:`MLPTask` — fully connected nets in the layout of :mod:`mcmc_landscape.models.nets` (per layer ``W`` in × out,
   row-major, then ``b``), evaluated with batched matrix products. The regression tasks of the paper, its appendix's
   permutation task and the classifier of the sampling side are all MLP tasks; the classifier's loss *is* the sampler's
-  energy U (:func:`mcmc_landscape.energy.mlp_energy_torch`, the same data, rotation, activation and layout).
+  energy U (:func:`mcmc_landscape.models.energy.mlp_energy_torch`, the same data, rotation, activation and layout).
 * :class:`ModuleTask` — any ``nn.Module`` through ``torch.func.functional_call`` under ``vmap`` over the flat vectors,
   so a convnet or an LSTM fits the same code. A test holds the two paths equal on an MLP.
 
@@ -107,10 +107,10 @@ class MLPTask:
 
     def _loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.loss == "energy":
-            from mcmc_landscape.energy import mlp_energy_torch
-            from mcmc_landscape.nets import MLPSpec
+            from mcmc_landscape.models.energy import mlp_energy_torch
+            from mcmc_landscape.models.nets import MLPSpec
 
-            spec = MLPSpec(tuple(self.widths[1:-1]), self.widths[0], self.widths[-1], self.activation)
+            spec = MLPSpec.from_widths(self.widths, self.activation)
             return mlp_energy_torch(theta, spec, x, y) * self.energy_scale
         err = self.forward(theta, x) - y.reshape(1, y.shape[0], -1)
         return err.abs().mean(dim=(1, 2)) if self.loss == "mae" else (err**2).mean(dim=(1, 2))
@@ -206,8 +206,8 @@ def classifier_task(arch: str = "2,2", activation: str = "relu", data: str = "po
     mean loss that ``landscape analyze --threshold`` uses. There is no held-out set: U is the quantity the sampler
     thresholds, so evaluation and training use the same points.
     """
-    from mcmc_landscape.data import load_dataset
-    from mcmc_landscape.nets import MLPSpec
+    from mcmc_landscape.data.datasets import load_dataset
+    from mcmc_landscape.models.nets import MLPSpec
 
     ds = load_dataset(data, angle)
     spec = MLPSpec.from_string(arch, ds.n_in, ds.n_classes, activation)

@@ -32,7 +32,7 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mcmc_landscape.diagnostics import diagnose, plot_diagnostics
-    from mcmc_landscape.store import ChainReader
+    from mcmc_landscape.storage.store import ChainReader
 
     with ChainReader(args.file, args.run) as reader:
         if reader.committed_draws - args.discard < 4 * args.thin:

@@ -238,7 +238,7 @@ def _connect(args: argparse.Namespace) -> int:
     from dss.store import load_string, save_string
     from dss.string import DSSSettings, connect, start_string
     from dss.sweep import train_models
-    from mcmc_landscape.runner import Interrupted
+    from mcmc_landscape.runs.runner import Interrupted
 
     if args.resume is not None:
         if args.out is not None and Path(args.out) != Path(args.resume):
@@ -428,7 +428,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             result = run_sweep(task, sweep, settings, args.out, baselines=baselines, log=log,
                                resume=args.resume is not None)
     except KeyboardInterrupt:
-        from mcmc_landscape.runner import Interrupted
+        from mcmc_landscape.runs.runner import Interrupted
 
         raise Interrupted(f"interrupted; the sweep so far is saved in {args.out}: continue it with "
                           f"`landscape dss sweep --resume {args.out}`.") from None

@@ -28,8 +28,8 @@ def add_arguments(r: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from analysis.experiment import ExperimentSettings, run_experiment
-    from mcmc_landscape.nets import parse_arch
-    from mcmc_landscape.transforms import parse_transform
+    from mcmc_landscape.data.transforms import parse_transform
+    from mcmc_landscape.models.nets import parse_arch
 
     refuse_nonempty(args.out, args.force or args.reuse, "pass --reuse to continue it or --force")
     values = study_values(args, ExperimentSettings)

@@ -29,14 +29,15 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mcmc_landscape.inference_data import export_netcdf, export_zarr
-    from mcmc_landscape.store import ChainReader
+    from mcmc_landscape.storage.inference_data import export_netcdf, export_zarr
+    from mcmc_landscape.storage.store import ChainReader
+    from mcmc_landscape.user_model import stored_module_layout
 
     t0 = time.perf_counter()
     write = export_netcdf if args.to == "netcdf" else export_zarr
     with ChainReader(args.file, args.run) as reader:
         out = write(reader, args.out, discard=args.discard, thin=args.thin, block_bytes=args.memory_mb * 2**20,
-                    compress=args.compress, force=args.force)
+                    compress=args.compress, force=args.force, module_layout=stored_module_layout)
         shape = (reader.n_chains, len(range(min(args.discard, reader.committed_draws), reader.committed_draws,
                                             args.thin)), reader.n_params)
     opener = "az.from_netcdf" if args.to == "netcdf" else "xr.open_datatree(..., engine='zarr')"

@@ -55,12 +55,10 @@ def _jsonable(row: dict[str, Any], i: int) -> dict[str, Any]:
 
 
 def _plot(path: Path, rows: list[dict[str, Any]], labels: list[str]) -> None:
-    import matplotlib
+    from mcmc_landscape.figures import new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(rows), 1, figsize=(7, 2.6 * len(rows)), squeeze=False)
+    fig = new_figure(figsize=(7, 2.6 * len(rows)))
+    axes = fig.subplots(len(rows), 1, squeeze=False)
     for ax, row in zip(axes[:, 0], rows, strict=True):
         for i, label in enumerate(labels):
             ax.semilogy(row["grid"], np.maximum(row["density"][i], 1e-12), label=label, lw=1)
@@ -71,7 +69,6 @@ def _plot(path: Path, rows: list[dict[str, Any]], labels: list[str]) -> None:
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     command = _chosen(argv)
     args = build_parser(command).parse_args(argv)
     configure_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
-    from mcmc_landscape.runner import Interrupted
+    from mcmc_landscape.runs.runner import Interrupted
 
     module = importlib.import_module(f"landscape_cli.{COMMANDS[args.command][0]}")
     try:

@@ -25,7 +25,7 @@ log = logging.getLogger("landscape")
 def good_draws(path: Path, run: str | None, level: float, discard: int, max_keep: int = 20000,
                seed: int = 0) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(config, x, y, θ, mean loss, flat draw index) of the draws with mean loss U/n < ``level``."""
-    from mcmc_landscape.store import ChainReader
+    from mcmc_landscape.storage.store import ChainReader
 
     with ChainReader(path, run) as reader:
         cfg = reader.config
@@ -75,8 +75,8 @@ def run_minima(args: argparse.Namespace) -> dict[str, Any]:
         task_from_chain,
         write_graph,
     )
-    from mcmc_landscape.nets import MLPSpec
-    from mcmc_landscape.symmetry import canonicalize
+    from mcmc_landscape.models.nets import MLPSpec
+    from mcmc_landscape.models.symmetry import canonicalize
 
     refuse_nonempty(args.out, args.force, "pass --force to write into it")
     levels = sorted(args.l0, reverse=True)
@@ -85,7 +85,7 @@ def run_minima(args: argparse.Namespace) -> dict[str, Any]:
     if len(theta) < 2:
         raise SpecError(f"{str(args.file)!r} holds {len(theta)} draw(s) with mean loss below {levels[0]:g}; raise "
                         "the highest --l0 or sample longer.")
-    spec = MLPSpec(tuple(cfg["widths"][1:-1]), cfg["widths"][0], cfg["widths"][-1], cfg["activation"])
+    spec = MLPSpec.from_widths(cfg["widths"], cfg["activation"])
     features = theta if args.no_canonicalize else canonicalize(theta, spec)
     picked = farthest_points(features, args.count, start=int(np.argmin(loss)))
     task = task_from_chain(cfg, x, y).to(getattr(args, "device", None) or "auto")

@@ -88,24 +88,24 @@ def _refuse(args: argparse.Namespace, kind: str, allowed: tuple[str, ...]) -> No
 
 def chain_target(cfg: dict[str, Any], x: np.ndarray, y: np.ndarray, device: Any, dtype: Any) -> Any:
     """The loss (U/n) of the run ``cfg``: the MLP classifier, or its zoo model on the stored images."""
-    from mcmc_landscape.nets import MLPSpec
+    from mcmc_landscape.models.nets import MLPSpec
     from mcmc_landscape.targets import mlp_target, module_target
 
     if "model" in cfg:
+        from mcmc_landscape.models.zoo import build_model, prepare_images
+        from mcmc_landscape.runs.zoo_sampling import model_options
         from mcmc_landscape.user_model import build_user_model, is_user_model
-        from mcmc_landscape.zoo import build_model, prepare_images
-        from mcmc_landscape.zoo_sampling import model_options
 
         if is_user_model(cfg["model"]):      # a user's module on the stored arrays, as `sample` took them
             return module_target(build_user_model(cfg["model"]), x, y, device, dtype, chunk=256, name=cfg["model"])
         module = build_model(cfg["model"], **model_options(cfg["model"], cfg.get("width", 1.0), x))
         return module_target(module, prepare_images(x), y, device, dtype, chunk=256, name=cfg["model"])
     w = cfg["widths"]
-    return mlp_target(MLPSpec(tuple(w[1:-1]), w[0], w[-1], cfg["activation"]), x, y, device, dtype)
+    return mlp_target(MLPSpec.from_widths(w, cfg["activation"]), x, y, device, dtype)
 
 
 def _from_chains(path: Path, args: argparse.Namespace, device: Any, dtype: Any):
-    from mcmc_landscape.store import ChainReader
+    from mcmc_landscape.storage.store import ChainReader
 
     with ChainReader(path, args.run) as r:
         if r.committed_draws == 0:
@@ -125,7 +125,7 @@ def _from_chains(path: Path, args: argparse.Namespace, device: Any, dtype: Any):
 
 
 def _from_census(path: Path, args: argparse.Namespace, device: Any, dtype: Any):
-    from mcmc_landscape.store import ChainReader
+    from mcmc_landscape.storage.store import ChainReader
 
     census = json.loads((path / "census.json").read_text())
     minima = census.get("minima", [])
@@ -163,9 +163,9 @@ def _from_string(path: Path, args: argparse.Namespace, device: Any, dtype: Any):
                    for t in ((w, b, (i, o), "weight_in_out"), (b, b + (o if task.bias else 0), (o,), "bias"))]
         spec = None
         if task.bias and task.loss == "energy":
-            from mcmc_landscape.nets import MLPSpec
+            from mcmc_landscape.models.nets import MLPSpec
 
-            spec = MLPSpec(tuple(task.widths[1:-1]), task.widths[0], task.widths[-1], task.activation)
+            spec = MLPSpec.from_widths(task.widths, task.activation)
         dtype = task.dtype
     else:
         layers, tensors = module_layers(task.layout)
@@ -179,8 +179,8 @@ def _from_string(path: Path, args: argparse.Namespace, device: Any, dtype: Any):
 def load_xy(data: str, n_train: int, data_dir: Any) -> tuple[np.ndarray, np.ndarray]:
     """Training examples: a real data set by name, or an .npz file with arrays ``x`` and ``y`` (read and checked by
     :func:`mcmc_landscape.user_model.load_npz`, uint8 images kept as such for a zoo convnet)."""
+    from mcmc_landscape.runs.zoo_sampling import load_zoo_data
     from mcmc_landscape.user_model import load_npz
-    from mcmc_landscape.zoo_sampling import load_zoo_data
 
     if data.endswith(".npz"):
         ds = load_npz(data, keep_dtype=True)
@@ -192,8 +192,8 @@ def module_point(module: Any, x: np.ndarray, y: np.ndarray, device: Any, dtype: 
     """(target, θ (1, p)) of a module whose weights are the point: the plug for any ``nn.Module``."""
     import torch
 
+    from mcmc_landscape.models.zoo import prepare_images
     from mcmc_landscape.targets import module_target, module_theta
-    from mcmc_landscape.zoo import prepare_images
 
     xt = prepare_images(x) if x.dtype == np.uint8 and x.ndim in (3, 4) else torch.as_tensor(x)
     theta = module_theta(module)[None]
@@ -202,9 +202,9 @@ def module_point(module: Any, x: np.ndarray, y: np.ndarray, device: Any, dtype: 
 
 def model_and_data(args: argparse.Namespace) -> tuple[Any, np.ndarray, np.ndarray]:
     """(module, x, y) from ``--model`` (a zoo name or a user's factory) and ``--data``, each checked once."""
+    from mcmc_landscape.models.zoo import build_model
+    from mcmc_landscape.runs.zoo_sampling import model_options
     from mcmc_landscape.user_model import is_user_model, load_user_model
-    from mcmc_landscape.zoo import build_model
-    from mcmc_landscape.zoo_sampling import model_options
 
     if not args.model or not args.data:
         raise SpecError("a checkpoint or a model needs both --model (a zoo name or package.module:factory) and --data "

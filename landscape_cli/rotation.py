@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
             values["angles"] = [float(a) for a in args.angles.split(",")]
         except ValueError:
             raise SpecError(f"--angles {args.angles!r} is not a comma-separated list of degrees.") from None
-    from mcmc_landscape.nets import parse_arch
+    from mcmc_landscape.models.nets import parse_arch
 
     settings = RotationSettings(**values)
     parse_arch(settings.arch)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mcmc_landscape.errors import SpecError
-from mcmc_landscape.sampling import RUN_KEYS, SAMPLE_DEFAULTS, TUNING_KEYS
+from mcmc_landscape.runs.config import RUN_KEYS, SAMPLE_DEFAULTS, TUNING_KEYS
 
 from .cluster import add_cluster_arguments
 from .common import finite_float, nonneg_int, positive_float, positive_int
@@ -96,7 +96,7 @@ def _tuning(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mcmc_landscape.sampling import resume_run, start_run
+    from mcmc_landscape.runs.sampling import resume_run, start_run
 
     if args.resume is not None and args.out is not None and Path(args.out) != Path(args.resume):
         raise SpecError("give either --out (a new run) or --resume (an existing one), not both.")
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _sharded(path: Path | None, run: str | None) -> bool:
-    from mcmc_landscape.shards import is_sharded
+    from mcmc_landscape.runs.shards import is_sharded
 
     return path is not None and path.is_file() and is_sharded(path, run)
 
@@ -129,8 +129,8 @@ def run_sharded(args: argparse.Namespace, explicit: dict[str, Any]) -> int:
     import logging
     import time
 
-    from mcmc_landscape import shards
-    from mcmc_landscape.runner import Interrupted
+    from mcmc_landscape.runs import shards
+    from mcmc_landscape.runs.runner import Interrupted
 
     from .cluster import task_runner
 
@@ -158,6 +158,6 @@ def run_sharded(args: argparse.Namespace, explicit: dict[str, Any]) -> int:
     draws = run.join()
     dt = time.perf_counter() - t0
     log.info("%d shards joined in %s: %d chains × %d draws; %d new draws in %.1f s (%.0f draws/s); next: landscape "
-             "diagnose %s", len(run.shards), run.main, run.cfg["chains"], draws, new, dt, new / dt if dt > 0 else 0.0,
+             "diagnose %s", len(run.shards), run.main, run.cfg.chains, draws, new, dt, new / dt if dt > 0 else 0.0,
              run.main)
     return 0

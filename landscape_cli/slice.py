@@ -56,7 +56,7 @@ def _align(target: Any, theta: np.ndarray) -> tuple[np.ndarray, bool]:
     """The models as canonical forms, each aligned to the first (MLPs); others unchanged."""
     if target.spec is None:
         return theta, False
-    from mcmc_landscape.symmetry import align, canonicalize
+    from mcmc_landscape.models.symmetry import align, canonicalize
 
     canon = np.stack([canonicalize(t, target.spec) for t in theta])
     return np.stack([canon[0]] + [align(canon[0], t, target.spec) for t in canon[1:]]), True
@@ -69,7 +69,7 @@ def _axis(lo: float, hi: float, margin: float, steps: int) -> np.ndarray:
 
 def _chain_draws(args: argparse.Namespace) -> None:
     """PCA of a chain: spread ``--max-points`` draws of the chosen chains evenly over the committed ones."""
-    from mcmc_landscape.store import ChainReader
+    from mcmc_landscape.storage.store import ChainReader
 
     with ChainReader(args.source, args.run) as r:
         n = r.committed_draws
@@ -78,14 +78,12 @@ def _chain_draws(args: argparse.Namespace) -> None:
 
 
 def _plot(path: Path, res: dict[str, Any], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from mcmc_landscape.figures import new_figure
 
     loss, a = res["loss"], res["a"]
     if loss.ndim == 1:
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig = new_figure(figsize=(6, 4))
+        ax = fig.subplots()
         ax.plot(a, loss)
         for (x, _), name in zip(res["points"], res["labels"], strict=False):
             ax.axvline(x, color="k", lw=0.5, ls=":")
@@ -94,7 +92,7 @@ def _plot(path: Path, res: dict[str, Any], title: str) -> None:
         ax.set_ylabel("loss")
     else:
         b = res["b"]
-        fig = plt.figure(figsize=(11, 4.5))
+        fig = new_figure(figsize=(11, 4.5))
         ax = fig.add_subplot(1, 2, 1)
         A, B = np.meshgrid(a, b, indexing="ij")
         finite = loss[np.isfinite(loss)]
@@ -115,7 +113,6 @@ def _plot(path: Path, res: dict[str, Any], title: str) -> None:
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _write(path: Path, res: dict[str, Any], meta: dict[str, Any]) -> None:

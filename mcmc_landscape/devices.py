@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import SpecError
+from mcmc_landscape.errors import SpecError
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

@@ -183,10 +183,7 @@ def diagnose(theta: np.ndarray, energy: np.ndarray, accepted: np.ndarray, nonfin
 def plot_diagnostics(theta: np.ndarray, energy: np.ndarray, diag: Diagnosis, out_dir: str | Path,
                      n_coords: int = 4) -> list[Path]:
     """Trace and rank plots of U and of the ``n_coords`` coordinates with the worst R-hat, as PNG files."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # ArviZ draws through pyplot: its figures are closed here, the backend left alone
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .devices import resolve_device
-from .errors import SpecError
+from mcmc_landscape.devices import resolve_device
+from mcmc_landscape.errors import SpecError
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .hessian import EnergyFn, exact_hessians, lanczos_lowest
+from mcmc_landscape.hessian import EnergyFn, exact_hessians, lanczos_lowest
 
 
 def orbit_basis(tangent: np.ndarray, free: np.ndarray, rtol: float = 1e-8) -> np.ndarray:
@@ -41,7 +41,7 @@ def minimum_kind(energy: EnergyFn, theta: np.ndarray, tangent: np.ndarray, activ
                  seed: int = 0, lanczos_tol: float = 1e-8) -> dict[str, Any]:
     """For one minimum θ (p,): the null dimension of the Hessian (free coordinates), the orbit's dimension, the
     manifold's dimension beyond it (0: a point), and the spectrum summary. ``tangent`` (k, p): the orbit's tangent
-    vectors at θ (e.g. :func:`mcmc_landscape.symmetry.orbit_tangent`). With Lanczos only the ``k`` lowest
+    vectors at θ (e.g. :func:`mcmc_landscape.models.symmetry.orbit_tangent`). With Lanczos only the ``k`` lowest
     eigenvalues beyond the orbit are seen (a manifold of ≥ k dimensions is reported as "at least k"), the trace is
     Hutchinson's estimate, and the log-determinant is not computed. Lanczos converges slowly on the cluster of
     near-zero eigenvalues a network has; ``lanczos_tol`` trades accuracy for time there."""
@@ -90,7 +90,7 @@ def minimum_kind(energy: EnergyFn, theta: np.ndarray, tangent: np.ndarray, activ
 def _hutchinson_trace(energy: EnergyFn, theta: torch.Tensor, free: np.ndarray, probes: int, seed: int) -> float:
     """tr H on the free coordinates ≈ mean of vᵀHv over Rademacher v, masked to the free coordinates
     (:func:`~mcmc_landscape.hessian.hutchinson_trace` on batched Hessian-vector products, never H)."""
-    from .hessian import batched_hvp, hutchinson_trace
+    from mcmc_landscape.hessian import batched_hvp, hutchinson_trace
 
     hvp = batched_hvp(energy)
     mask = torch.as_tensor(free, device=theta.device, dtype=theta.dtype)

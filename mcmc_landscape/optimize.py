@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .devices import resolve_device
-from .errors import SpecError
-from .hessian import Spectrum
+from mcmc_landscape.devices import resolve_device
+from mcmc_landscape.errors import SpecError
+from mcmc_landscape.hessian import Spectrum
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]
 GradFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -50,9 +50,9 @@ def autograd_energy_grad(energy: EnergyFn) -> GradFn:
 def mlp_objective(spec: Any, x: np.ndarray, y: np.ndarray, device: str | torch.device = "cpu",
                   dtype: torch.dtype = torch.float64) -> tuple[EnergyFn, GradFn]:
     """The sampler's classifier energy U(θ) = Σ CE on (x, y) as (energy, energy-and-gradient) on ``device``; the
-    gradient is the written-out backward pass of :func:`mcmc_landscape.energy.mlp_energy_and_grad_torch` (on small
+    gradient is the written-out backward pass of :func:`mcmc_landscape.models.energy.mlp_energy_and_grad_torch` (on small
     batches it beats both autograd and the Numba threads, whose wake-up costs more than the work)."""
-    from .energy import mlp_energy_and_grad_torch, mlp_energy_torch
+    from mcmc_landscape.models.energy import mlp_energy_and_grad_torch, mlp_energy_torch
 
     dev = resolve_device(device)
     xt = torch.as_tensor(np.asarray(x), dtype=dtype, device=dev)

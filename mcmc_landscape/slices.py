@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .errors import SpecError
+from mcmc_landscape.errors import SpecError
 
 Tensors = list[tuple[int, int, tuple[int, ...], str]]
 

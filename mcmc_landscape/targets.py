@@ -2,8 +2,8 @@
 
 A :class:`Target` is the one shape every instrument (``landscape hessian``, ``landscape slice``) takes: ``loss`` maps
 θ (rows, p) to (rows,) with rows independent, ``layers`` names the blocks of the flat layout (one per layer, for
-per-layer spectra and filter normalization), and ``spec`` is set for the MLP of :mod:`mcmc_landscape.nets`, whose
-symmetry group (:mod:`mcmc_landscape.symmetry`) can align models before they are compared. Two builders make one:
+per-layer spectra and filter normalization), and ``spec`` is set for the MLP of :mod:`mcmc_landscape.models.nets`, whose
+symmetry group (:mod:`mcmc_landscape.models.symmetry`) can align models before they are compared. Two builders make one:
 :func:`mlp_target` for the MLP classifier of a chain file and :func:`module_target` for any ``nn.Module`` (a zoo
 model, a checkpoint, or a user's own module), so a new kind of model needs only a module and its data.
 """
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .nets import MLPSpec
-from .zoo import FlatLayout, module_energy
+from mcmc_landscape.models.nets import MLPSpec
+from mcmc_landscape.models.zoo import FlatLayout, module_energy
 
 Block = tuple[str, int, int]
 
@@ -43,7 +43,7 @@ def mlp_target(spec: MLPSpec, x: np.ndarray, y: np.ndarray, device: torch.device
                scale: float | None = None) -> Target:
     """The MLP classifier's loss U/n (``scale`` = 1/n unless given) on ``(x, y)``; layers W (in × out) then b. A
     weight's filters are its output neurons, so it is described as the transposed shape (out, in)."""
-    from .energy import mlp_energy_torch
+    from mcmc_landscape.models.energy import mlp_energy_torch
 
     xt = torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
     yt = torch.as_tensor(np.asarray(y), dtype=torch.int64, device=device)
@@ -78,7 +78,7 @@ def module_target(module: nn.Module, x: torch.Tensor, y: torch.Tensor, device: t
                   dtype: torch.dtype = torch.float64, chunk: int | None = None, name: str | None = None) -> Target:
     """Any classifier ``nn.Module`` on inputs ``x`` and integer labels ``y`` as a target: the mean cross-entropy over
     flat vectors in ``named_parameters()`` order, through ``torch.func.functional_call`` under ``vmap``
-    (:func:`mcmc_landscape.zoo.module_energy`), ``chunk`` examples at a time. The module's own weights are not used;
+    (:func:`mcmc_landscape.models.zoo.module_energy`), ``chunk`` examples at a time. The module's own weights are not used;
     :func:`module_theta` gives them as a flat vector."""
     module = module.to(device=device, dtype=dtype)
     xt = torch.as_tensor(x, device=device)

@@ -4,7 +4,7 @@ The factory is any callable returning an ``nn.Module`` that maps a batch of inpu
 the data file holds ``x`` and ``y`` (integer labels), optionally ``x_test`` and ``y_test``. Both are checked here,
 once, with one sentence for each thing a user can get wrong: a factory that does not import or returns no module,
 data without ``y``, mismatched lengths, and logits of the wrong shape (found by one forward pass on two examples).
-The model's flat vector is its ``named_parameters()`` concatenated (:class:`mcmc_landscape.zoo.FlatLayout`), so every
+The model's flat vector is its ``named_parameters()`` concatenated (:class:`mcmc_landscape.models.zoo.FlatLayout`), so every
 command that takes a zoo model takes a user model the same way.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError, SpecError
+from mcmc_landscape.errors import DataError, SpecError
 
 
 def is_user_model(name: Any) -> bool:
@@ -148,3 +148,20 @@ def load_user_model(spec: str, data: str | os.PathLike) -> tuple[Any, UserData]:
     module = build_user_model(spec)
     check_output(module, ds.x, ds.n_classes, spec)
     return module, ds
+
+
+def stored_module_layout(cfg: dict[str, Any]) -> Any:
+    """The flat layout (``FlatLayout``) of a stored zoo or user-model run, rebuilt from its config to name θ's
+    coordinates in an export; None (with a warning) where the model cannot be rebuilt."""
+    import warnings
+
+    from mcmc_landscape.models.zoo import MODELS, FlatLayout, build_model
+
+    try:
+        if cfg.get("model") in MODELS:
+            return FlatLayout.of(build_model(cfg["model"], **cfg.get("model_options", {})))
+        return FlatLayout.of(build_user_model(cfg["model"], cfg.get("model_options", {}).get("n_classes")))
+    except Exception as exc:  # noqa: BLE001 (names are a nicety; the draws are exported regardless)
+        warnings.warn(f"parameters named theta[k]: the model {cfg.get('model')!r} could not be rebuilt ({exc})",
+                      stacklevel=3)
+        return None

@@ -3,7 +3,7 @@
 import numba as nb
 import numpy as np
 
-from mcmc_landscape.energy import ENERGY_SIG, EnergyModel
+from mcmc_landscape.models.energy import ENERGY_SIG, EnergyModel
 
 
 @nb.cfunc(ENERGY_SIG, cache=True)

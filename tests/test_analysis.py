@@ -3,10 +3,10 @@ import pytest
 
 from analysis.minima import bootstrap_ci, good_mask, null_sets, plane_share, twonn_dimension
 from analysis.reduction import KernelEmbedding, PlaneFit, procrustes_disparity, reconstruction_error
-from mcmc_landscape.data import load_dataset
-from mcmc_landscape.energy import mlp_energy_model
-from mcmc_landscape.nets import MLPSpec
-from mcmc_landscape.symmetry import canonicalize, permute_hidden
+from mcmc_landscape.data.datasets import load_dataset
+from mcmc_landscape.models.energy import mlp_energy_model
+from mcmc_landscape.models.nets import MLPSpec
+from mcmc_landscape.models.symmetry import canonicalize, permute_hidden
 
 
 def test_nystroem_embedding_matches_exact_kernel_pca():
@@ -43,8 +43,8 @@ def test_plane_fit_finds_a_planar_arrangement_and_not_a_ball():
     rng = np.random.default_rng(2)
     plane = np.c_[rng.normal(size=(500, 2)) * 3, 0.05 * rng.normal(size=500)]
     ball = rng.normal(size=(500, 3))
-    assert PlaneFit().fit(plane).explained_variance_ratio_ > 0.99
-    ball_share = PlaneFit().fit(ball).explained_variance_ratio_
+    assert PlaneFit().fit(plane).plane_share_ > 0.99
+    ball_share = PlaneFit().fit(ball).plane_share_
     assert 2 / 3 <= ball_share < 0.8
     lo, hi = bootstrap_ci(plane_share, ball, 200)
     assert lo < ball_share < hi and hi < 0.85
@@ -91,7 +91,7 @@ def test_null_sets_have_the_requested_count():
 
 def _planar_chain_file(tmp_path, planar: bool):
     """A synthetic chain file whose good draws (low U) lie on a 2-D plane in R^18, or fill a ball (planar=False)."""
-    from mcmc_landscape.store import ChainWriter
+    from mcmc_landscape.storage.store import ChainWriter
 
     rng = np.random.default_rng(7)
     n_chains, n_draws, p = 4, 1500, 18
@@ -219,3 +219,35 @@ def test_matched_procrustes_sees_shape_not_labels():
     ring = rng.normal(size=(400, 2))
     ring /= np.linalg.norm(ring, axis=1, keepdims=True)
     assert matched_procrustes(A, ring, n=200) > 0.1
+
+
+def test_the_estimators_follow_scikit_learn():
+    """get_params/clone, fit(X, y=None) returning self, transform refused before fit, parameters checked in fit,
+    and explained_variance_ratio_ per component as in sklearn's PCA."""
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+
+    from analysis.reduction import KernelEmbedding, PlaneFit
+
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    emb = KernelEmbedding(3, gamma=0.3, solver="exact")
+    assert clone(emb).get_params() == emb.get_params() and emb.get_params()["solver"] == "exact"
+    with pytest.raises(NotFittedError):
+        emb.transform(X)
+    assert emb.fit(X, None) is emb and emb.fit_transform(X).shape == (60, 3)
+    assert emb.explained_variance_ratio_.shape == (3,)
+    assert emb.explained_kernel_variance_ == pytest.approx(emb.explained_variance_ratio_.sum())
+    assert np.all(np.diff(emb.explained_variance_) <= 1e-12) and emb.n_features_in_ == 4
+    with pytest.raises(ValueError, match="features"):
+        emb.transform(X[:, :3])
+    for bad in (KernelEmbedding(0), KernelEmbedding(solver="svd"), KernelEmbedding(gamma=-1.0)):
+        with pytest.raises(ValueError):
+            bad.fit(X)
+    plane = PlaneFit(2)
+    with pytest.raises(NotFittedError):
+        plane.transform(X[:, :3])
+    plane.fit(X[:, :3])
+    assert plane.explained_variance_ratio_.shape == (2,) and plane.spectrum_.shape == (3,)
+    assert plane.plane_share_ == pytest.approx(plane.explained_variance_ratio_.sum())
+    with pytest.raises(ValueError):
+        PlaneFit(0).fit(X)

@@ -2,6 +2,10 @@
 
 Floors: the core ``mcmc_landscape`` (1); ``analysis`` and ``dss`` (2, not importing each other); the front door
 ``landscape_cli`` (3). Every import of every project module counts, lazy ones inside functions included.
+
+Inside the core, rooms on floors of their own: the base (``errors``, ``devices``, ``figures``, the package itself),
+``data``, ``models``, then ``samplers`` beside ``storage`` and the tools (``optimize``, ``diagnostics`` and any other
+module at the core's top), and ``runs`` on top. A room imports only rooms on lower floors (and itself).
 """
 
 from __future__ import annotations
@@ -55,6 +59,39 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
+#: The core's rooms and their floors; a module at the core's top not named here is a tool (floor 3).
+CORE_ROOMS = {"base": 0, "data": 1, "models": 2, "samplers": 3, "storage": 3, "tools": 3, "runs": 4}
+BASE = ("mcmc_landscape", "mcmc_landscape.errors", "mcmc_landscape.devices", "mcmc_landscape.figures")
+
+
+def core_room(module: str) -> str:
+    if module in BASE:
+        return "base"
+    part = module.split(".")[1]
+    return part if part in CORE_ROOMS and part not in ("base", "tools") else "tools"
+
+
+def core_edges() -> list[tuple[str, str, str, str]]:
+    """(module, its room, imported module, its room) for every import between two core modules."""
+    return [(a, core_room(a), b, core_room(b)) for a, targets in import_graph().items() if a.startswith("mcmc_landscape")
+            for b in targets if b.startswith("mcmc_landscape")]
+
+
+def test_the_core_rooms_import_down_only():
+    wrong = [f"{a} ({ra}, floor {CORE_ROOMS[ra]}) imports {b} ({rb}, floor {CORE_ROOMS[rb]})"
+             for a, ra, b, rb in core_edges() if ra != rb and CORE_ROOMS[rb] >= CORE_ROOMS[ra]]
+    assert not wrong, "core imports that run up or across a floor: " + "; ".join(sorted(wrong))
+
+
+def test_storage_and_models_know_no_sampler_and_nothing_imports_runs():
+    edges = core_edges()
+    assert not [(a, b) for a, ra, b, rb in edges if ra == "storage" and rb in ("samplers", "models", "runs")]
+    assert not [(a, b) for a, ra, b, rb in edges if ra in ("models", "data") and rb in ("samplers", "storage")]
+    assert not [(a, b) for a, ra, b, rb in edges if rb == "runs" and ra != "runs"]
+    rooms = {core_room(m) for m in import_graph() if m.startswith("mcmc_landscape")}
+    assert rooms == set(CORE_ROOMS), f"rooms found: {sorted(rooms)}"
+
+
 def test_imports_run_down_the_floors_only():
     wrong = []
     for source, targets in import_graph().items():
@@ -97,6 +134,7 @@ def test_the_checker_sees_a_planted_violation(tmp_path, monkeypatch):
         shutil.copytree(ROOT / top, tmp_path / top, ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "mcmc_landscape" / "planted.py").write_text("from dss import tasks\nfrom . import planted2\n")
     (tmp_path / "mcmc_landscape" / "planted2.py").write_text("def f():\n    from .planted import x\n")
+    (tmp_path / "mcmc_landscape" / "storage" / "planted3.py").write_text("from mcmc_landscape.samplers import hmc\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     graph = import_graph()
     assert "dss.tasks" in graph["mcmc_landscape.planted"]
@@ -112,6 +150,12 @@ def test_the_checker_sees_a_planted_violation(tmp_path, monkeypatch):
         assert "mcmc_landscape.planted -> mcmc_landscape.planted2 -> mcmc_landscape.planted" in str(exc)
     else:
         raise AssertionError("the cycle was not reported")
+    try:
+        test_the_core_rooms_import_down_only()
+    except AssertionError as exc:
+        assert "mcmc_landscape.storage.planted3 (storage, floor 3) imports mcmc_landscape.samplers.hmc" in str(exc)
+    else:
+        raise AssertionError("the storage room importing a sampler was not reported")
 
 
 def test_help_does_not_import_the_commands():

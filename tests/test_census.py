@@ -12,9 +12,9 @@ from analysis.census import cluster_minima, disconnectivity_tree, saturation_cur
 from analysis.census_run import point_losses as _point_losses
 from dss.barriers import BarrierSettings, barriers
 from mcmc_landscape.hessian import hessian_spectrum
-from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.models.nets import MLPSpec
+from mcmc_landscape.models.symmetry import aligned_distance, function_form, group_order, permute_hidden, symmetric_copies
 from mcmc_landscape.optimize import autograd_energy_grad, classify, mlp_objective, quench
-from mcmc_landscape.symmetry import aligned_distance, function_form, group_order, permute_hidden, symmetric_copies
 
 A, B = 0.3, -0.2            # tilts: four minima of four different energies
 

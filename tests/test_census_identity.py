@@ -10,9 +10,9 @@ from analysis.census import cluster_minima
 from analysis.completeness import chao1, frequency_counts, good_turing_new
 from mcmc_landscape.hessian import exact_hessians
 from mcmc_landscape.minimum_kind import describe_kind, minimum_kind
-from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.models.nets import MLPSpec
+from mcmc_landscape.models.symmetry import orbit_tangent, quench_start, random_symmetry
 from mcmc_landscape.optimize import mlp_objective, quench
-from mcmc_landscape.symmetry import orbit_tangent, quench_start, random_symmetry
 
 
 def _partition(labels):

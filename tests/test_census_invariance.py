@@ -12,15 +12,15 @@ import pytest
 
 from dss.barriers import BarrierSettings
 from landscape_cli.census import run_census
-from mcmc_landscape.nets import MLPSpec
-from mcmc_landscape.symmetry import random_symmetry
+from mcmc_landscape.models.nets import MLPSpec
+from mcmc_landscape.models.symmetry import random_symmetry
 
 RTOL = 1e-6
 
 
 def _spec(cfg):
     w = cfg["widths"]
-    return MLPSpec(tuple(w[1:-1]), w[0], w[-1], cfg["activation"])
+    return MLPSpec.from_widths(w, cfg["activation"])
 
 
 def _act_on_draws(src, dst, how, seed):

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from test_realdata import write_mnist
 
-from mcmc_landscape.zoo import FlatLayout, build_model, module_energy, prepare_images, zoo_orbit_tangent
+from mcmc_landscape.models.zoo import FlatLayout, build_model, module_energy, prepare_images, zoo_orbit_tangent
 
 
 def test_small_convnet_orbit_tangent_is_a_flat_direction_everywhere():

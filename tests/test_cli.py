@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from landscape_cli.main import main
-from mcmc_landscape.store import ChainReader
+from mcmc_landscape.storage.store import ChainReader
 
 SMALL = ["--chains", "4", "--draws", "300", "--warmup", "200"]
 

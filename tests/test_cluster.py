@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from landscape_cli.main import main
-from mcmc_landscape.store import ChainReader
+from mcmc_landscape.storage.store import ChainReader
 
 pytest.importorskip("distributed")
 
@@ -75,8 +75,8 @@ def test_hmc_invariants(tmp_path, cluster):
 
 @pytest.mark.parametrize("sampler", ["rw", "hmc"])
 def test_shards_start_where_the_single_run_starts(sampler):
-    from mcmc_landscape.sampling import new_config
-    from mcmc_landscape.shards import init_shard_state, plan
+    from mcmc_landscape.runs.sampling import new_config
+    from mcmc_landscape.runs.shards import init_shard_state, plan
 
     cfg, _, _, kernel = new_config({"sampler": sampler, "arch": "2", "chains": 7, "seed": 11}, "cpu")
     whole = kernel.state_arrays(kernel.init(7, 11))
@@ -102,7 +102,7 @@ def test_resume_shard_by_shard_and_missing_shard(tmp_path, plain_rw):
 
 def half_then_hang(cfg, shard, path, total, device, block_evals, marker):
     """Shard 0's first attempt commits half its draws, says which process it is in, and hangs until killed."""
-    from mcmc_landscape.shards import run_shard
+    from mcmc_landscape.runs.shards import run_shard
 
     if shard.index == 0 and not os.path.exists(marker):
         run_shard(cfg, shard, path, total // 2, device, block_evals)
@@ -116,7 +116,7 @@ def test_worker_killed_mid_task_reruns_and_the_joined_file_is_complete(tmp_path,
     import cloudpickle
 
     from landscape_cli.cluster import run_tasks
-    from mcmc_landscape import shards
+    from mcmc_landscape.runs import shards
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     explicit = dict(arch="3", chains=5, draws=120, warmup=60, seed=3)
@@ -226,18 +226,18 @@ def test_census_quench_batches_as_tasks_equal_the_in_process_quench(tmp_path, cl
 
     from analysis.census_run import _quench_batches, pick_draws, sorted_starts
     from landscape_cli.cluster import TaskRunner
-    from mcmc_landscape.nets import MLPSpec
+    from mcmc_landscape.models.nets import MLPSpec
     from mcmc_landscape.optimize import mlp_objective, resolve_device
 
     chains = tmp_path / "c.h5"
     sample("--chains", "4", "--draws", "40", "--warmup", "100", "--thin", "5", "--out", chains)
     cfg, x, y, theta, _ = pick_draws(chains, None, 24, 0)
     w = cfg["widths"]
-    spec = MLPSpec(tuple(w[1:-1]), w[0], w[-1], cfg["activation"])
+    spec = MLPSpec.from_widths(w, cfg["activation"])
     dev = resolve_device("cpu")
     _, fg = mlp_objective(spec, x, y, dev)
     box = float(cfg["box"])
-    from mcmc_landscape.symmetry import quench_start
+    from mcmc_landscape.models.symmetry import quench_start
 
     theta = sorted_starts(quench_start(theta, spec, box))[0]      # what the census quenches, and each task too
     (tmp_path / "a").mkdir()

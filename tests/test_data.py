@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mcmc_landscape.data import (
+from mcmc_landscape.data.datasets import (
     POINTS10_SEED,
     REPO_DATA_DIR,
     load_dataset,

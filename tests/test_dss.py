@@ -52,8 +52,8 @@ def test_mlp_task_matches_functional_call_module():
 
 
 def test_classifier_task_is_the_sampler_energy(points10):
-    from mcmc_landscape.energy import mlp_energy_model
-    from mcmc_landscape.nets import MLPSpec
+    from mcmc_landscape.models.energy import mlp_energy_model
+    from mcmc_landscape.models.nets import MLPSpec
 
     for act, angle in (("relu", 0.0), ("tanh", 120.0)):
         task = make_task("classifier", arch="2,2", activation=act, angle=angle)
@@ -264,7 +264,7 @@ def test_autoneb_baseline_goes_around_the_annulus_and_not_between_basins():
 
 def test_written_out_lstm_equals_torch_lstm():
     """The LSTM of the PTB task is written cell by cell so vmap batches it; it computes what nn.LSTM computes."""
-    from mcmc_landscape.zoo import SmallLSTM
+    from mcmc_landscape.models.zoo import SmallLSTM
 
     torch.manual_seed(0)
     net = SmallLSTM(vocab=11, embed=4, hidden=5).double()

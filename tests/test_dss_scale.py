@@ -19,7 +19,7 @@ from dss.string import DSSSettings, connect
 from dss.sweep import train_models
 from dss.tasks import make_task
 from mcmc_landscape.errors import DataError, SpecError
-from mcmc_landscape.zoo import FlatLayout, build_model
+from mcmc_landscape.models.zoo import FlatLayout, build_model
 
 NO_GPU = not torch.cuda.is_available()
 
@@ -171,7 +171,9 @@ def test_sweep_killed_minus_9_resumes_to_the_same_sweep(tmp_path, capsys):
     run = tmp_path / "run"
     proc = subprocess.Popen([*args, "--out", str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     killed_at = None
+    deadline = time.monotonic() + 600  # only stops a hung test
     while proc.poll() is None:  # waits on the files, not on the clock
+        assert time.monotonic() < deadline, "the second level's strings never started"
         strings = sorted((run / "strings").glob("l0_0.025_pair_*.h5")) if (run / "strings").is_dir() else []
         if strings and _rounds(strings[0]) >= 1:
             os.kill(proc.pid, signal.SIGKILL)

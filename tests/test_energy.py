@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from mcmc_landscape.data import load_dataset
-from mcmc_landscape.energy import mlp_energy_model, mlp_energy_torch
-from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.data.datasets import load_dataset
+from mcmc_landscape.models.energy import mlp_energy_model, mlp_energy_torch
+from mcmc_landscape.models.nets import MLPSpec
 
 
 def numpy_energy(spec, theta, x, y):
@@ -36,7 +36,7 @@ def test_numba_and_torch_agree(points10, arch, act):
 
 def test_multiclass_energy():
     rng = np.random.default_rng(3)
-    from mcmc_landscape.data import validate_dataset
+    from mcmc_landscape.data.datasets import validate_dataset
 
     ds = validate_dataset(rng.normal(size=(20, 3)), rng.integers(0, 4, size=20), name="m")
     spec = MLPSpec.from_string("5", n_in=3, n_out=4, activation="tanh")
@@ -54,7 +54,7 @@ def test_zero_weights_give_n_log_2(points10):
 def test_rotation_is_an_isometry_of_parameter_space(points10):
     """U(θ; R x) = U(θ'; x) with W1' = Rᵀ W1: rotating the data moves the landscape rigidly."""
     spec = MLPSpec.from_string("2,2")
-    from mcmc_landscape.data import rotation_matrix
+    from mcmc_landscape.data.datasets import rotation_matrix
 
     R = rotation_matrix(120)
     thetas = np.random.default_rng(2).uniform(-10, 10, size=(32, 18))
@@ -68,7 +68,7 @@ def test_rotation_is_an_isometry_of_parameter_space(points10):
 
 @pytest.mark.parametrize("arch,act", [("2,2", "relu"), ("3", "tanh"), ("4,3", "sigmoid"), ("", "relu")])
 def test_handwritten_gradient_equals_autograd(points10, arch, act):
-    from mcmc_landscape.energy import mlp_energy_and_grad_torch
+    from mcmc_landscape.models.energy import mlp_energy_and_grad_torch
     from mcmc_landscape.samplers.hmc import energy_and_grad
 
     spec = MLPSpec.from_string(arch, activation=act)
@@ -84,8 +84,8 @@ def test_handwritten_gradient_equals_autograd(points10, arch, act):
                                               ("", "relu", 2), ("5", "relu", 4)])
 def test_numba_gradient_equals_autograd(arch, act, classes):
     """The CPU gradient HMC runs on: equal to autograd in float64, close in float32, for 2 and more classes."""
-    from mcmc_landscape.data import Dataset
-    from mcmc_landscape.energy import mlp_energy_and_grad_nb, mlp_torch_energy_grad_fn
+    from mcmc_landscape.data.datasets import Dataset
+    from mcmc_landscape.models.energy import mlp_energy_and_grad_nb, mlp_torch_energy_grad_fn
     from mcmc_landscape.samplers.hmc import energy_and_grad
 
     rng = np.random.default_rng(7)

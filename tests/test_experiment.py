@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from landscape_cli.main import main
-from mcmc_landscape.data import load_dataset
-from mcmc_landscape.store import ChainReader
+from mcmc_landscape.data.datasets import load_dataset
+from mcmc_landscape.storage.store import ChainReader
 
 TINY_TOML = """chains = 4
 draws = 200
@@ -73,7 +73,7 @@ def test_a_bad_transform_is_one_sentence_and_exit_2(tmp_path, capsys):
 def test_units_per_chain_cut_each_chain_into_consecutive_blocks(tmp_path):
     """The energy test's exchangeable units: whole chains by default, or consecutive blocks of each chain."""
     from analysis.experiment import _load
-    from mcmc_landscape.store import ChainWriter
+    from mcmc_landscape.storage.store import ChainWriter
 
     rng = np.random.default_rng(0)
     theta = rng.normal(size=(3, 10, 2))

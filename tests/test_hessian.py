@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from mcmc_landscape.energy import mlp_energy_torch
 from mcmc_landscape.hessian import (
     HessianSettings,
     batched_hvp,
@@ -17,7 +16,8 @@ from mcmc_landscape.hessian import (
     hutchpp_trace,
     slq_density,
 )
-from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.models.energy import mlp_energy_torch
+from mcmc_landscape.models.nets import MLPSpec
 
 SPEC = MLPSpec((6, 5), 3, 3, "tanh")           # p = 24 + 35 + 18 = 77
 

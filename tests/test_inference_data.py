@@ -10,10 +10,10 @@ import pytest
 
 from landscape_cli.main import main
 from mcmc_landscape.diagnostics import _arviz
-from mcmc_landscape.inference_data import export_netcdf, parameter_names
-from mcmc_landscape.nets import MLPSpec
-from mcmc_landscape.sampling import start_run
-from mcmc_landscape.store import ChainReader
+from mcmc_landscape.models.nets import MLPSpec
+from mcmc_landscape.runs.sampling import start_run
+from mcmc_landscape.storage.inference_data import export_netcdf, parameter_names
+from mcmc_landscape.storage.store import ChainReader
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import pytest
 import torch
 from test_cli import assert_one_sentence_error, run_cli
 
+from mcmc_landscape.models.zoo import FlatLayout, build_model, prepare_images
 from mcmc_landscape.user_model import load_user_model
-from mcmc_landscape.zoo import FlatLayout, build_model, prepare_images
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "examples" / "tiny.npz")

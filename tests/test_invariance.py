@@ -17,11 +17,11 @@ from analysis.invariance import (
     unit_block_sums,
     unit_energy_test,
 )
-from mcmc_landscape.data import load_dataset, rotation_matrix
-from mcmc_landscape.nets import MLPSpec
-from mcmc_landscape.rng import chain_seeds
-from mcmc_landscape.symmetry import permute_hidden
-from mcmc_landscape.transforms import absorb, parse_transform
+from mcmc_landscape.data.datasets import load_dataset, rotation_matrix
+from mcmc_landscape.data.transforms import absorb, parse_transform
+from mcmc_landscape.models.nets import MLPSpec
+from mcmc_landscape.models.symmetry import permute_hidden
+from mcmc_landscape.samplers.rng import chain_seeds
 
 SPEC = MLPSpec((2, 2), 2, 2, "relu")
 
@@ -135,7 +135,7 @@ def test_no_two_runs_of_an_experiment_share_a_chain_stream():
                                   "swap-classes"])
 def test_each_parameter_map_carries_the_landscape_exactly(spec):
     """U(carry(θ); transformed data) = U(θ; data), map_back undoes carry, and the box isometries keep the box."""
-    from mcmc_landscape.nets import mlp_logits
+    from mcmc_landscape.models.nets import mlp_logits
 
     t = parse_transform(spec)
     ds = load_dataset("points10")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mcmc_landscape.errors import SpecError
-from mcmc_landscape.nets import MLPSpec, parse_arch
+from mcmc_landscape.models.nets import MLPSpec, parse_arch
 
 
 @pytest.mark.parametrize("text,widths", [("2,2", (2, 2)), ("4", (4,)), ("10,10,10", (10, 10, 10)),
@@ -36,3 +36,18 @@ def test_flat_layout_is_w_row_major_then_b():
 def test_unknown_activation():
     with pytest.raises(SpecError, match="activation"):
         MLPSpec.from_string("2", activation="softsign")
+
+
+def test_spec_from_widths_round_trips_the_stored_widths():
+    from mcmc_landscape.models.nets import MLPSpec
+
+    spec = MLPSpec.from_string("3,4", n_in=5, n_out=7, activation="tanh")
+    again = MLPSpec.from_widths(list(spec.widths), "tanh")
+    assert again == spec and again.widths == (5, 3, 4, 7) and again.hidden == (3, 4)
+    assert MLPSpec.from_widths([2, 2]).hidden == ()
+    import pytest
+
+    from mcmc_landscape.errors import SpecError
+
+    with pytest.raises(SpecError):
+        MLPSpec.from_widths([3])

@@ -3,8 +3,8 @@
 import io
 import re
 
-from mcmc_landscape import runner
-from mcmc_landscape.sampling import start_run
+from mcmc_landscape.runs import runner
+from mcmc_landscape.runs.sampling import start_run
 
 LINE = re.compile(r"^(warm-up|draws) (\d+)/(\d+) per chain, [\d,]+ draws/s, acc (nan|[01]\.\d{3}), step \S+, "
                   r"elapsed \d+:\d\d:\d\d, left (\d+:\d\d:\d\d|-:--:--)$")

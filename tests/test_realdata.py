@@ -8,9 +8,9 @@ import struct
 import numpy as np
 import pytest
 
-from mcmc_landscape.data import real_data_dir
+from mcmc_landscape.data.datasets import real_data_dir
+from mcmc_landscape.data.realdata import load_cifar10, load_mnist, load_ptb, read_cifar_batch, read_idx
 from mcmc_landscape.errors import DataError
-from mcmc_landscape.realdata import load_cifar10, load_mnist, load_ptb, read_cifar_batch, read_idx
 
 
 def write_idx(path, array, gz=True):

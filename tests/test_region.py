@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from mcmc_landscape.data import load_dataset
-from mcmc_landscape.energy import mlp_energy_model
-from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.data.datasets import load_dataset
+from mcmc_landscape.models.energy import mlp_energy_model
+from mcmc_landscape.models.nets import MLPSpec
 from mcmc_landscape.samplers import rw, tempering
 from mcmc_landscape.samplers.region import region_matrix
 

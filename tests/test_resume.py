@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from mcmc_landscape.store import ChainReader
+from mcmc_landscape.storage.store import ChainReader
 
 ARGS = ["sample", "--arch", "10,10", "--chains", "4", "--draws", "20000", "--warmup", "3000", "--seed", "7",
         "--block-evals", "400"]
@@ -37,17 +37,16 @@ def reference(tmp_path_factory):
 
 def kill_and_resume(args, path, seed, kills, total, resume_extra=(), check=None):
     """Start ``args --out path``; ``kills`` times: wait until the file holds a random number of committed draws
-    (a condition on the file, so a busy or an idle machine kills at the same points of the run), wait a random few
-    milliseconds more (to land inside a block, not only between them), SIGKILL the run, call ``check()`` on the file
-    and start it again (resuming where a file exists). Returns the kills that hit a live run, after the last run has
-    finished successfully."""
+    (a condition on the file, so a busy or an idle machine kills at the same points of the run; the writer is then
+    inside its next block, which the kill cuts short), SIGKILL the run, call ``check()`` on the file and start it
+    again (resuming where a file exists). Returns the kills that hit a live run, after the last run has finished
+    successfully."""
     rng = random.Random(seed)
     targets = sorted(rng.randrange(0, int(0.9 * total)) for _ in range(kills))
     hits = 0
     proc = landscape(*args, "--out", str(path))
     for target in targets:
-        if _wait_for_commits(proc, path, target):
-            time.sleep(rng.uniform(0.0, 0.05))
+        _wait_for_commits(proc, path, target)
         hit = proc.poll() is None
         if hit:
             os.kill(proc.pid, signal.SIGKILL)
@@ -63,9 +62,12 @@ def kill_and_resume(args, path, seed, kills, total, resume_extra=(), check=None)
     return hits
 
 
-def _wait_for_commits(proc, path, n):
-    """True once the file holds ``n`` committed draws while ``proc`` runs; False if ``proc`` ended first."""
+def _wait_for_commits(proc, path, n, deadline_s=300.0):
+    """True once the file holds ``n`` committed draws while ``proc`` runs; False if ``proc`` ended first. A run that
+    neither commits nor ends within ``deadline_s`` fails the test instead of hanging it."""
+    deadline = time.monotonic() + deadline_s
     while proc.poll() is None:
+        assert time.monotonic() < deadline, f"no {n} committed draws in {path} after {deadline_s:.0f} s"
         try:
             with ChainReader(path) as r:
                 if r.committed_draws >= n:
@@ -104,7 +106,7 @@ def test_ctrl_c_keeps_draws_and_resumes(tmp_path, reference):
     assert proc.returncode == 130, err
     assert "resume" in err and "Traceback" not in err
     n = read_all(path)[0]
-    assert 0 <= n < 20000
+    assert 1 <= n < 20000  # the draw waited for above is kept; the run was stopped before its end
     proc = landscape("sample", "--resume", str(path), "--draws", "20000")
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err

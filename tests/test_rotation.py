@@ -44,8 +44,8 @@ def test_rotation_writes_every_stage_and_a_generated_report(tiny_run):
 
 
 def test_rotated_data_really_are_rotated(tiny_run):
-    from mcmc_landscape.data import load_dataset
-    from mcmc_landscape.store import ChainReader
+    from mcmc_landscape.data.datasets import load_dataset
+    from mcmc_landscape.storage.store import ChainReader
 
     out, _ = tiny_run
     with ChainReader(out / "angle_120" / "chains.h5") as r:
@@ -78,7 +78,7 @@ def test_reuse_keeps_finished_chains(tiny_run):
 def test_box_intersection_keeps_exactly_the_points_inside_both_boxes():
     from analysis.comparison import unrotate
     from analysis.rotation import _in_both_boxes
-    from mcmc_landscape.nets import MLPSpec
+    from mcmc_landscape.models.nets import MLPSpec
 
     spec = MLPSpec.from_string("2,2")
     theta = np.random.default_rng(0).uniform(-10, 10, size=(2000, 18))

@@ -50,7 +50,7 @@ def test_walkers_must_be_even_and_at_least_twice_the_dimension():
 def test_emcee_from_the_cli_resumes_and_refuses_other_samplers_flags(tmp_path, capsys):
     from test_cli import assert_one_sentence_error, run_cli
 
-    from mcmc_landscape.store import ChainReader
+    from mcmc_landscape.storage.store import ChainReader
 
     out = tmp_path / "e.h5"
     code, _, err = run_cli(capsys, "sample", "--sampler", "emcee", "--draws", "300", "--warmup", "100", "--out",

@@ -118,10 +118,10 @@ def test_bad_settings():
 
 
 def test_module_energy_matches_mlp_layout_and_samples_a_convnet():
-    from mcmc_landscape.data import load_dataset
-    from mcmc_landscape.energy import mlp_energy_torch
-    from mcmc_landscape.nets import MLPSpec
-    from mcmc_landscape.zoo import module_energy
+    from mcmc_landscape.data.datasets import load_dataset
+    from mcmc_landscape.models.energy import mlp_energy_torch
+    from mcmc_landscape.models.nets import MLPSpec
+    from mcmc_landscape.models.zoo import module_energy
 
     # An nn.Module MLP gives the same energy as our flat-layout MLP once W is transposed (nn.Linear stores out × in).
     ds = load_dataset("points10")
@@ -167,10 +167,10 @@ def test_hmc_and_random_walk_agree_on_the_classifier():
     and a random walk at another temperature fails it (the test has power)."""
     from scipy import stats
 
-    from mcmc_landscape.data import load_dataset
+    from mcmc_landscape.data.datasets import load_dataset
     from mcmc_landscape.diagnostics import diagnose
-    from mcmc_landscape.energy import mlp_energy_model, mlp_energy_torch
-    from mcmc_landscape.nets import MLPSpec
+    from mcmc_landscape.models.energy import mlp_energy_model, mlp_energy_torch
+    from mcmc_landscape.models.nets import MLPSpec
     from mcmc_landscape.samplers import rw
 
     ds, spec = load_dataset("points10"), MLPSpec.from_string("2,2")
@@ -207,9 +207,10 @@ def test_hmc_and_random_walk_agree_on_the_classifier():
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-9), (torch.float32, 2e-3)])
 def test_fused_cpu_trajectory_equals_the_torch_leapfrog(dtype, tol):
     """The Numba trajectory the CLI runs on the CPU takes the same steps, walls included, as the torch loop."""
-    from mcmc_landscape.data import load_dataset
-    from mcmc_landscape.energy import mlp_torch_energy_grad_fn, mlp_torch_trajectory_fn
-    from mcmc_landscape.nets import MLPSpec
+    from mcmc_landscape.data.datasets import load_dataset
+    from mcmc_landscape.models.energy import mlp_torch_energy_grad_fn
+    from mcmc_landscape.models.nets import MLPSpec
+    from mcmc_landscape.samplers.hmc_mlp import mlp_torch_trajectory_fn
 
     spec, data = MLPSpec.from_string("2,2", activation="tanh"), load_dataset("points10")
     eg = mlp_torch_energy_grad_fn(spec, data, "cpu", dtype)

@@ -58,8 +58,8 @@ def test_chees_blocks_and_a_stored_state_continue_bit_for_bit():
 
 
 def test_chees_run_resumed_from_its_file_is_bit_identical(tmp_path):
-    from mcmc_landscape.sampling import resume_run, start_run
-    from mcmc_landscape.store import ChainReader
+    from mcmc_landscape.runs.sampling import resume_run, start_run
+    from mcmc_landscape.storage.store import ChainReader
 
     cfg = {"sampler": "hmc", "trajectory": "chees", "chains": 4, "warmup": 40, "leapfrog": 4, "seed": 2,
            "draws": 30, "box": 3.0}
@@ -77,9 +77,10 @@ L_BOX, N_REF = 2.0, 100_000
 
 @pytest.fixture(scope="module")
 def target():
-    from mcmc_landscape.data import load_dataset
-    from mcmc_landscape.energy import mlp_torch_energy_grad_fn, mlp_torch_trajectory_fn
-    from mcmc_landscape.nets import MLPSpec
+    from mcmc_landscape.data.datasets import load_dataset
+    from mcmc_landscape.models.energy import mlp_torch_energy_grad_fn
+    from mcmc_landscape.models.nets import MLPSpec
+    from mcmc_landscape.samplers.hmc_mlp import mlp_torch_trajectory_fn
 
     ds, spec = load_dataset("points10"), MLPSpec.from_string("2,2")
     eg = mlp_torch_energy_grad_fn(spec, ds, "cpu", torch.float64)

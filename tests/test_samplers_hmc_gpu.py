@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from mcmc_landscape.data import Dataset, load_dataset
-from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.data.datasets import Dataset, load_dataset
+from mcmc_landscape.models.nets import MLPSpec
 from mcmc_landscape.samplers import hmc, hmc_gpu
 
 needs_numba_cuda = pytest.mark.skipif(not hmc_gpu.available(), reason="numba-cuda (the dev/gpu extra) is absent")
@@ -46,7 +46,7 @@ def _case_inputs(spec: MLPSpec, dtype: torch.dtype, chains: int = 9):
 
 
 def _torch_eg(spec: MLPSpec, data: Dataset, dtype: torch.dtype):
-    from mcmc_landscape.energy import mlp_energy_and_grad_torch
+    from mcmc_landscape.models.energy import mlp_energy_and_grad_torch
 
     x, y = torch.tensor(data.x, dtype=dtype), torch.tensor(data.y)
     return lambda t: mlp_energy_and_grad_torch(t, spec, x, y)
@@ -56,7 +56,8 @@ def simulate(out: str) -> None:
     """Child process: every case through the kernel (simulated) and the torch loop; a short HMC run both ways."""
     from numba import cuda
 
-    from mcmc_landscape.energy import mlp_energy_torch, mlp_torch_trajectory_fn
+    from mcmc_landscape.models.energy import mlp_energy_torch
+    from mcmc_landscape.samplers.hmc_mlp import mlp_torch_trajectory_fn
 
     assert cuda.is_available(), "run with NUMBA_ENABLE_CUDASIM=1 (numba-cuda's simulator)"
     res: dict[str, np.ndarray] = {}
@@ -219,7 +220,7 @@ def test_chees_with_the_gpu_kernels_equals_the_torch_loop(simulated):
 def test_a_kernel_that_cannot_launch_on_a_gpu_hands_over_to_the_slower_path(monkeypatch, caplog):
     """No toolkit to compile with shows at a kernel's first launch: whole iterations hand over to the iteration loop,
     the trajectory kernel to the torch loop, each once and with a warning, and the draws are the torch loop's."""
-    from mcmc_landscape.energy import mlp_energy_and_grad_torch, mlp_energy_torch
+    from mcmc_landscape.models.energy import mlp_energy_and_grad_torch, mlp_energy_torch
 
     data, spec = load_dataset("points10"), MLPSpec.from_string("2,2")
     traj = hmc_gpu.mlp_cuda_trajectory_fn(spec, data, mlp_energy_and_grad_torch)
@@ -261,7 +262,8 @@ def test_whole_iterations_in_float32_keep_the_dtype_and_the_box(simulated):
 
 
 def test_the_torch_loop_runs_where_the_kernel_cannot(monkeypatch):
-    from mcmc_landscape.energy import mlp_energy_and_grad_torch, mlp_torch_trajectory_fn
+    from mcmc_landscape.models.energy import mlp_energy_and_grad_torch
+    from mcmc_landscape.samplers.hmc_mlp import mlp_torch_trajectory_fn
 
     data = load_dataset("points10")
     small = MLPSpec.from_string("2,2")

@@ -4,9 +4,9 @@ import pytest
 from helpers import gaussian_model, holey_model, linear_model
 
 from mcmc_landscape.diagnostics import summary_arrays
-from mcmc_landscape.energy import mlp_energy_model
 from mcmc_landscape.errors import SpecError
-from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.models.energy import mlp_energy_model
+from mcmc_landscape.models.nets import MLPSpec
 from mcmc_landscape.samplers import rw
 
 

@@ -5,10 +5,10 @@ import numpy as np
 from scipy import integrate
 
 from mcmc_landscape.diagnostics import summary_arrays
-from mcmc_landscape.energy import ENERGY_SIG, EnergyModel
+from mcmc_landscape.models.energy import ENERGY_SIG, EnergyModel
+from mcmc_landscape.runs.sampling import resume_run, start_run
 from mcmc_landscape.samplers import rw, tempering
-from mcmc_landscape.sampling import resume_run, start_run
-from mcmc_landscape.store import ChainReader
+from mcmc_landscape.storage.store import ChainReader
 
 HEIGHT, TILT, BOX = 25.0, 0.6, 2.5  # U = h (x² - 1)² + s x: two wells at ±1, barrier ≈ h = 25 nats
 

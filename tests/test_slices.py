@@ -10,9 +10,9 @@ import pytest
 import torch
 from test_cli import assert_one_sentence_error, run_cli
 
-from mcmc_landscape.nets import MLPSpec
+from mcmc_landscape.models.nets import MLPSpec
+from mcmc_landscape.models.symmetry import permute_hidden
 from mcmc_landscape.slices import evaluate_grid, filter_normalized, pca_plane, plane_through
-from mcmc_landscape.symmetry import permute_hidden
 from mcmc_landscape.targets import mlp_target
 
 
@@ -79,13 +79,13 @@ def _chain(tmp_path, capsys):
 
 
 def test_alignment_makes_a_permuted_copys_line_flat(tmp_path, capsys):
-    from mcmc_landscape.store import ChainReader
+    from mcmc_landscape.storage.store import ChainReader
 
     path = _chain(tmp_path, capsys)
     with ChainReader(path) as r:
         cfg, theta = r.config, r.get_chain()[0, -1]
     w = cfg["widths"]
-    spec = MLPSpec(tuple(w[1:-1]), w[0], w[-1], cfg["activation"])
+    spec = MLPSpec.from_widths(w, cfg["activation"])
     copy = permute_hidden(permute_hidden(theta, spec, 0, np.array([2, 0, 1])), spec, 1, np.array([1, 2, 0]))
     import h5py
 

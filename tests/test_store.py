@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mcmc_landscape.errors import StoreError
-from mcmc_landscape.store import ChainReader, ChainWriter, repair
+from mcmc_landscape.storage.store import ChainReader, ChainWriter, repair
 
 
 def _state(c, value=0.0):
@@ -61,7 +61,7 @@ def test_uncommitted_draws_are_invisible_and_trimmed(tmp_path):
 KILLED_WRITER = """
 import os, signal, sys
 import numpy as np
-from mcmc_landscape.store import ChainWriter
+from mcmc_landscape.storage.store import ChainWriter
 w = ChainWriter.create(sys.argv[1], "r", {}, 2, 3, {"iteration": np.int64(0)})
 w.append(np.ones((2, 4, 3)), np.ones((2, 4)), np.ones((2, 4), bool), {"iteration": np.int64(4)})
 os.kill(os.getpid(), signal.SIGKILL)

@@ -5,8 +5,8 @@ import h5py
 import numpy as np
 import pytest
 
-from mcmc_landscape import runner
-from mcmc_landscape.store import CHUNK_BYTES, ChainReader, ChainWriter, chunk_layout
+from mcmc_landscape.runs import runner
+from mcmc_landscape.storage.store import CHUNK_BYTES, ChainReader, ChainWriter, chunk_layout
 
 
 def _blocks(c=3, p=4, sizes=(5, 7, 5)):
@@ -52,7 +52,7 @@ HMC = {"sampler": "hmc", "chains": 2, "draws": 40, "warmup": 20, "leapfrog": 4, 
 
 
 def _run(path, cfg, **kw):
-    from mcmc_landscape.sampling import start_run
+    from mcmc_landscape.runs.sampling import start_run
 
     job = start_run(cfg, path, block_evals=kw.get("block_evals"), device="cpu")
     job.run(quiet=True, **kw)
@@ -84,7 +84,7 @@ class _FailingWriter:
 
 
 def test_a_writer_thread_error_is_raised_in_the_sampling_thread(tmp_path):
-    from mcmc_landscape.sampling import start_run
+    from mcmc_landscape.runs.sampling import start_run
 
     job = start_run({"chains": 2, "draws": 10_000, "warmup": 0, "seed": 1}, tmp_path / "a.h5")
     job.writer.close()

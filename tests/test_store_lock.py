@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from mcmc_landscape.locking import FileBusy, WriterLock, lock_path, writer_lock
-from mcmc_landscape.store import ChainReader, ChainWriter, repair
+from mcmc_landscape.storage.locking import FileBusy, WriterLock, lock_path, writer_lock
+from mcmc_landscape.storage.store import ChainReader, ChainWriter, repair
 
 
 def landscape(*args):
@@ -21,7 +21,7 @@ def landscape(*args):
 
 HOLD = """
 import sys
-from mcmc_landscape.locking import WriterLock
+from mcmc_landscape.storage.locking import WriterLock
 lock = WriterLock(sys.argv[1], "chain file").acquire()
 print("held", flush=True)
 sys.stdin.read()  # hold until the test closes our stdin (or kills us)
@@ -69,7 +69,7 @@ def test_a_live_writer_blocks_open_create_force_and_repair(tmp_path, holder):
 def test_lock_is_reentrant_in_a_process_and_released_at_close(tmp_path):
     path = tmp_path / "a.h5"
     w = ChainWriter.create(path, "r", {}, 2, 3, _state(2))
-    check = [sys.executable, "-c", "import sys; from mcmc_landscape.locking import WriterLock; "
+    check = [sys.executable, "-c", "import sys; from mcmc_landscape.storage.locking import WriterLock; "
              "WriterLock(sys.argv[1]).acquire()", str(path)]
     assert subprocess.run(check, capture_output=True).returncode != 0  # held while the writer is open
     w.close()
@@ -78,9 +78,10 @@ def test_lock_is_reentrant_in_a_process_and_released_at_close(tmp_path):
         assert lk.held
 
 
-def wait_for_commits(path, n):
-    """Until the file holds at least ``n`` committed draws (a condition, not a deadline)."""
-    while True:
+def wait_for_commits(path, n, deadline_s=300.0):
+    """Until the file holds at least ``n`` committed draws (a condition; the deadline only stops a hung test)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
         try:
             with ChainReader(path) as r:
                 if r.committed_draws >= n:
@@ -88,17 +89,20 @@ def wait_for_commits(path, n):
         except Exception:  # caught mid-repair or mid-commit: look again
             pass
         time.sleep(0.05)
+    raise AssertionError(f"{path} did not reach {n} committed draws in {deadline_s:.0f} s")
 
 
 def test_two_resumes_at_once_one_runs_the_other_is_refused_and_kill_9_frees_the_file(tmp_path):
     path = tmp_path / "run.h5"
-    from mcmc_landscape.sampling import start_run
+    from mcmc_landscape.runs.sampling import start_run
 
     start_run({"chains": 2, "draws": 200, "warmup": 50, "seed": 5}, path).run(quiet=True)
     resume = ("sample", "--resume", str(path), "--draws", "1000000000", "--block-evals", "200")
     procs = [landscape(*resume), landscape(*resume)]
     try:
+        deadline = time.monotonic() + 300
         while all(p.poll() is None for p in procs):  # the loser gives up as soon as it meets the lock
+            assert time.monotonic() < deadline, "neither resume was refused"
             time.sleep(0.05)
         loser = next(p for p in procs if p.poll() is not None)
         winner = next(p for p in procs if p is not loser)
@@ -142,7 +146,7 @@ def test_the_same_lock_guards_dss_string_files(tmp_path, holder, capsys):
 
 READ_AND_HOLD = """
 import sys
-from mcmc_landscape.store import ChainReader
+from mcmc_landscape.storage.store import ChainReader
 r = ChainReader(sys.argv[1])
 print(r.committed_draws, flush=True)
 sys.stdin.read()  # keep the file open until the test closes our stdin

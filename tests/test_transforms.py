@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from mcmc_landscape.data import load_dataset
-from mcmc_landscape.energy import mlp_energy_model
+from mcmc_landscape.data.datasets import load_dataset
+from mcmc_landscape.data.transforms import absorb, apply_transforms, parse_transform, unabsorb
 from mcmc_landscape.errors import SpecError
-from mcmc_landscape.nets import MLPSpec
-from mcmc_landscape.transforms import absorb, apply_transforms, parse_transform, unabsorb
+from mcmc_landscape.models.energy import mlp_energy_model
+from mcmc_landscape.models.nets import MLPSpec
 
 AFFINE = ["rotate:120", "rotate:-33.5", "reflect:x", "reflect:y", "scale:0.5", "scale:-2", "translate:0.2,-0.4",
           "shear:0.3"]

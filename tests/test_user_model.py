@@ -9,9 +9,9 @@ import torch
 
 from landscape_cli.main import main
 from mcmc_landscape.errors import LandscapeError
-from mcmc_landscape.store import ChainReader
-from mcmc_landscape.user_model import load_npz, load_user_model
-from mcmc_landscape.zoo import FlatLayout
+from mcmc_landscape.models.zoo import FlatLayout
+from mcmc_landscape.storage.store import ChainReader
+from mcmc_landscape.user_model import load_npz, load_user_model, stored_module_layout
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "examples" / "tiny.npz")
@@ -32,7 +32,7 @@ def test_sampling_a_user_model_stores_its_energy_and_exports_its_names(tmp_path,
     with ChainReader(out) as r:
         theta, energy = r.get_chain(), r.get_energy()
         assert r.config["model"] == MODEL and r.config["model_options"] == {"n_classes": 3}
-        names = list(r.to_inference_data().posterior.param.values)
+        names = list(r.to_inference_data(module_layout=stored_module_layout).posterior.param.values)
     assert theta.shape == (2, 30, 39)
     # U at a stored draw is the plain module's summed cross-entropy there
     module = module.double()

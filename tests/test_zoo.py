@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mcmc_landscape.errors import SpecError
-from mcmc_landscape.zoo import PTBLSTM, FlatLayout, build_model
+from mcmc_landscape.models.zoo import PTBLSTM, FlatLayout, build_model
 
 
 @pytest.mark.parametrize("name, options, shape, p", [

@@ -8,9 +8,9 @@ import torch
 from test_realdata import write_mnist
 
 from landscape_cli.main import main
+from mcmc_landscape.models.zoo import FlatLayout, MNISTConvNet, prepare_images
 from mcmc_landscape.samplers import rw, rw_torch
-from mcmc_landscape.store import ChainReader
-from mcmc_landscape.zoo import FlatLayout, MNISTConvNet, prepare_images
+from mcmc_landscape.storage.store import ChainReader
 
 
 def gaussian(theta):
@@ -179,13 +179,13 @@ def test_analyze_cli_writes_the_figures_for_a_convnet_run(convnet_file, tmp_path
 @pytest.mark.parametrize("sampler", ["hmc", "rw"])
 def test_zoo_runs_default_to_float32_on_a_gpu_and_float64_on_the_cpu(mnist_dir, monkeypatch, sampler):
     # was: the MLP HMC's float64 default reached zoo runs, so `--model ... --sampler hmc --device cuda` ran in float64
-    from mcmc_landscape import sampling, zoo_sampling
+    from mcmc_landscape.runs import sampling, zoo_sampling
     from mcmc_landscape.samplers import hmc
 
     seen = {}
 
     def no_kernel(cfg, x, y, device):
-        seen["dtype"] = cfg["dtype"]
+        seen["dtype"] = cfg.dtype
         raise RuntimeError("stop before building the kernel")
 
     monkeypatch.setattr(zoo_sampling, "make_zoo_kernel", no_kernel)

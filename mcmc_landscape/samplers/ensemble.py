@@ -16,8 +16,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..energy import EnergyModel
-from ..errors import SpecError
+from mcmc_landscape.errors import SpecError
+from mcmc_landscape.models.energy import EnergyModel
+from mcmc_landscape.samplers.bound import BoundKernel
+from mcmc_landscape.samplers.start import uniform_start
 
 
 class EnsembleSettings(NamedTuple):
@@ -56,8 +58,7 @@ def init(model: EnergyModel, n_walkers: int, seed: int, settings: EnsembleSettin
     if n_walkers < 2 * model.p or n_walkers % 2:
         raise SpecError(f"emcee's stretch move needs an even number of walkers, at least 2·p = {2 * model.p}; got "
                         f"--chains {n_walkers}.")
-    coords = np.random.default_rng(np.random.SeedSequence([int(seed), 0])).uniform(
-        -settings.box, settings.box, size=(n_walkers, model.p))
+    coords = uniform_start(seed, (n_walkers, model.p), settings.box)
     rng = np.random.RandomState(np.random.MT19937(np.random.SeedSequence([int(seed), 3])))
     _, key, pos, has_gauss, gauss = rng.get_state()
     zeros = np.zeros(n_walkers, dtype=np.int64)
@@ -110,20 +111,15 @@ def run_block(model: EnergyModel, state: EnsembleState, n_draws: int, settings: 
                           float(gauss), n_acc, it), theta, energy, accepted)
 
 
-class EnsembleKernel:
+class EnsembleKernel(BoundKernel):
     """emcee bound to an energy and settings, in the shape the runner drives."""
 
     name = "emcee"
+    state_type = EnsembleState
+    _validate = staticmethod(validate_settings)
 
-    def __init__(self, model: EnergyModel, settings: EnsembleSettings):
-        validate_settings(settings)
-        self.model, self.settings = model, settings
-
-    def init(self, n_chains: int, seed: int) -> EnsembleState:
+    def _init(self, n_chains: int, seed: int) -> EnsembleState:
         return init(self.model, n_chains, seed, self.settings)
-
-    def warmup_left(self, state: EnsembleState) -> int:
-        return max(self.settings.warmup - state.iteration, 0)
 
     def step_cost(self) -> int:
         return self.settings.thin

@@ -23,7 +23,7 @@ continues bit for bit.
 
 The trajectory is :func:`leapfrog`, a torch loop with one batched gradient call per step, unless the caller passes a
 ``trajectory_fn`` with the same signature: the classifier energy supplies a Numba one on the CPU
-(:func:`mcmc_landscape.energy.mlp_torch_trajectory_fn`, every step of a chain in one call, tested equal to the loop),
+(:func:`.hmc_mlp.mlp_torch_trajectory_fn`, every step of a chain in one call, tested equal to the loop),
 which removes the per-step overhead of small tensors, and on a CUDA device one numba-cuda kernel for all steps of all
 chains (:mod:`mcmc_landscape.samplers.hmc_gpu`, one thread per chain with θ in registers, no host synchronisation
 inside a trajectory; tested equal to the loop in numba-cuda's simulator). Momenta, the accept step and adaptation
@@ -41,9 +41,14 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..devices import resolve_device  # noqa: F401  (re-exported: hmc.resolve_device)
-from ..errors import SpecError
-from . import chees
+from mcmc_landscape.devices import resolve_device  # noqa: F401  (re-exported: hmc.resolve_device)
+from mcmc_landscape.errors import SpecError
+from mcmc_landscape.samplers import chees
+from mcmc_landscape.samplers.adaptation import MU_SHIFT, dual_average
+from mcmc_landscape.samplers.bound import TorchKernel
+from mcmc_landscape.samplers.start import uniform_start
+from mcmc_landscape.samplers.walls import fold as _fold  # noqa: F401  (re-exported: hmc._fold)
+from mcmc_landscape.samplers.walls import reflect
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]  # (C, p) -> (C,)
 #: Optional (C, p) -> (U (C,), ∇U (C, p)); without one, autograd differentiates the energy.
@@ -148,29 +153,6 @@ def energy_and_grad(energy_fn: EnergyFn, theta: torch.Tensor) -> tuple[torch.Ten
     return u.detach(), g.detach()
 
 
-def reflect(x: torch.Tensor, r: torch.Tensor, box: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fold positions back into [-L, L] by reflection at the walls, negating momentum once per wall crossed.
-
-    A leapfrog step crosses at most one wall unless it is longer than the box, so that case is done with two
-    comparisons; the general fold handles whatever is still outside after it.
-    """
-    inside = torch.clamp(x, -box, box)
-    r = torch.where(inside != x, -r, r)
-    x = torch.add(-x, inside, alpha=2.0)  # 2·wall - x outside, x itself inside
-    if bool(x.abs().amax() > box):
-        x, r = _fold(x, r, box)
-    return x, r
-
-
-def _fold(x: torch.Tensor, r: torch.Tensor, box: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reflection for any number of wall crossings: unfold the coordinate on a circle of length 4L; the far half of
-    the circle is the mirrored box (an odd number of crossings). ``remainder`` keeps even a huge step inside the box."""
-    width = 2.0 * box
-    y = torch.remainder(x + box, 2.0 * width)
-    odd = y > width
-    return torch.where(odd, 2.0 * width - y, y) - box, torch.where(odd, -r, r)
-
-
 def leapfrog(eg: EnergyGradFn, pos: torch.Tensor, r: torch.Tensor, g: torch.Tensor, drift: torch.Tensor,
              kick: torch.Tensor, n_lf: int, box: float) -> tuple[torch.Tensor, ...]:
     """``n_lf`` ≥ 1 leapfrog steps from (pos, r) with ∇U = g there: position steps ``drift``·r (drift = εM⁻¹, (C, p)),
@@ -192,8 +174,7 @@ def init(energy_fn: EnergyFn, n_chains: int, p: int, seed: int, settings: HMCSet
         raise SpecError(f"the number of chains must be at least 1, got {n_chains}.")
     device = torch.device(device)
     if positions is None:
-        init_rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0]))
-        positions = init_rng.uniform(-settings.box, settings.box, size=(n_chains, p))
+        positions = uniform_start(seed, (n_chains, p), settings.box)
     pos = torch.as_tensor(np.asarray(positions) if not torch.is_tensor(positions) else positions,
                           dtype=dtype).to(device).contiguous()
     if tuple(pos.shape) != (n_chains, p):
@@ -394,12 +375,7 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
             g = torch.where(accept.unsqueeze(1), gg, g)
             step = schedule_step(it, w_n, da, s, start, stop, ends_set)
             if step.warm:
-                m = float(step.da)
-                w = 1.0 / (m + 10.0)
-                h_bar = (1.0 - w) * h_bar + w * (s.target_accept - a)
-                log_step = mu - math.sqrt(m) / 0.05 * h_bar
-                eta = m**-0.75
-                ls_bar = eta * log_step + (1.0 - eta) * ls_bar
+                log_step, h_bar, ls_bar = dual_average(float(step.da), s.target_accept, a, h_bar, ls_bar, mu)
                 if step.slow:
                     delta = pos - w_mean
                     w_mean = w_mean + delta / step.w_n
@@ -408,7 +384,7 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
                     var = w_m2 / (step.w_n - 1)
                     inv_mass = (step.w_n / (step.w_n + 5.0)) * var + 1e-3 * (5.0 / (step.w_n + 5.0))
                     w_mean, w_m2 = torch.zeros_like(w_mean), torch.zeros_like(w_m2)
-                    mu = log_step + math.log(10.0)
+                    mu = log_step + MU_SHIFT
                     h_bar, ls_bar = torch.zeros_like(h_bar), torch.zeros_like(ls_bar)
                 if step.last_warm:
                     log_step = ls_bar.clone()
@@ -428,14 +404,13 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
     return new, out_theta.cpu().numpy(), out_energy.cpu().numpy(), out_acc.cpu().numpy()
 
 
-_SCALARS = ("welford_n", "da_count", "iteration", "chees_updates", "chees_halton")
-_FLOATS = ("chees_log_length", "chees_log_length_ma", "chees_adam_m", "chees_adam_v", "chees_mean_steps")
-
-
-class HMCKernel:
+class HMCKernel(TorchKernel):
     """HMC bound to a batched energy, settings, device and dtype, in the shape the runner drives."""
 
     name = "hmc"
+    state_type = HMCState
+    scalars = ("welford_n", "da_count", "iteration", "chees_updates", "chees_halton")
+    floats = ("chees_log_length", "chees_log_length_ma", "chees_adam_m", "chees_adam_v", "chees_mean_steps")
 
     def __init__(self, energy_fn: EnergyFn, p: int, settings: HMCSettings, device: torch.device | str = "cpu",
                  dtype: torch.dtype = torch.float64, grad_fn: EnergyGradFn | None = None,
@@ -449,9 +424,6 @@ class HMCKernel:
         return init(self.energy_fn, n_chains, self.p, seed, self.settings, self.device, self.dtype,
                     grad_fn=self.grad_fn)
 
-    def warmup_left(self, state: HMCState) -> int:
-        return max(self.settings.warmup - state.iteration, 0)
-
     def step_cost(self) -> int:
         return self.settings.thin * self.settings.n_leapfrog
 
@@ -459,35 +431,8 @@ class HMCKernel:
         return run_block(self.energy_fn, state, n_draws, self.settings, max_warmup_steps, self.grad_fn,
                          self.trajectory_fn)
 
-    @staticmethod
-    def state_arrays(state: HMCState) -> dict[str, np.ndarray]:
-        out = {}
-        for k, v in state._asdict().items():
-            out[k] = np.int64(v) if k in _SCALARS else np.float64(v) if k in _FLOATS else v.detach().cpu().numpy()
-        return out
-
-    def state_from_arrays(self, arrays: dict[str, np.ndarray]) -> HMCState:
-        d = {}
-        for k in HMCState._fields:
-            if k in _FLOATS or k in ("chees_updates", "chees_halton"):  # a run stored before ChEES has none
-                d[k] = (float if k in _FLOATS else int)(arrays.get(k, HMCState._field_defaults[k]))
-                continue
-            v = arrays[k]
-            if k in _SCALARS:
-                d[k] = int(v)
-            elif k == "rng_state":
-                d[k] = torch.as_tensor(np.asarray(v, dtype=np.uint8))
-            elif np.asarray(v).dtype.kind == "i":
-                d[k] = torch.as_tensor(np.asarray(v)).to(self.device)
-            else:
-                d[k] = torch.as_tensor(np.asarray(v)).to(device=self.device, dtype=self.dtype)
-        return HMCState(**d)
-
     def summary(self, state: HMCState) -> dict[str, float]:
-        kept = max(state.iteration - self.settings.warmup, 0)
-        acc = float(state.n_accepted.double().mean().item() / kept) if kept else float("nan")
-        out = {"acceptance": acc, "step": float(state.log_step.exp().median().item()),
-               "nonfinite": int(state.n_nonfinite.sum().item())}
+        out = super().summary(state)
         if self.settings.trajectory == "chees":
             out["chees_length"] = math.exp(state.chees_log_length_ma)
             out["chees_mean_steps"] = state.chees_mean_steps

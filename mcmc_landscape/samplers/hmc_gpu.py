@@ -37,8 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from ..data import Dataset
-from ..nets import MLPSpec
+from mcmc_landscape.data.datasets import Dataset
+from mcmc_landscape.models.nets import MLPSpec
+from mcmc_landscape.samplers import adaptation
 
 log = logging.getLogger("mcmc_landscape.samplers.hmc_gpu")
 
@@ -269,10 +270,10 @@ def iterations_source(spec: MLPSpec) -> str:
     L += [f"{i2}if it < warmup:",  # hmc.run_block's warm-up, with its scalars rounded to the dtype as torch does
           f"{i3}da += 1",
           f"{i3}m = float(da)",
-          f"{i3}w = 1.0 / (m + 10.0)",
+          f"{i3}w = 1.0 / (m + T0)",
           f"{i3}hb = DT(1.0 - w) * hb + DT(w) * (target - a)",
-          f"{i3}ls = muc - DT(math.sqrt(m) / 0.05) * hb",
-          f"{i3}eta = m ** -0.75",
+          f"{i3}ls = muc - DT(math.sqrt(m) / GAMMA) * hb",
+          f"{i3}eta = m ** -KAPPA",
           f"{i3}lsb = DT(eta) * ls + DT(1.0 - eta) * lsb",
           f"{i3}if adapt_mass and it >= start and it < stop:",
           f"{i4}wn += 1",
@@ -318,6 +319,13 @@ def iterations_source(spec: MLPSpec) -> str:
 
 
 _KERNELS: dict[tuple[Any, ...], Any] = {}
+
+
+def adaptation_globals(dt: Any) -> dict[str, Any]:
+    """Dual averaging's constants as the kernel source's globals, from :mod:`.adaptation` (the CPU's own source)."""
+    return {"GAMMA": adaptation.GAMMA, "T0": adaptation.T0, "KAPPA": adaptation.KAPPA, "LOG10": dt(adaptation.MU_SHIFT)}
+
+
 _SOURCES = {"trajectory": trajectory_source, "iterations": iterations_source}
 
 
@@ -330,7 +338,7 @@ def compile_kernel(spec: MLPSpec, dtype: Any, kind: str = "trajectory") -> Any:
     if key not in _KERNELS:
         dt = np.dtype(dtype).type
         ns: dict[str, Any] = {"cuda": cuda, "math": math, "DT": dt, "ZERO": dt(0.0), "HALF": dt(0.5),
-                              "ONE": dt(1.0), "TWO": dt(2.0), "FOUR": dt(4.0), "LOG10": dt(math.log(10.0))}
+                              "ONE": dt(1.0), "TWO": dt(2.0), "FOUR": dt(4.0), **adaptation_globals(dt)}
         src = _SOURCES[kind](spec)
         exec(compile(src, f"<hmc_gpu {kind} {'-'.join(map(str, spec.widths))} {spec.activation} {key[3]}>", "exec"),
              ns)
@@ -394,7 +402,7 @@ def mlp_cuda_trajectory_fn(spec: MLPSpec, data: Dataset,
     """The fused trajectory for :func:`mcmc_landscape.samplers.hmc.run_block` (the signature of ``hmc.leapfrog``
     after its first argument), or None where numba-cuda is absent or the network too large for registers.
     ``torch_grad(theta, spec, x, y)`` is the batched torch gradient the fallback loop uses
-    (:func:`mcmc_landscape.energy.mlp_energy_and_grad_torch`; passed in so that the energy module can hand this out).
+    (:func:`mcmc_landscape.models.energy.mlp_energy_and_grad_torch`; passed in so that the energy module can hand this out).
 
     It carries ``iterations(chains, noise, schedule, out_theta, out_energy, out_acc) -> bool``: whole HMC iterations,
     one kernel launch for a run of them (:func:`iterations_source`), so that the host's work per iteration (a
@@ -408,7 +416,7 @@ def mlp_cuda_trajectory_fn(spec: MLPSpec, data: Dataset,
         return None
     import torch
 
-    from . import hmc
+    from mcmc_landscape.samplers import hmc
 
     tensors: dict[tuple[Any, ...], tuple[Any, Any]] = {}
     # per kernel: a kernel that fails at its first launch is not tried again (the other may still run)

@@ -35,7 +35,7 @@ def inside(prop, box, region):
 def region_matrix(spec: str, layout: list[tuple[int, int, int, int]], n_in: int) -> np.ndarray:
     """M with M θ = the transform's carry of θ (:meth:`Transform.carry`), so {θ : |M θ|_∞ ≤ L} is the box of the
     transformed problem carried back to the reference's parameters: Φ⁻¹(B)."""
-    from ..transforms import parse_transform
+    from mcmc_landscape.data.transforms import parse_transform
 
     t = parse_transform(spec)
     p = layout[-1][1] + layout[-1][3]

@@ -10,7 +10,7 @@ toward a target acceptance probability (0.234 by default, Roberts, Gelman and Gi
 reached), so the final step reflects where the chain is, not where it started. At the end of warm-up s_c is set to
 the averaged iterate and frozen, so the kept draws form a time-homogeneous Markov chain.
 
-Each chain owns one SplitMix64 stream (:mod:`mcmc_landscape.rng`) and a fixed number of random numbers per step's
+Each chain owns one SplitMix64 stream (:mod:`mcmc_landscape.samplers.rng`) and a fixed number of random numbers per step's
 accept decision; chains are split across threads with ``prange``, so the draws do not depend on the thread count,
 and a saved state resumes bit for bit.
 """
@@ -23,12 +23,14 @@ import numba as nb
 import numpy as np
 from numba import types
 
-from ..energy import ENERGY_FN_TYPE, EnergyModel
-from ..errors import SpecError
-from ..rng import chain_seeds, fill_normal, uniform
-from .bound import BoundKernel
-from .region import NO_REGION, start_in_region
-from .region import inside as in_region
+from mcmc_landscape.errors import SpecError
+from mcmc_landscape.models.energy import ENERGY_FN_TYPE, EnergyModel
+from mcmc_landscape.samplers.adaptation import adapt_step, restart_at
+from mcmc_landscape.samplers.bound import BoundKernel
+from mcmc_landscape.samplers.region import NO_REGION, start_in_region
+from mcmc_landscape.samplers.region import inside as in_region
+from mcmc_landscape.samplers.rng import chain_seeds, fill_normal, uniform
+from mcmc_landscape.samplers.start import uniform_start
 
 
 class RWState(NamedTuple):
@@ -89,9 +91,7 @@ def init(model: EnergyModel, n_chains: int, seed: int, settings: RWSettings,
         raise SpecError(f"the number of chains must be at least 1, got {n_chains}.")
     rng = chain_seeds(seed, n_chains, purpose=1)
     if positions is None:
-        init_rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0]))
-        positions = start_in_region(init_rng.uniform(-settings.box, settings.box, size=(n_chains, model.p)),
-                                    _region(settings))
+        positions = start_in_region(uniform_start(seed, (n_chains, model.p), settings.box), _region(settings))
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     if positions.shape != (n_chains, model.p):
         raise SpecError(f"initial positions must have shape ({n_chains}, {model.p}), got {positions.shape}.")
@@ -149,26 +149,6 @@ _I1 = types.int64[::1]
 _U1 = types.uint64[::1]
 
 
-@nb.njit(inline="always")
-def adapt_step(t, restart, warmup, a, target, ls, hb, ls_bar, mu):
-    """One warm-up step of the dual-averaging step-size adaptation towards acceptance ``target``, restarted at step
-    ``restart`` (> 0) from the step reached; at the last warm-up step the averaged log step is taken. Returns the new
-    (log step, h-bar, averaged log step, mu). The random walk and every rung of replica exchange adapt this way."""
-    if t == restart and restart > 0:
-        mu = ls + np.log(10.0)
-        hb = 0.0
-        ls_bar = 0.0
-    m = t + 1.0 - restart if t >= restart else t + 1.0
-    w = 1.0 / (m + 10.0)
-    hb = (1.0 - w) * hb + w * (target - a)
-    ls = mu - np.sqrt(m) / 0.05 * hb
-    eta = m**-0.75
-    ls_bar = eta * ls + (1.0 - eta) * ls_bar
-    if t == warmup - 1:
-        ls = ls_bar
-    return ls, hb, ls_bar, mu
-
-
 @nb.njit(types.void(ENERGY_FN_TYPE, _F2, _I1, types.int64, types.int64, _F2, _F1, _F1, _F1, _F1, _F1, _U1, _I1,
                     _I1, types.int64, types.int64, types.int64, types.int64, types.float64, types.float64,
                     types.float64, _F2,
@@ -177,7 +157,7 @@ def _rw_steps(fn, fdata, idata, rows, cols, pos, energy, log_step, log_step_bar,
               t0, n_steps, warmup, thin, target, inv_t, box, region, out_theta, out_energy, out_acc):
     C, p = pos.shape
     kept_before = max(t0 - warmup, 0) // thin
-    restart = warmup // 2 if warmup >= 200 else 0
+    restart = restart_at(warmup)
     for c in nb.prange(C):
         scratch = np.empty((rows, cols))
         eps = np.empty(p)
@@ -252,10 +232,3 @@ class RWKernel(BoundKernel):
     def run_block(self, state: RWState, n_draws: int, max_warmup_steps: int | None = None):
         state, theta, energy, info = run_block(self.model, state, n_draws, self.settings, max_warmup_steps)
         return state, theta, energy, info.accepted
-
-    def summary(self, state: RWState) -> dict[str, float]:
-        """Numbers for the progress line: mean acceptance since warm-up and median step size."""
-        kept_steps = max(state.iteration - self.settings.warmup, 0)
-        acc = float(state.n_accepted.mean() / kept_steps) if kept_steps else float("nan")
-        return {"acceptance": acc, "step": float(np.median(np.exp(state.log_step))),
-                "nonfinite": int(state.n_nonfinite.sum())}

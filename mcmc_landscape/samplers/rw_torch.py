@@ -22,8 +22,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..errors import SpecError
-from .rw import RWSettings, validate_settings
+from mcmc_landscape.errors import SpecError
+from mcmc_landscape.samplers.adaptation import adapt_step, restart_at
+from mcmc_landscape.samplers.bound import TorchKernel
+from mcmc_landscape.samplers.rw import RWSettings, validate_settings
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]  # (C, p) -> (C,)
 
@@ -76,7 +78,7 @@ def run_block(energy_fn: EnergyFn, state: TorchRWState, n_draws: int, settings: 
     if warm_steps < warm_left:
         n_draws = 0
     n_steps = warm_steps + n_draws * s.thin
-    restart = s.warmup // 2 if s.warmup >= 200 else 0
+    restart = restart_at(s.warmup)
     pos, e_cur = state.position, state.energy
     ls, ls_bar, hb, mu = (t.clone() for t in (state.log_step, state.log_step_bar, state.h_bar, state.mu))
     n_acc, n_bad = state.n_accepted.clone(), state.n_nonfinite.clone()
@@ -108,18 +110,7 @@ def run_block(energy_fn: EnergyFn, state: TorchRWState, n_draws: int, settings: 
             pos = torch.where(accepted.unsqueeze(1), prop, pos)
             e_cur = torch.where(accepted, e_new, e_cur)
             if t < s.warmup:
-                if t == restart and restart > 0:
-                    mu = ls + math.log(10.0)
-                    hb = torch.zeros_like(hb)
-                    ls_bar = torch.zeros_like(ls_bar)
-                m = t + 1.0 - restart if t >= restart else t + 1.0
-                w = 1.0 / (m + 10.0)
-                hb = (1.0 - w) * hb + w * (s.target_accept - a)
-                ls = mu - math.sqrt(m) / 0.05 * hb
-                eta = m**-0.75
-                ls_bar = eta * ls + (1.0 - eta) * ls_bar
-                if t == s.warmup - 1:
-                    ls = ls_bar.clone()
+                ls, hb, ls_bar, mu = adapt_step(t, restart, s.warmup, a, s.target_accept, ls, hb, ls_bar, mu)
                 step = ls.exp().unsqueeze(1)
             else:
                 n_acc += accepted.to(torch.int64)
@@ -132,11 +123,12 @@ def run_block(energy_fn: EnergyFn, state: TorchRWState, n_draws: int, settings: 
     return new, out_theta.cpu().numpy(), out_energy.cpu().numpy(), out_acc.cpu().numpy()
 
 
-class TorchRWKernel:
+class TorchRWKernel(TorchKernel):
     """The torch random walk bound to a batched energy, settings and starting points, in the shape the runner
     drives. ``start(n_chains, seed)`` gives the initial positions (C, p) on the kernel's device and dtype."""
 
     name = "rw"
+    state_type = TorchRWState
 
     def __init__(self, energy_fn: EnergyFn, settings: RWSettings, start: Callable[[int, int], torch.Tensor],
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64):
@@ -149,35 +141,8 @@ class TorchRWKernel:
             raise SpecError(f"the number of chains must be at least 1, got {n_chains}.")
         return init(self.energy_fn, self.start(n_chains, seed).to(self.device, self.dtype), seed, self.settings)
 
-    def warmup_left(self, state: TorchRWState) -> int:
-        return max(self.settings.warmup - state.iteration, 0)
-
     def step_cost(self) -> int:
         return self.settings.thin
 
     def run_block(self, state: TorchRWState, n_draws: int, max_warmup_steps: int | None = None):
         return run_block(self.energy_fn, state, n_draws, self.settings, max_warmup_steps)
-
-    @staticmethod
-    def state_arrays(state: TorchRWState) -> dict[str, np.ndarray]:
-        return {k: np.int64(v) if k == "iteration" else v.detach().cpu().numpy() for k, v in state._asdict().items()}
-
-    def state_from_arrays(self, arrays: dict[str, np.ndarray]) -> TorchRWState:
-        d = {}
-        for k in TorchRWState._fields:
-            v = np.asarray(arrays[k])
-            if k == "iteration":
-                d[k] = int(v)
-            elif k == "rng_state":
-                d[k] = torch.as_tensor(v.astype(np.uint8))
-            elif v.dtype.kind == "i":
-                d[k] = torch.as_tensor(v).to(self.device)
-            else:
-                d[k] = torch.as_tensor(v).to(device=self.device, dtype=self.dtype)
-        return TorchRWState(**d)
-
-    def summary(self, state: TorchRWState) -> dict[str, float]:
-        kept = max(state.iteration - self.settings.warmup, 0)
-        acc = float(state.n_accepted.double().mean().item() / kept) if kept else float("nan")
-        return {"acceptance": acc, "step": float(state.log_step.exp().median().item()),
-                "nonfinite": int(state.n_nonfinite.sum().item())}

@@ -12,7 +12,8 @@ between modes and hand the states down the ladder, which a single random walk at
 
 The ladder, the per-rung step sizes and the swap counts (tried and accepted, per chain and neighbour pair, after
 warm-up) are part of the state, so they are stored with the run. Each replica owns one SplitMix64 stream and each
-ladder one more for its swaps (:mod:`mcmc_landscape.rng`); chains run in parallel with ``prange``, so the draws depend
+ladder one more for its swaps (:mod:`mcmc_landscape.samplers.rng`); chains run in parallel with ``prange``, so the
+draws depend
 on neither the thread count nor the block sizes, and a saved state resumes bit for bit.
 """
 
@@ -24,13 +25,14 @@ import numba as nb
 import numpy as np
 from numba import types
 
-from ..energy import ENERGY_FN_TYPE, EnergyModel
-from ..errors import SpecError
-from ..rng import chain_seeds, fill_normal, uniform
-from .bound import BoundKernel
-from .region import NO_REGION, start_in_region
-from .region import inside as in_region
-from .rw import adapt_step
+from mcmc_landscape.errors import SpecError
+from mcmc_landscape.models.energy import ENERGY_FN_TYPE, EnergyModel
+from mcmc_landscape.samplers.adaptation import MU_SHIFT, adapt_step, restart_at
+from mcmc_landscape.samplers.bound import BoundKernel
+from mcmc_landscape.samplers.region import NO_REGION, start_in_region
+from mcmc_landscape.samplers.region import inside as in_region
+from mcmc_landscape.samplers.rng import chain_seeds, fill_normal, uniform
+from mcmc_landscape.samplers.start import uniform_start
 
 
 class PTSettings(NamedTuple):
@@ -100,8 +102,7 @@ def init(model: EnergyModel, n_chains: int, seed: int, settings: PTSettings) -> 
         raise SpecError(f"the number of chains must be at least 1, got {n_chains}.")
     C, K, p = n_chains, settings.n_temps, model.p
     rng = chain_seeds(seed, C * (K + 1), purpose=4).reshape(C, K + 1)
-    init_rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0]))
-    position = start_in_region(init_rng.uniform(-settings.box, settings.box, size=(C, K, p)), _region(settings))
+    position = start_in_region(uniform_start(seed, (C, K, p), settings.box), _region(settings))
     ladder_energy = model.energy(position)
     if not np.all(np.isfinite(ladder_energy)):
         raise SpecError("the energy is not finite at some initial positions; start the chains elsewhere.")
@@ -109,7 +110,7 @@ def init(model: EnergyModel, n_chains: int, seed: int, settings: PTSettings) -> 
     zeros = np.zeros((C, K))
     return PTState(position, ladder_energy[:, 0].copy(), ladder_energy,
                    geometric_ladder(settings.temperature, K, settings.t_max), full, zeros.copy(), zeros.copy(),
-                   full + np.log(10.0), rng, np.zeros((C, K), np.int64), np.zeros(C, np.int64),
+                   full + MU_SHIFT, rng, np.zeros((C, K), np.int64), np.zeros(C, np.int64),
                    np.zeros((C, max(K - 1, 0)), np.int64), np.zeros((C, max(K - 1, 0)), np.int64), 0)
 
 
@@ -165,7 +166,7 @@ def _pt_steps(fn, fdata, idata, rows, cols, pos, lad_e, log_step, log_step_bar, 
               tried, swapped, inv_t, t0, n_steps, warmup, thin, target, box, region, out_theta, out_energy, out_moved):
     C, K, p = pos.shape
     kept_before = max(t0 - warmup, 0) // thin
-    restart = warmup // 2 if warmup >= 200 else 0
+    restart = restart_at(warmup)
     for c in nb.prange(C):
         scratch = np.empty((rows, cols))
         eps = np.empty(p)

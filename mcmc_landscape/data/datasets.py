@@ -1,5 +1,5 @@
 """Named data sets for the sampler: the report's 10-point set, user CSV files, rotation about the origin, and any
-transform of :mod:`mcmc_landscape.transforms` written after the name (``points10|reflect:x|noise:0.05@1``).
+transform of :mod:`mcmc_landscape.data.transforms` written after the name (``points10|reflect:x|noise:0.05@1``).
 
 The 10-point set is 10 points uniform in [-1, 1]^2 with random fixed labels, generated once from ``POINTS10_SEED`` and
 shipped as ``data/points10.csv``; :func:`make_points10` regenerates it, and a test holds the two equal.
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from mcmc_landscape.errors import DataError
 
 POINTS10_SEED = 20201201  # the report's date, December 1, 2020
-REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+REPO_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 DATA_ENV = "MCMC_LANDSCAPE_DATA"
 
 
@@ -117,7 +117,7 @@ def load_dataset(name: str = "points10", angle: float = 0.0) -> Dataset:
     else:
         ds = read_points_csv(name)
     if specs:
-        from .transforms import apply_transforms
+        from mcmc_landscape.data.transforms import apply_transforms
 
         x, y = apply_transforms(ds.x, ds.y, specs)
         ds = replace(ds, x=x, y=y, name="|".join([ds.name, *specs]))
@@ -143,3 +143,13 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def data_digest(x: np.ndarray, y: np.ndarray) -> str:
+    """SHA-256 of inputs (as float64) and labels (as int64): what a run stores to refuse a resume on other data."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(x, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
+    return h.hexdigest()

@@ -15,7 +15,7 @@ The catalogue (``x`` are the inputs, rows; ``y`` the labels):
 * ``noise:SIGMA``       x → x + N(0, SIGMA²) per coordinate (seeded; ``noise:SIGMA@SEED``).
 
 The first five are affine maps of the inputs, x → A x + t, and an MLP's first layer absorbs them: with the flat layout
-of :mod:`mcmc_landscape.nets` (h = x W1 + b1, W1 is in × out), the network θ' with W1' = A^{-T} W1 and
+of :mod:`mcmc_landscape.models.nets` (h = x W1 + b1, W1 is in × out), the network θ' with W1' = A^{-T} W1 and
 b1' = b1 - tᵀ W1' computes on A x + t what θ computes on x, so U(θ'; A x + t) = U(θ; x) exactly
 (:func:`absorb`). The map θ → θ' is linear and invertible with a constant Jacobian, so the target exp(-U/T) on the box
 is carried onto the transformed target on the image of the box: the two landscapes are the same on the intersection of
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import SpecError
+from mcmc_landscape.errors import SpecError
 
 KINDS = ("identity", "rotate", "reflect", "scale", "translate", "shear", "permute-labels", "flip-labels",
          "swap-classes", "noise")

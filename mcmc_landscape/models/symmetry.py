@@ -11,7 +11,7 @@ For every hidden layer, in order:
 
 Each step maps θ to a θ' with the same network function, hence the same energy (tested). Rescaled draws may leave the
 sampling box; the canonical form is for geometry, not for sampling. The flat layout is the one of
-:mod:`mcmc_landscape.nets`.
+:mod:`mcmc_landscape.models.nets`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from .nets import MLPSpec
+from mcmc_landscape.models.nets import MLPSpec
 
 
 def canonicalize(theta: np.ndarray, spec: MLPSpec) -> np.ndarray:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .errors import StoreError
+from mcmc_landscape.errors import StoreError
 
 
 class FileBusy(StoreError):

@@ -8,7 +8,8 @@ the coordinator joins files and never ships arrays. Layout for ``runs/x.h5`` spl
     runs/x.h5.shards/shard-000-of-00K.h5 ...   ordinary chain files (any ChainReader reads one), chains [a, b)
 
 What is invariant. **Random walk**: each chain has its own SplitMix64 stream, a child of one ``SeedSequence`` by
-chain index (:func:`mcmc_landscape.rng.chain_seeds`), and its start is row ``c`` of the run's one uniform draw; a shard
+chain index (:func:`mcmc_landscape.samplers.rng.chain_seeds`), and its start is row ``c`` of the run's one uniform
+draw; a shard
 of chains [a, b) starts from exactly those rows and streams, so the draws are bitwise those of the single-process run
 whatever the number of shards or workers. **HMC**: one ``torch.Generator`` drives a whole batch (momenta for all
 chains from one stream), so a shard has its own generator. Invariant: the starting points (rows of the same draw), and,
@@ -28,10 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SpecError, StoreError
-
-#: draw datasets joined by virtual datasets, with their fill value (what a missing source would read as)
-_JOINED = {"theta": np.nan, "energy": np.nan, "accepted": False}
+from mcmc_landscape.errors import SpecError, StoreError
+from mcmc_landscape.runs.config import RunConfig
+from mcmc_landscape.samplers.start import uniform_start
 
 
 @dataclass(frozen=True)
@@ -67,36 +67,35 @@ def shard_folder(main: str | os.PathLike) -> Path:
     return main.with_name(main.name + ".shards")
 
 
-def shard_config(cfg: dict[str, Any], shard: Shard) -> dict[str, Any]:
+def shard_config(cfg: RunConfig, shard: Shard) -> RunConfig:
     """The config stored in a shard file: the run's, with its own chain count and where it sits in the run."""
-    return {**cfg, "chains": shard.chains, "shard": asdict(shard)}
+    return cfg.replace(chains=shard.chains, shard=asdict(shard))
 
 
 def initial_positions(seed: int, n_chains: int, p: int, box: float) -> np.ndarray:
     """The run's starting points, as the kernels draw them (uniform in the box from ``SeedSequence([seed, 0])``)."""
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0]))
-    return rng.uniform(-box, box, size=(n_chains, p))
+    return uniform_start(seed, (n_chains, p), box)
 
 
-def init_shard_state(kernel: Any, cfg: dict[str, Any], shard: Shard) -> Any:
+def init_shard_state(kernel: Any, cfg: RunConfig, shard: Shard) -> Any:
     """The starting state of a shard's chains: the single-process run's rows (see the module docstring)."""
-    seed, rows = int(cfg["seed"]), slice(shard.first, shard.first + shard.chains)
+    seed, rows = int(cfg.seed), slice(shard.first, shard.first + shard.chains)
     if kernel.name == "emcee":
         if shard.of > 1:
             raise SpecError("emcee's walkers move together, so its chains cannot be split; use --shards 1 or "
                             "--sampler rw/hmc.")
         return kernel.init(shard.chains, seed)
-    positions = initial_positions(seed, shard.total, int(cfg["n_params"]), float(cfg["box"]))[rows]
+    positions = initial_positions(seed, shard.total, int(cfg.n_params), float(cfg.box))[rows]
     if kernel.name == "rw":
-        from .rng import chain_seeds
-        from .samplers import rw
+        from mcmc_landscape.samplers import rw
+        from mcmc_landscape.samplers.rng import chain_seeds
 
         state = rw.init(kernel.model, shard.chains, seed, kernel.settings, positions=positions)
         return state._replace(rng=chain_seeds(seed, shard.total, purpose=1)[rows].copy())
     if kernel.name == "hmc":
         import torch
 
-        from .samplers import hmc
+        from mcmc_landscape.samplers import hmc
 
         state = hmc.init(kernel.energy_fn, shard.chains, kernel.p, seed, kernel.settings, kernel.device,
                          kernel.dtype, positions=positions, grad_fn=kernel.grad_fn)
@@ -109,7 +108,7 @@ def init_shard_state(kernel: Any, cfg: dict[str, Any], shard: Shard) -> Any:
     raise SpecError(f"sampler {kernel.name!r} cannot be split into shards; use --shards 1.")
 
 
-def run_shard(cfg: dict[str, Any], shard: Shard, path: str, total: int, device: str = "auto",
+def run_shard(cfg: RunConfig, shard: Shard, path: str, total: int, device: str = "auto",
               block_evals: int = 2_000_000) -> dict[str, Any]:
     """Bring shard ``shard`` of the run ``cfg`` to ``total`` committed draws in ``path``: the distributed task.
 
@@ -117,18 +116,18 @@ def run_shard(cfg: dict[str, Any], shard: Shard, path: str, total: int, device: 
     file or resumes it from its last commit, so a task rerun after its worker died recomputes nothing committed.
     Returns a small summary (never the draws).
     """
-    from . import runner
-    from .sampling import data_digest, make_kernel
-    from .store import ChainReader, ChainWriter
+    from mcmc_landscape.runs import runner
+    from mcmc_landscape.runs.sampling import data_digest, make_kernel
+    from mcmc_landscape.storage.store import ChainReader, ChainWriter
 
     t0 = time.perf_counter()
     path = Path(path)
     expected = shard_config(cfg, shard)
     if path.exists():
         with ChainReader(path) as reader:
-            stored, done = reader.config, reader.committed_draws
+            stored, done = RunConfig.from_json(reader.config), reader.committed_draws
             x, y, arrays = reader.extra("data/x"), reader.extra("data/y"), reader.state()
-        diffs = sorted(k for k in set(stored) | set(expected) if k != "draws" and stored.get(k) != expected.get(k))
+        diffs = stored.differing_fields(expected)
         if diffs:
             raise StoreError(f"shard file {str(path)!r} belongs to another run (differs in {', '.join(diffs)}); "
                              "remove it or start the run afresh with --force.")
@@ -138,17 +137,17 @@ def run_shard(cfg: dict[str, Any], shard: Shard, path: str, total: int, device: 
         state = kernel.state_from_arrays(arrays)
         writer = ChainWriter.open(path)
     else:
-        from .data import load_dataset
+        from mcmc_landscape.data.datasets import load_dataset
 
-        ds = load_dataset(cfg["data"], cfg["angle"])
-        if data_digest(ds.x, ds.y) != cfg["data_sha256"]:
-            raise StoreError(f"the data {cfg['data']!r} as read by this worker differ from the run's; give every "
+        ds = load_dataset(cfg.data, cfg.angle)
+        if data_digest(ds.x, ds.y) != cfg.data_sha256:
+            raise StoreError(f"the data {cfg.data!r} as read by this worker differ from the run's; give every "
                              "worker the same file (a shared filesystem).")
         _, kernel = make_kernel(cfg, ds.x, ds.y, device)
         state = init_shard_state(kernel, cfg, shard)
-        writer = ChainWriter.create(path, "shard", expected, shard.chains, int(cfg["n_params"]),
+        writer = ChainWriter.create(path, "shard", expected.to_json(), shard.chains, int(cfg.n_params),
                                     kernel.state_arrays(state), extra={"data/x": ds.x, "data/y": ds.y},
-                                    compression=cfg.get("compression", "none"))
+                                    compression=cfg.compression)
         done = 0
     try:
         runner.run(kernel, writer, state, total, block_evals=block_evals, quiet=True)
@@ -164,7 +163,7 @@ class ShardedRun:
 
     main: Path
     run: str
-    cfg: dict[str, Any]
+    cfg: RunConfig
     shards: list[Shard]
     total: int
 
@@ -177,7 +176,7 @@ class ShardedRun:
 
     def join(self) -> int:
         """Rewrite the main file so it shows every shard's committed draws (the fewest any shard holds); returns them."""
-        from .store import ChainReader
+        from mcmc_landscape.storage.store import ChainReader
 
         counts, lengths, states = [], [], []
         for s in self.shards:
@@ -205,22 +204,22 @@ def new_sharded_run(explicit: dict[str, Any], out: str | os.PathLike, n_shards: 
     ``n_shards`` None: one shard per worker (at most one per chain; emcee, whose walkers move together, one)."""
     import shutil
 
-    from .sampling import new_config
+    from mcmc_landscape.runs.sampling import new_config
 
     out = Path(out)
     if out.exists() and not force:
         raise StoreError(f"{str(out)!r} already exists; pass --force to overwrite it or --resume to continue it.")
     cfg, ds, _spec, _kernel = new_config(explicit, device)
     if n_shards is None:
-        n_shards = 1 if cfg["sampler"] == "emcee" else min(max(1, workers), int(cfg["chains"]))
-    cfg["shards"] = int(n_shards)
-    shards = plan(int(cfg["chains"]), n_shards)
-    if cfg["sampler"] == "emcee" and n_shards > 1:
+        n_shards = 1 if cfg.sampler == "emcee" else min(max(1, workers), int(cfg.chains))
+    cfg = cfg.replace(shards=int(n_shards))
+    shards = plan(int(cfg.chains), n_shards)
+    if cfg.sampler == "emcee" and n_shards > 1:
         raise SpecError("emcee's walkers move together, so its chains cannot be split; use --shards 1 or "
                         "--sampler rw/hmc.")
     if shard_folder(out).exists():
         shutil.rmtree(shard_folder(out))
-    sharded = ShardedRun(out, run or out.stem, cfg, shards, int(cfg["draws"]))
+    sharded = ShardedRun(out, run or out.stem, cfg, shards, int(cfg.draws))
     _write_main(out, sharded.run, cfg, shards, 0, [0] * len(shards), (ds.x, ds.y))
     return sharded
 
@@ -240,11 +239,11 @@ def is_sharded(path: str | os.PathLike, run: str | None = None) -> bool:
 def open_sharded_run(path: str | os.PathLike, explicit: dict[str, Any], draws: int | None = None,
                      run: str | None = None, n_shards: int | None = None) -> ShardedRun:
     """Reopen a sharded run to continue it (to ``draws`` per chain, default the stored total)."""
-    from .sampling import check_resume
-    from .store import ChainReader
+    from mcmc_landscape.runs.sampling import check_resume
+    from mcmc_landscape.storage.store import ChainReader
 
     with ChainReader(path, run) as reader:
-        cfg, name = reader.config, reader.run
+        cfg, name = RunConfig.from_json(reader.config), reader.run
         if "shard_table" not in reader.attrs:
             raise SpecError(f"{str(path)!r} is a single-process run, not split in shards; resume it without --shards "
                             "and --cluster.")
@@ -252,7 +251,7 @@ def open_sharded_run(path: str | os.PathLike, explicit: dict[str, Any], draws: i
     if n_shards is not None and n_shards != len(table):
         raise SpecError(f"{str(path)!r} is split in {len(table)} shards, not {n_shards}; drop --shards to resume it.")
     check_resume(path, cfg, explicit)
-    total = int(draws) if draws is not None else int(cfg["draws"])
+    total = int(draws) if draws is not None else int(cfg.draws)
     return ShardedRun(Path(path), name, cfg, [Shard(**t) for t in table], total)
 
 
@@ -273,36 +272,13 @@ def joined_state(states: list[dict[str, np.ndarray]], shards: list[Shard]) -> di
     return out
 
 
-def _write_main(path: Path, run: str, cfg: dict[str, Any], shards: list[Shard], draws: int, lengths: list[int],
+def _write_main(path: Path, run: str, cfg: RunConfig, shards: list[Shard], draws: int, lengths: list[int],
                 data: tuple[np.ndarray, np.ndarray], state: dict[str, np.ndarray] | None = None) -> None:
-    """The main file, written whole to a temporary file and renamed over the old one (never half written)."""
-    import h5py
+    """The main file over the shard files (see :mod:`mcmc_landscape.storage.join`)."""
+    from mcmc_landscape.storage.join import Source, write_joined
 
-    from .store import write_run_header
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".joining")
-    n, p = int(cfg["chains"]), int(cfg["n_params"])
     folder = shard_folder(path).name
-    with h5py.File(tmp, "w", libver="latest", locking=False) as f:
-        g = write_run_header(f, run, cfg, draws)
-        g.attrs["shard_table"] = json.dumps([asdict(s) for s in shards])
-        shapes = {"theta": ((n, draws, p), "f8"), "energy": ((n, draws), "f8"), "accepted": ((n, draws), "bool")}
-        for name, (shape, dtype) in shapes.items():
-            if draws == 0:
-                g.create_dataset(name, shape=shape, dtype=dtype)
-                continue
-            layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
-            for s, length in zip(shards, lengths, strict=True):
-                src_shape = (s.chains, length, p) if name == "theta" else (s.chains, length)
-                # relative: HDF5 finds sources beside the main file, so the pair can be moved together
-                source = h5py.VirtualSource(f"{folder}/{s.file_name}", f"shard/{name}", shape=src_shape)
-                layout[s.first : s.first + s.chains, :draws] = source[:, :draws]
-            g.create_virtual_dataset(name, layout, fillvalue=_JOINED[name])
-        g.create_dataset("data/x", data=np.asarray(data[0]))
-        g.create_dataset("data/y", data=np.asarray(data[1]))
-        slot = g.create_group("state/slot0")
-        for key, value in (state or {}).items():
-            slot.create_dataset(key, data=value)
-        g.create_dataset("commit", data=np.array([draws, 0], dtype=np.int64))
-    os.replace(tmp, path)
+    sources = [Source(f"{folder}/{s.file_name}", s.first, s.chains, length)
+               for s, length in zip(shards, lengths, strict=True)]
+    write_joined(path, run, cfg.to_json(), int(cfg.chains), int(cfg.n_params), draws, sources,
+                 [asdict(s) for s in shards], data, state)

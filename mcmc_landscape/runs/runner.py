@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import LandscapeError
-from .store import ChainWriter
+from mcmc_landscape.errors import LandscapeError
+from mcmc_landscape.storage.store import ChainWriter
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,12 @@ The flat layout of θ is, for each layer in order, ``W`` (in × out, row-major) 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import SpecError
+from mcmc_landscape.errors import SpecError
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
 ACTIVATION_CODES = {name: code for code, name in enumerate(ACTIVATIONS)}
@@ -56,6 +57,14 @@ class MLPSpec:
     @classmethod
     def from_string(cls, arch: str, n_in: int = 2, n_out: int = 2, activation: str = "relu") -> MLPSpec:
         return cls(parse_arch(arch), n_in, n_out, activation)
+
+    @classmethod
+    def from_widths(cls, widths: Sequence[int], activation: str = "relu") -> MLPSpec:
+        """The spec whose :attr:`widths` are ``widths`` (input, hidden..., output), as a run's config stores them."""
+        w = [int(v) for v in widths]
+        if len(w) < 2:
+            raise SpecError(f"an MLP needs an input and an output width, got widths {w}.")
+        return cls(tuple(w[1:-1]), w[0], w[-1], activation)
 
     @property
     def widths(self) -> tuple[int, ...]:

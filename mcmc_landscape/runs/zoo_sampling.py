@@ -1,14 +1,15 @@
 """Sampling a model of the zoo (``landscape sample --model mnist-convnet --data mnist --n-train N``): its data, its
 energy U(θ) = Σ_i CE(f_θ(x_i), y_i) over the first N training images, and the HMC or random-walk kernel over it.
 
-Every chain is one flat parameter vector (:class:`mcmc_landscape.zoo.FlatLayout`); all chains go through the model as
-one batch with ``torch.func`` (:func:`mcmc_landscape.zoo.module_energy`), in chunks of at most ``chain_chunk`` chains
+Every chain is one flat parameter vector (:class:`mcmc_landscape.models.zoo.FlatLayout`); all chains go through the model as
+one batch with ``torch.func`` (:func:`mcmc_landscape.models.zoo.module_energy`), in chunks of at most ``chain_chunk`` chains
 × ``example_chunk`` images so memory stays bounded. Chains start where PyTorch would initialize the model. The images
 are stored with the run (uint8, as read), so a resume rebuilds the same energy without the data folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,18 +18,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import DataError, SpecError
-from .samplers import hmc
-from .samplers.hmc import HMCKernel
+from mcmc_landscape.errors import DataError, SpecError
+from mcmc_landscape.runs.config import ZOO_DEFAULTS, RunConfig  # noqa: F401  (ZOO_DEFAULTS re-exported)
+from mcmc_landscape.samplers import hmc
+from mcmc_landscape.samplers.hmc import HMCKernel
 
-log = logging.getLogger("mcmc_landscape.sampling")
+log = logging.getLogger("mcmc_landscape.runs.sampling")
 
 #: The data sets a zoo model can be sampled on, and the image models that take them.
 ZOO_DATA = ("mnist", "cifar10")
 IMAGE_MODELS = ("mnist-convnet", "cifar10-convnet", "small-convnet")
 WIDTH_MODELS = ("mnist-convnet", "cifar10-convnet")
-#: Settings of a zoo run (beside the sampler's): defaults, and which define the run (a resume must match them).
-ZOO_DEFAULTS: dict[str, Any] = {"n_train": 1000, "width": 1.0, "init": "pytorch"}
+#: Settings of a zoo run (beside the sampler's) that define the run (a resume must match them).
 ZOO_RUN_KEYS = ("model", "width", "n_train")
 #: Chain × image pairs one chunk of the energy evaluates at most (activations of ~0.2 MB per pair at width 1).
 PAIRS_PER_CHUNK = 4096
@@ -49,7 +50,7 @@ class ZooSpec:
 
 def load_zoo_data(name: str, n_train: int, data_dir: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n_train`` training images (uint8, as read) and labels of ``name`` (mnist or cifar10)."""
-    from .realdata import load_cifar10, load_mnist
+    from mcmc_landscape.data.realdata import load_cifar10, load_mnist
 
     if name not in ZOO_DATA:
         raise DataError(f"--data {name!r} is not a data set for zoo models; choose one of {', '.join(ZOO_DATA)}.")
@@ -80,26 +81,25 @@ def default_chunks(n_chains: int, n_train: int) -> tuple[int, int]:
     return chain_chunk, max(1, min(n_train, PAIRS_PER_CHUNK // chain_chunk))
 
 
-def zoo_energy(cfg: dict[str, Any], x: np.ndarray, y: np.ndarray, device: Any, dtype: Any):
-    """The batched energy (a :class:`mcmc_landscape.zoo.ModuleEnergy`) of the run ``cfg`` on images ``x``, labels
-    ``y``, and the spec."""
-    from .user_model import build_user_model, is_user_model
-    from .zoo import build_model, module_energy, prepare_images
+def zoo_energy(cfg: RunConfig, x: np.ndarray, y: np.ndarray, device: Any, dtype: Any):
+    """The batched energy (a :class:`mcmc_landscape.models.zoo.ModuleEnergy`) of the run ``cfg`` on images ``x``,
+    labels ``y``, and the spec. A user's module (``--model module:factory``) runs on the user's arrays as they are."""
+    from mcmc_landscape.models.zoo import build_model, module_energy, prepare_images
+    from mcmc_landscape.user_model import build_user_model, is_user_model
 
+    chain_chunk, example_chunk = default_chunks(int(cfg.chains), len(y))
     torch.manual_seed(0)  # the module's own weights are never used (θ replaces them); seeded so building is pure
-    if is_user_model(cfg["model"]):  # a user's module on a user's arrays, taken as they are
-        opts = dict(cfg.get("model_options") or {})
-        module = build_user_model(cfg["model"]).to(device=device, dtype=dtype)
+    if is_user_model(cfg.model):
+        opts = dict(cfg.model_options or {})
+        module = build_user_model(cfg.model).to(device=device, dtype=dtype)
         xt = torch.as_tensor(x, dtype=dtype, device=device)
     else:
-        opts = model_options(cfg["model"], cfg["width"], x)
-        module = build_model(cfg["model"], **opts).to(device=device, dtype=dtype)
+        opts = model_options(cfg.model, cfg.width, x)
+        module = build_model(cfg.model, **opts).to(device=device, dtype=dtype)
         xt = prepare_images(x).to(device=device, dtype=dtype)
     yt = torch.as_tensor(y, dtype=torch.int64, device=device)
-    chain_chunk, example_chunk = default_chunks(int(cfg["chains"]), len(y))
-    energy = module_energy(module, xt, yt, "sum", cfg.get("chain_chunk") or chain_chunk,
-                           cfg.get("example_chunk") or example_chunk)
-    return ZooSpec(cfg["model"], opts, energy.p), energy
+    energy = module_energy(module, xt, yt, "sum", cfg.chain_chunk or chain_chunk, cfg.example_chunk or example_chunk)
+    return ZooSpec(cfg.model, opts, energy.p), energy
 
 
 def start_positions(energy: Any, box: float):
@@ -113,35 +113,73 @@ def start_positions(energy: Any, box: float):
     return start
 
 
-def resolve_dtype(cfg: dict[str, Any], device: Any) -> str:
+def resolve_dtype(dtype: str | None, device: Any) -> str:
     """The run's float type: as asked, else float32 on a GPU and float64 on the CPU."""
-    if cfg.get("dtype") in ("float32", "float64"):
-        return cfg["dtype"]
+    if dtype in ("float32", "float64"):
+        return dtype
     return "float32" if device.type == "cuda" else "float64"
 
 
-def make_zoo_kernel(cfg: dict[str, Any], x: np.ndarray, y: np.ndarray, device: str = "auto"):
+def settle_zoo(cfg: RunConfig, dtype: str | None, device: str, data_dir: Any):
+    """Settle a new zoo run's config (float type, storage type, data digest, model options) and build its kernel:
+    (cfg, spec, kernel, x, y). ``dtype`` is the one given, if any."""
+    from mcmc_landscape.user_model import is_user_model
+
+    if is_user_model(cfg.model):
+        return settle_user(cfg, dtype, device)
+    # the MLP HMC's float64 default is not a choice here: unless --dtype was given, float32 on a GPU (issue 14)
+    cfg = cfg.replace(dtype=resolve_dtype(dtype, hmc.resolve_device(device)))
+    if cfg.theta_dtype is None:
+        cfg = cfg.replace(theta_dtype="float32")
+    x, y = load_zoo_data(cfg.data, int(cfg.n_train), data_dir)
+    cfg = cfg.replace(data_sha256=zoo_data_digest(x, y))
+    spec, kernel = make_zoo_kernel(cfg, x, y, device)
+    return cfg.replace(model_options=spec.options), spec, kernel, x, y
+
+
+def settle_user(cfg: RunConfig, dtype: str | None, device: str):
+    """A user's model (``--model module:factory``) on the user's ``--data file.npz``: (cfg, spec, kernel, x, y)."""
+    from mcmc_landscape.data.datasets import data_digest
+    from mcmc_landscape.user_model import load_user_model
+
+    _, ds = load_user_model(cfg.model, cfg.data)
+    cfg = cfg.replace(dtype=resolve_dtype(dtype, hmc.resolve_device(device)))
+    if cfg.theta_dtype is None:
+        cfg = cfg.replace(theta_dtype="float32" if cfg.dtype == "float32" else "float64")
+    cfg = cfg.replace(data_sha256=data_digest(ds.x, ds.y), model_options={"n_classes": ds.n_classes})
+    spec, kernel = make_zoo_kernel(cfg, ds.x, ds.y, device)
+    return cfg, spec, kernel, ds.x, ds.y
+
+
+def zoo_data_digest(x: Any, y: Any) -> str:
+    """SHA-256 of images as stored (uint8) and labels."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(x).tobytes())
+    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def make_zoo_kernel(cfg: RunConfig, x: np.ndarray, y: np.ndarray, device: str = "auto"):
     """(spec, kernel) for the zoo run ``cfg``: HMC or the torch random walk over the model's energy."""
-    from .samplers import rw, rw_torch
+    from mcmc_landscape.samplers import rw, rw_torch
 
     dev = hmc.resolve_device(device)
-    dtype = torch.float64 if resolve_dtype(cfg, dev) == "float64" else torch.float32
+    dtype = torch.float64 if resolve_dtype(cfg.dtype, dev) == "float64" else torch.float32
     spec, energy = zoo_energy(cfg, x, y, dev, dtype)
-    start = start_positions(energy, float(cfg["box"]))
+    start = start_positions(energy, float(cfg.box))
     log.debug("%s on %s in %s, chunks of %s chains × %s images", spec.describe(), dev, dtype, energy.chain_chunk,
               energy.example_chunk)
-    if cfg["sampler"] == "hmc":
-        settings = hmc.HMCSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
-                                   warmup=cfg["warmup"], thin=cfg["thin"], n_leapfrog=cfg["leapfrog"],
-                                   jitter=bool(cfg["jitter"]), initial_step=cfg["initial_step"],
-                                   trajectory=cfg.get("trajectory", "fixed"))
+    if cfg.sampler == "hmc":
+        settings = hmc.HMCSettings(temperature=cfg.temperature, box=cfg.box, target_accept=cfg.target_accept,
+                                   warmup=cfg.warmup, thin=cfg.thin, n_leapfrog=cfg.leapfrog, jitter=bool(cfg.jitter),
+                                   initial_step=cfg.initial_step, trajectory=cfg.trajectory or "fixed")
         return spec, ZooHMCKernel(energy, spec.n_params, settings, dev, dtype, grad_fn=energy.energy_and_grad,
                                   start=start)
-    if cfg["sampler"] == "rw":
-        settings = rw.RWSettings(temperature=cfg["temperature"], box=cfg["box"], target_accept=cfg["target_accept"],
-                                 warmup=cfg["warmup"], thin=cfg["thin"], initial_step=cfg["initial_step"])
+    if cfg.sampler == "rw":
+        settings = rw.RWSettings(temperature=cfg.temperature, box=cfg.box, target_accept=cfg.target_accept,
+                                 warmup=cfg.warmup, thin=cfg.thin, initial_step=cfg.initial_step)
         return spec, rw_torch.TorchRWKernel(energy, settings, start, dev, dtype)
-    raise SpecError(f"--sampler {cfg['sampler']} cannot sample a zoo model; use --sampler hmc or rw.")
+    raise SpecError(f"--sampler {cfg.sampler} cannot sample a zoo model; use --sampler hmc or rw.")
 
 
 class ZooHMCKernel(HMCKernel):

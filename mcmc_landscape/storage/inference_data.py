@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .errors import SpecError, StoreError
+from mcmc_landscape import __version__
+from mcmc_landscape.errors import SpecError, StoreError
 
 #: Bytes of θ read and written at once, by default.
 BLOCK_BYTES = 256 * 2**20
@@ -58,9 +58,12 @@ def _segments(entries: list[tuple[str, tuple[int, ...]]]) -> NameFn:
     return names
 
 
-def parameter_names(cfg: dict[str, Any], p: int) -> NameFn:
-    """``names(start, stop)``: the names of θ's coordinates ``start:stop`` for the run ``cfg``; ``theta[k]`` where the
-    layout cannot be rebuilt (a user model that no longer imports)."""
+def parameter_names(cfg: dict[str, Any], p: int, module_layout: Callable[[dict[str, Any]], Any] | None = None
+                    ) -> NameFn:
+    """``names(start, stop)``: the names of θ's coordinates ``start:stop`` for the run ``cfg``. An MLP's come from its
+    stored widths; a module's (zoo or user model) from ``module_layout(cfg)`` (a ``FlatLayout`` or None; the front
+    door passes :func:`mcmc_landscape.user_model.stored_module_layout`, since storage knows no model); ``theta[k]``
+    where there is none."""
     if "model" not in cfg and cfg.get("widths"):
         w = [int(v) for v in cfg["widths"]]
         entries = []
@@ -68,28 +71,13 @@ def parameter_names(cfg: dict[str, Any], p: int) -> NameFn:
             entries += [(f"W{i + 1}", (w[i], w[i + 1])), (f"b{i + 1}", (w[i + 1],))]
         names = _segments(entries)
     else:
-        layout = _module_layout(cfg)
+        layout = module_layout(cfg) if module_layout is not None else None
         if layout is None:
             return lambda start, stop: [f"theta[{k}]" for k in range(start, stop)]
         names = _segments(list(zip(layout.names, layout.shapes, strict=True)))
     if len(names(p - 1, p)) != 1 or names(p, p + 1):
         raise StoreError(f"the stored config's layout does not have the file's {p} parameters; the file is damaged.")
     return names
-
-
-def _module_layout(cfg: dict[str, Any]) -> Any:
-    from .zoo import MODELS, FlatLayout, build_model
-
-    try:
-        if cfg.get("model") in MODELS:
-            return FlatLayout.of(build_model(cfg["model"], **cfg.get("model_options", {})))
-        from .user_model import build_user_model
-
-        return FlatLayout.of(build_user_model(cfg["model"], cfg.get("model_options", {}).get("n_classes")))
-    except Exception as exc:  # noqa: BLE001 (names are a nicety; the draws are exported regardless)
-        warnings.warn(f"parameters named theta[k]: the model {cfg.get('model')!r} could not be rebuilt ({exc})",
-                      stacklevel=3)
-        return None
 
 
 def _rows(reader: Any, discard: int, thin: int) -> range:
@@ -155,8 +143,8 @@ def _blocks(n_chains: int, n_draws: int, p: int, itemsize: int, block_bytes: int
 
 
 def export_netcdf(reader: Any, out: str | os.PathLike, **kw: Any) -> Path:
-    """Write the run of ``reader`` (a :class:`~mcmc_landscape.store.ChainReader`) to ``out`` as an InferenceData netCDF
-    file (``az.from_netcdf`` reads it); see :func:`_export` for the keywords."""
+    """Write the run of ``reader`` (a :class:`~mcmc_landscape.storage.store.ChainReader`) to ``out`` as an
+    InferenceData netCDF file (``az.from_netcdf`` reads it); see :func:`_export` for the keywords."""
     return _export(reader, Path(out), _NetCDF, **kw)
 
 
@@ -173,14 +161,15 @@ def export_zarr(reader: Any, out: str | os.PathLike, **kw: Any) -> Path:
 
 
 def _export(reader: Any, out: Path, backend: type, *, discard: int = 0, thin: int = 1,
-            block_bytes: int = BLOCK_BYTES, compress: bool = False, force: bool = False) -> Path:
+            block_bytes: int = BLOCK_BYTES, compress: bool = False, force: bool = False,
+            module_layout: Callable[[dict[str, Any]], Any] | None = None) -> Path:
     """θ copied in blocks of at most ``block_bytes``. Refuses an existing ``out`` unless ``force``; writes beside it
     and renames into place, so an interrupted export leaves no half file."""
     if out.exists() and not force:
         raise SpecError(f"{str(out)!r} already exists; pass --force to overwrite it.")
     rows = _rows(reader, discard, thin)
     n_chains, p, dtype = reader.n_chains, reader.n_params, reader.theta_dtype
-    names = parameter_names(reader.config, p)
+    names = parameter_names(reader.config, p, module_layout)
     stats, stats_attrs = _stats(reader, rows)
     draws = np.asarray(rows, dtype=np.int64)
     tmp = out.with_name(out.name + ".partial")
@@ -315,20 +304,22 @@ class _Zarr:
             zarr.consolidate_metadata(str(self.path))
 
 
-def to_inference_data(reader: Any, *, discard: int = 0, thin: int = 1) -> Any:
+def to_inference_data(reader: Any, *, discard: int = 0, thin: int = 1,
+                      module_layout: Callable[[dict[str, Any]], Any] | None = None) -> Any:
     """The run of ``reader`` as an in-memory ArviZ InferenceData, laid out as :func:`export_netcdf` writes it (θ is
     loaded whole: for a run larger than memory, export to a file and open it lazily with ``az.from_netcdf``)."""
     import xarray as xr
 
-    from .diagnostics import _arviz
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # arviz 0.23 announces its 1.0 refactor on import
+        import arviz as az
 
-    az = _arviz()
     rows = _rows(reader, discard, thin)
     p = reader.n_params
     coords = {"chain": np.arange(reader.n_chains), "draw": np.asarray(rows, dtype=np.int64)}
     theta = reader.get_chain(discard, thin)
     post = xr.Dataset({"theta": (("chain", "draw", "param"), theta)},
-                      coords={**coords, "param": np.array(parameter_names(reader.config, p)(0, p))},
+                      coords={**coords, "param": np.array(parameter_names(reader.config, p, module_layout)(0, p))},
                       attrs={"config": json.dumps(reader.config, sort_keys=True)})
     stats, stats_attrs = _stats(reader, rows)
     sample_stats = xr.Dataset({k: v for k, v in stats.items()}, coords=coords, attrs=stats_attrs)

@@ -3,8 +3,8 @@
 One zoo serves the samplers (``landscape sample --model ...``) and DSS (its real-data tasks), so a minimum found by
 one can be handed to the other. A model's flat vector is its ``named_parameters()`` concatenated, each tensor
 row-major (:class:`FlatLayout`); a batch of models is a ``(chains, p)`` tensor, evaluated through
-``torch.func.functional_call`` under ``vmap``. The MLP of :mod:`mcmc_landscape.nets` keeps its own layout (W in × out,
-then b) and fast kernels in :mod:`mcmc_landscape.energy`; a test holds the two paths equal.
+``torch.func.functional_call`` under ``vmap``. The MLP of :mod:`mcmc_landscape.models.nets` keeps its own layout (W in × out,
+then b) and fast kernels in :mod:`mcmc_landscape.models.energy`; a test holds the two paths equal.
 
 Models by name (:data:`MODELS`): the paper's ``mnist-convnet`` (~3.3M parameters), ``cifar10-convnet`` and
 ``ptb-lstm`` (Zaremba's small model, ~4.65M), each narrower by ``width``/``hidden``, and the small CPU-sized
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import SpecError
+from mcmc_landscape.errors import SpecError
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)

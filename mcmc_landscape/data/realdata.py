@@ -2,7 +2,7 @@
 Treebank (text), from a data folder laid out as ``mnist/``, ``cifar10/`` (or ``cifar-10-batches-py/``) and ``ptb/``.
 
 The folder is ``data_dir`` when given, else ``$MCMC_LANDSCAPE_DATA``, else ``../shared/data`` beside the checkout
-(:func:`mcmc_landscape.data.real_data_dir`). A missing or malformed file is a :class:`DataError` that names the file
+(:func:`mcmc_landscape.data.datasets.real_data_dir`). A missing or malformed file is a :class:`DataError` that names the file
 and the setting to fix. CIFAR-10 batches are pickles: they are read by an unpickler that admits only what those files
 hold (dicts, lists, bytes, strings, numbers and numpy arrays), so a crafted file cannot run code.
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DATA_ENV, real_data_dir
-from .errors import DataError
+from mcmc_landscape.data.datasets import DATA_ENV, real_data_dir
+from mcmc_landscape.errors import DataError
 
 IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

@@ -34,9 +34,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from . import __version__
-from .errors import StoreError
-from .locking import WriterLock
+from mcmc_landscape import __version__
+from mcmc_landscape.errors import StoreError
+from mcmc_landscape.storage.locking import WriterLock
 
 FORMAT = "mcmc-landscape/chains"
 FORMAT_VERSION = 1
@@ -227,7 +227,7 @@ class ChainWriter:
     def open(cls, path: str | os.PathLike, run: str | None = None) -> ChainWriter:
         """Open an existing run for appending, repairing a file left by a killed writer and trimming uncommitted draws.
 
-        Refused (:class:`~mcmc_landscape.locking.FileBusy`) while another live process writes the file."""
+        Refused (:class:`~mcmc_landscape.storage.locking.FileBusy`) while another live process writes the file."""
         path = Path(path)
         lock = _lock(path).acquire()
         try:
@@ -450,12 +450,13 @@ class ChainReader:
             raise StoreError(f"draws up to {draws.stop} asked for, but only {self.committed_draws} are committed.")
         return self._g[name][chains, draws]
 
-    def to_inference_data(self, discard: int = 0, thin: int = 1) -> Any:
+    def to_inference_data(self, discard: int = 0, thin: int = 1, module_layout: Any = None) -> Any:
         """The run as an ArviZ InferenceData (θ with named parameters, sample stats, the data, the config); see
-        :mod:`mcmc_landscape.inference_data`, which also writes it to netCDF out of core."""
-        from .inference_data import to_inference_data
+        :mod:`mcmc_landscape.storage.inference_data`, which also writes it to netCDF out of core. An MLP's parameters
+        are named from its widths; a module's with ``module_layout=mcmc_landscape.user_model.stored_module_layout``."""
+        from mcmc_landscape.storage.inference_data import to_inference_data
 
-        return to_inference_data(self, discard=discard, thin=thin)
+        return to_inference_data(self, discard=discard, thin=thin, module_layout=module_layout)
 
     def iter_chunks(self, name: str = "theta", chunk_draws: int = 4096, discard: int = 0
                     ) -> Iterator[tuple[int, np.ndarray]]:

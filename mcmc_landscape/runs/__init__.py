@@ -1,0 +1,5 @@
+"""Runs: a run from its settings to its file and back: the typed config (``config``), the runner that
+drives a kernel into the store (``runner``), start and resume (``sampling``, ``zoo_sampling``) and runs
+split into shards (``shards``).
+
+The top room of the core: it imports every other."""
