@@ -23,6 +23,12 @@ sequence: the jitter that breaks periodic orbits, spread more evenly than unifor
 numbers, so the run's random stream is the fixed-length sampler's. After warm-up the mean number of steps is frozen
 (T over the frozen ε̄) and only the Halton jitter moves it.
 
+The sampler's default criterion is not that spread but each chain's own expected squared jump of the energy per
+gradient, E[a·(U' - U)²] / T (:func:`energy_gradient`), with the same Adam, averaging and jitter: on the report's
+[2,2] landscape the chains' joint spread keeps paying for long trajectories (drift across basins and along flat
+directions) while the ESS of U per iteration hardly depends on the length, so the spread buys ~20× the gradients
+for 2× the ESS of U (``bench/RESULTS.md``, ChEES). Both start from one leapfrog step of the initial step size.
+
 Everything here is host-side scalars (the length, Adam's moments, the counters) plus one reduction over the chains
 per warm-up iteration; :func:`mcmc_landscape.samplers.hmc.run_block` calls it and stores the scalars in the run's
 state, so a resumed run continues bit for bit.

@@ -15,8 +15,9 @@ windows of doubling length (75 / 25, 50, 100, ... / 50 iterations for a long war
 does; dual averaging restarts after each window. After warm-up ε and M are frozen. Trajectories have a fixed number of
 steps so a batch stays in lockstep on a GPU; with ``jitter`` the count is drawn afresh each iteration (the same for
 every chain) uniformly from [⌈n/2⌉, ⌊3n/2⌋]. With ``trajectory="chees"`` the length is tuned in warm-up over all
-chains (:mod:`.chees`) and the count is Halton-jittered each iteration, still the same for every chain; the ChEES
-warm-up runs iteration by iteration (it reduces over the chains between them), its sampling like any other.
+chains (:mod:`.chees`; by default to the squared jump of U per gradient) and the count is Halton-jittered each
+iteration, still the same for every chain; the ChEES warm-up runs iteration by iteration (it reduces over the
+chains between them), its sampling like any other.
 
 One ``torch.Generator`` drives the whole batch; its state is part of the saved state, so on the CPU a resumed run
 continues bit for bit.
