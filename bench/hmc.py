@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -116,12 +117,13 @@ def ess_canonical(theta: np.ndarray, energy: np.ndarray, per_chain_max: int = 64
 
 
 def run_ours(chains, warmup, draws, n_leapfrog, device, seed=0, torch_grad=False, dtype=torch.float64,
-             per_chain=True, iterations=True, trajectory="fixed", jitter=False, target_accept=0.8):
+             per_chain=True, iterations=True, trajectory="fixed", jitter=False, target_accept=0.8,
+             chees_criterion="energy"):
     f = Counted(device, dtype, iterations=iterations)
     grad = f.with_torch_grad if torch_grad else f.with_grad
     traj = None if torch_grad else f.trajectory_fn
     s = hmc.HMCSettings(temperature=T, box=L, warmup=warmup, n_leapfrog=n_leapfrog, trajectory=trajectory,
-                        jitter=jitter, target_accept=target_accept)
+                        jitter=jitter, target_accept=target_accept, chees_criterion=chees_criterion)
     t0 = time.perf_counter()
     state = hmc.init(f, chains, 18, seed, s, device=device, dtype=dtype, grad_fn=grad)
     state, theta, energy, acc = hmc.run_block(f, state, draws, s, grad_fn=grad, trajectory_fn=traj)
@@ -310,12 +312,18 @@ def chees_main(args):
 
     warm, draws = args.chees_warmup, args.chees_draws
     c = args.chains
-    rows = {"ours_hmc": run_ours(c, warm, draws, 16, torch.device("cpu")),
-            "ours_hmc_jitter": run_ours(c, warm, draws, 16, torch.device("cpu"), jitter=True),
-            "ours_chees": run_ours(c, warm, draws, 16, torch.device("cpu"), trajectory="chees")}
-    rows["ours_rw"] = run_rw(c, rows["ours_hmc"]["grads"])
+    cpu = torch.device("cpu")
+    runs = {"ours_hmc": lambda: run_ours(c, warm, draws, 16, cpu),
+            "ours_hmc_jitter": lambda: run_ours(c, warm, draws, 16, cpu, jitter=True),
+            "ours_chees": lambda: run_ours(c, warm, draws, 16, cpu, trajectory="chees"),  # the default: energy
+            "ours_chees_spread": lambda: run_ours(c, warm, draws, 16, cpu, trajectory="chees", chees_criterion="spread"),
+            "ours_rw": lambda: run_rw(c, rows["ours_hmc"]["grads"])}
     if importlib.util.find_spec("blackjax") is not None:
-        rows["blackjax_chees"] = run_blackjax_chees(c, warm, draws)
+        runs["blackjax_chees"] = lambda: run_blackjax_chees(c, warm, draws)
+    rows = {}
+    for name, fn in runs.items():  # progress on stderr, so a run cut short still tells what it measured
+        rows[name] = fn()
+        print(name, json.dumps(rows[name]), file=sys.stderr, flush=True)
     print(f"[2,2] classifier, points10, T={T}, L={L}, float64 on CPU; {c} chains, {warm} warm-up + {draws} draws; "
           "per k grads = per 1,000 gradient (or, random walk, energy) evaluations, warm-up included")
     print(f"{'sampler':<18}{'grads':>13}{'s':>7}{'acc':>6}{'step':>8}{'steps':>7}{'ESS U all':>10}{'chains':>9}"
@@ -332,6 +340,9 @@ def chees_main(args):
     summary = {"chees_over_rw_per_grad": per_grad["ours_chees"] / per_grad["ours_rw"],
                "fixed_over_rw_per_grad": per_grad["ours_hmc"] / per_grad["ours_rw"],
                "chees_over_blackjax_per_grad": per_grad["ours_chees"] / per_grad["blackjax_chees"]
+               if "blackjax_chees" in per_grad else None,
+               "chees_spread_over_rw_per_grad": per_grad["ours_chees_spread"] / per_grad["ours_rw"],
+               "blackjax_over_rw_per_grad": per_grad["blackjax_chees"] / per_grad["ours_rw"]
                if "blackjax_chees" in per_grad else None,
                "chees_over_rw_per_grad_all_chains": (rows["ours_chees"]["ess_u"] / rows["ours_chees"]["grads"])
                / (rows["ours_rw"]["ess_u"] / rows["ours_rw"]["grads"]),

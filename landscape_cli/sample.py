@@ -44,7 +44,8 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
                    help="hmc: draw the number of leapfrog steps afresh each iteration")
     s.add_argument("--trajectory", choices=["fixed", "chees"],
                    help="hmc: fixed: --leapfrog steps (default); chees: one length tuned over the chains in warm-up "
-                        "(ChEES, starting from --leapfrog steps), Halton-jittered each iteration")
+                        "(from one step; by default it maximizes the squared jump of U per gradient), Halton-jittered each "
+                        "iteration")
     s.add_argument("--stretch", type=positive_float, help="emcee: scale a of the stretch move (default 2)")
     s.add_argument("--temps", type=positive_int, help="pt: rungs of the temperature ladder per chain (default 5)")
     s.add_argument("--t-max", type=positive_float, help="pt: hottest rung's temperature in units of T (default 20)")

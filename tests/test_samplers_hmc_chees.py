@@ -27,11 +27,12 @@ def test_halton_jitter_keeps_the_mean_and_every_chain_in_lockstep():
     assert chees.steps(1e9, 3, 64) == 64, "the cap holds"
 
 
+@pytest.mark.parametrize("criterion", ["energy", "spread"])
 @pytest.mark.parametrize("n_leapfrog,grows", [(2, True), (200, False)], ids=["from-short", "from-long"])
-def test_warmup_moves_the_length_toward_the_optimum_on_a_gaussian(n_leapfrog, grows):
-    """On N(0, I) the best length is O(1): ChEES-rate lengthens a trajectory of 0.1 and shortens one of 10."""
-    s = hmc.HMCSettings(box=50.0, warmup=300, trajectory="chees", n_leapfrog=n_leapfrog)
-    state = hmc.init(gaussian, 128, 10, 0, s, grad_fn=gaussian_eg)
+def test_warmup_moves_the_length_toward_the_optimum_on_a_gaussian(n_leapfrog, grows, criterion):
+    """On N(0, I) the best length is O(1) for both criteria: a trajectory of 0.1 lengthens and one of 10 shortens."""
+    s = hmc.HMCSettings(box=50.0, warmup=300, trajectory="chees", chees_criterion=criterion)
+    state = hmc.init(gaussian, 128, 10, 0, s, grad_fn=gaussian_eg).with_chees(chees.start(n_leapfrog, s.initial_step))
     state, _, _, _ = hmc.run_block(gaussian, state, 0, s, grad_fn=gaussian_eg)
     t0, t1 = n_leapfrog * s.initial_step, math.exp(state.chees_log_length_ma)
     assert (t1 > 3 * t0) if grows else (t1 < t0 / 3)
@@ -110,7 +111,8 @@ def _hmc_energies(target, temperature: float, **kw) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kw", [{"n_leapfrog": 8}, {"n_leapfrog": 8, "jitter": True},
-                                {"n_leapfrog": 8, "trajectory": "chees"}], ids=["fixed", "jittered", "chees"])
+                                {"trajectory": "chees"}, {"trajectory": "chees", "chees_criterion": "spread"}],
+                         ids=["fixed", "jittered", "chees", "chees-spread"])
 def test_every_hmc_variant_matches_the_exact_distribution_of_u(target, kw):
     """KS at 1 %, the critical value from the effective sizes (bulk ESS of the HMC draws, Kish's ESS of the
     importance weights); the same test rejects draws made at T = 1.25 (it has power)."""

@@ -23,6 +23,12 @@ sequence: the jitter that breaks periodic orbits, spread more evenly than unifor
 numbers, so the run's random stream is the fixed-length sampler's. After warm-up the mean number of steps is frozen
 (T over the frozen ε̄) and only the Halton jitter moves it.
 
+The sampler's default criterion is not that spread but each chain's own expected squared jump of the energy per
+gradient, E[a·(U' - U)²] / T (:func:`energy_gradient`), with the same Adam, averaging and jitter: on the report's
+[2,2] landscape the chains' joint spread keeps paying for long trajectories (drift across basins and along flat
+directions) while the ESS of U per iteration hardly depends on the length, so the spread buys ~20× the gradients
+for 2× the ESS of U (``bench/RESULTS.md``, ChEES). Both start from one leapfrog step of the initial step size.
+
 Everything here is host-side scalars (the length, Adam's moments, the counters) plus one reduction over the chains
 per warm-up iteration; :func:`mcmc_landscape.samplers.hmc.run_block` calls it and stores the scalars in the run's
 state, so a resumed run continues bit for bit.
@@ -54,7 +60,7 @@ class Chees(NamedTuple):
 
 
 def start(n_leapfrog: int, initial_step: float) -> Chees:
-    """Start at the fixed sampler's length, ``n_leapfrog`` steps of the initial step size."""
+    """Start at ``n_leapfrog`` steps of the initial step size (the sampler starts from one)."""
     log_t = math.log(n_leapfrog * initial_step)
     return Chees(log_t, log_t, 0.0, 0.0, 0, 0, float(n_leapfrog))
 
@@ -106,6 +112,27 @@ def gradient(x0: torch.Tensor, x1: torch.Tensor, r1: torch.Tensor, inv_mass: tor
         return float(grad / (0.25 * (w * change * change).sum() / (w.sum() + 1e-20)) - 1.0)
     spread = (c0 * c0).sum(dim=1).mean()  # the chains' square spread: ChEES scales as its square
     return float(grad / (spread * spread + 1e-300))
+
+
+def energy_gradient(u0: torch.Tensor, u1: torch.Tensor, g1: torch.Tensor, r1: torch.Tensor, inv_mass: torch.Tensor,
+                    accept_prob: torch.Tensor, finite: torch.Tensor, time: torch.Tensor) -> float:
+    """The gradient in log T of log(E[a·(U' - U)²] / T): the expected squared jump of the energy per gradient.
+
+    Why: the chains' joint spread (:func:`gradient`) keeps growing with T where chains sit in different basins or
+    drift along flat, box-bounded directions, so it buys long trajectories; but U, the quantity the analysis reads,
+    changes between iterations mostly through the fresh momentum (H is conserved along a trajectory), so once a
+    trajectory has turned kinetic energy into potential, longer ones only cost gradients. Each chain's own jump is
+    measured, no centring over chains, so the spread between basins does not enter. The pathwise derivative is
+    d(U' - U)²/d log T = 2 (U' - U) · t · ∇U(θ')·v', v' = M⁻¹r' the velocity at the end (as in ChEES).
+
+    ``u0``/``u1`` (C,) the energies at start and proposal, ``g1`` (C, p) ∇U at the proposal, the rest as in
+    :func:`gradient`. The temperature cancels in the ratio."""
+    w = torch.where(finite, accept_prob, torch.zeros_like(accept_prob)).double()
+    du = torch.where(finite, u1 - u0, torch.zeros_like(u0)).double()
+    slope = torch.where(finite, (g1 * r1 * inv_mass).sum(dim=1), torch.zeros_like(u0)).double()
+    num = (w * 2.0 * du * time.double() * slope).sum()
+    den = (w * du * du).sum()
+    return float(num / den - 1.0) if float(den) > 0 else float("nan")
 
 
 def update(c: Chees, grad: float) -> Chees:

@@ -15,8 +15,9 @@ windows of doubling length (75 / 25, 50, 100, ... / 50 iterations for a long war
 does; dual averaging restarts after each window. After warm-up ε and M are frozen. Trajectories have a fixed number of
 steps so a batch stays in lockstep on a GPU; with ``jitter`` the count is drawn afresh each iteration (the same for
 every chain) uniformly from [⌈n/2⌉, ⌊3n/2⌋]. With ``trajectory="chees"`` the length is tuned in warm-up over all
-chains (:mod:`.chees`) and the count is Halton-jittered each iteration, still the same for every chain; the ChEES
-warm-up runs iteration by iteration (it reduces over the chains between them), its sampling like any other.
+chains (:mod:`.chees`; by default to the squared jump of U per gradient) and the count is Halton-jittered each
+iteration, still the same for every chain; the ChEES warm-up runs iteration by iteration (it reduces over the
+chains between them), its sampling like any other.
 
 One ``torch.Generator`` drives the whole batch; its state is part of the saved state, so on the CPU a resumed run
 continues bit for bit.
@@ -70,7 +71,10 @@ class HMCSettings(NamedTuple):
     adapt_mass: bool = True
     trajectory: str = "fixed"  # "fixed" (n_leapfrog, or jittered around it) or "chees" (:mod:`.chees`)
     max_leapfrog: int = 1000  # ChEES: the most leapfrog steps an iteration takes
-    chees_rate: bool = True  # ChEES: maximize ChEES per unit of trajectory (per gradient), not ChEES itself
+    chees_rate: bool = True  # ChEES "spread": maximize ChEES per unit of trajectory (per gradient), not ChEES itself
+    #: ChEES: what the length maximizes per gradient: "energy", each chain's squared jump of U
+    #: (:func:`.chees.energy_gradient`), or "spread", the chains' joint second moment (the paper's ChEES)
+    chees_criterion: str = "energy"
 
 
 class HMCState(NamedTuple):
@@ -119,6 +123,8 @@ def validate_settings(s: HMCSettings) -> None:
         raise SpecError(f"the trajectory must be 'fixed' or 'chees', got {s.trajectory!r}.")
     if s.trajectory == "chees" and s.jitter:
         raise SpecError("a ChEES trajectory jitters its own length; drop --jitter.")
+    if s.chees_criterion not in ("energy", "spread"):
+        raise SpecError(f"the ChEES criterion must be 'energy' or 'spread', got {s.chees_criterion!r}.")
     if s.max_leapfrog < 1:
         raise SpecError(f"the most leapfrog steps an iteration takes must be ≥ 1, got {s.max_leapfrog}.")
 
@@ -194,7 +200,9 @@ def init(energy_fn: EnergyFn, n_chains: int, p: int, seed: int, settings: HMCSet
         torch.zeros_like(pos), 0, zc, zc.clone(), gen.get_state(), 0,
     )
     if settings.trajectory == "chees":
-        state = state.with_chees(chees.start(settings.n_leapfrog, settings.initial_step))
+        # one step of the initial size, as the paper and BlackJAX: the criterion lengthens it where that pays, and
+        # Adam's small steps do not come back from a long start within a few hundred warm-up iterations
+        state = state.with_chees(chees.start(1, settings.initial_step))
     return state
 
 
@@ -368,8 +376,10 @@ def run_block(energy_fn: EnergyFn, state: HMCState, n_draws: int, settings: HMCS
             accept = (unif < a) & finite
             n_bad += (~finite).to(torch.int64)
             if chees_warm:
-                ch = chees.update(ch, chees.gradient(pos, x, rr, inv_mass, a, finite, n_lf * eps.squeeze(1),
-                                                     s.chees_rate))
+                time = n_lf * eps.squeeze(1)
+                ch = chees.update(ch, chees.energy_gradient(u, uu, gg, rr, inv_mass, a, finite, time)
+                                  if s.chees_criterion == "energy"
+                                  else chees.gradient(pos, x, rr, inv_mass, a, finite, time, s.chees_rate))
             pos = torch.where(accept.unsqueeze(1), x, pos)
             u = torch.where(accept, uu, u)
             g = torch.where(accept.unsqueeze(1), gg, g)
