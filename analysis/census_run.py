@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from mcmc_landscape.errors import SpecError
+from mcmc_landscape.models.nets import mlp_logits
 
 log = logging.getLogger("landscape")
 
@@ -378,14 +379,5 @@ def point_losses(theta: np.ndarray, spec: Any, x: np.ndarray, y: np.ndarray) -> 
                                axis=-1)[..., 0]
 
 
-def logits(theta: np.ndarray, spec: Any, x: np.ndarray) -> np.ndarray:
-    """The network's outputs (n, points, classes) on ``x`` for each row of θ."""
-    h = np.asarray(x, dtype=np.float64)
-    layers = spec.unflatten(theta)
-    hs = np.broadcast_to(h, (len(theta), *h.shape))
-    for li, (W, b) in enumerate(layers):
-        hs = np.einsum("nki,nij->nkj", hs, W) + b[:, None, :]
-        if li < len(layers) - 1:
-            hs = np.maximum(hs, 0) if spec.activation == "relu" else np.tanh(hs) if spec.activation == "tanh" \
-                else 1 / (1 + np.exp(-hs))
-    return np.array(hs)
+#: The network's outputs (n, points, classes) on ``x`` for each row of θ: the core's one plain forward pass.
+logits = mlp_logits

@@ -34,8 +34,9 @@ def run_zoo_census(file: str | Path, out: str | Path, count: int = 64, run: str 
     from analysis.census_run import pick_draws
     from analysis.completeness import chao1, good_turing_new
     from mcmc_landscape.minimum_kind import describe_kind, minimum_kind
-    from mcmc_landscape.models.zoo import zoo_orbit_tangent
+    from mcmc_landscape.models.zoo import RELU_PAIRS, zoo_orbit_tangent
     from mcmc_landscape.optimize import quench, resolve_device
+    from mcmc_landscape.runs.config import RunConfig
     from mcmc_landscape.runs.zoo_sampling import resolve_dtype, zoo_energy
 
     t0 = time.perf_counter()
@@ -45,8 +46,9 @@ def run_zoo_census(file: str | Path, out: str | Path, count: int = 64, run: str 
     cfg, x, y, draws, where = pick_draws(file, run, count, discard)
     if "model" not in cfg:
         raise ValueError("run_zoo_census is for runs of a zoo model; use run_census for an MLP run")
-    dt = torch.float64 if (dtype if dtype != "auto" else resolve_dtype(cfg, dev)) == "float64" else torch.float32
-    spec, energy = zoo_energy({**cfg, "chains": batch}, x, y, dev, dt)
+    dt = torch.float64 if (dtype if dtype != "auto" else resolve_dtype(cfg.get("dtype"), dev)) == "float64" \
+        else torch.float32
+    spec, energy = zoo_energy(RunConfig.from_json({**cfg, "chains": batch}), x, y, dev, dt)
     box = float(cfg["box"])
     times = {"read": time.perf_counter() - t0}
     t = time.perf_counter()
@@ -69,7 +71,9 @@ def run_zoo_census(file: str | Path, out: str | Path, count: int = 64, run: str 
              "frequency": share, "frequency_low": lo, "frequency_high": hi,
              "example_draw": {"chain": int(where[r, 0]), "draw": int(where[r, 1])}}
         if k < kind_minima:
-            tangent = zoo_orbit_tangent(cfg["model"], energy.layout, q.theta[r])
+            # a user's module has no described symmetry orbit: its flat directions are all counted as manifold
+            tangent = zoo_orbit_tangent(cfg["model"], energy.layout, q.theta[r]) if cfg["model"] in RELU_PAIRS \
+                else np.zeros((0, energy.layout.p))
             shape = minimum_kind(lambda u: energy(u.to(dt)).double(), q.theta[r], tangent, q.active[r],
                                  method="lanczos", k=lanczos_k, device=dev, flat_rtol=flat_rtol,
                                  lanczos_tol=lanczos_tol)

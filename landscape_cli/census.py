@@ -32,10 +32,10 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
                    "(default 1000)")
     s.add_argument("--run", help="run inside the file (default: the only one)")
     s.add_argument("--discard", type=nonneg_int, default=0, help="draws per chain to skip at the start (default 0)")
-    s.add_argument("--tol", type=positive_float, default=1e-6, help="‖projected ∇U‖ at which a quench has converged "
-                   "(default 1e-6)")
-    s.add_argument("--max-iter", type=positive_int, default=2000, help="L-BFGS iterations per draw (default 2000)")
-    s.add_argument("--batch", type=positive_int, default=2000, help="draws per quench batch (default 2000)")
+    s.add_argument("--tol", type=positive_float, help="‖projected ∇U‖ at which a quench has converged "
+                   "(default 1e-6 for an MLP, 1e-4 for a zoo or user model)")
+    s.add_argument("--max-iter", type=positive_int, help="L-BFGS iterations per draw (default 2000; 500 for a model)")
+    s.add_argument("--batch", type=positive_int, help="draws per quench batch (default 2000; 64 for a model)")
     s.add_argument("--theta-tol", type=positive_float, default=1e-3,
                    help="two minima are one if their aligned canonical forms are this close, relative (default 1e-3)")
     s.add_argument("--energy-tol", type=positive_float, default=1e-5,
@@ -60,7 +60,14 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mcmc_landscape.storage.store import ChainReader
+
     from .cluster import task_runner
+
+    with ChainReader(args.file, args.run) as reader:
+        model = reader.config.get("model")
+    if model is not None:  # a zoo or user model's run: the census of analysis.census_zoo (no barriers)
+        return _run_zoo(args)
 
     with task_runner(args) as run_tasks:  # quench batches as tasks with --cluster
         c = _run(args, run_tasks if args.cluster is not None else None)
@@ -70,11 +77,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_zoo(args: argparse.Namespace) -> int:
+    from analysis.census_zoo import run_zoo_census
+
+    from .common import refuse_nonempty
+
+    refuse_nonempty(args.out, args.force, "pass --force to replace the census there")
+    c = run_zoo_census(args.file, args.out, count=args.count, run=args.run, discard=args.discard,
+                       tol=args.tol or 1e-4, max_iter=args.max_iter or 500, batch=args.batch or 64,
+                       energy_tol=args.energy_tol, output_tol=args.output_tol,
+                       device=args.device, seed=args.seed)
+    print(f"{c['n_quenched']} draws of {c['model']} quenched, {c['n_converged']} converged; {c['n_distinct']} "
+          f"distinct minima by their losses on {c['probe']} probe images; report {Path(args.out) / 'REPORT.md'}")
+    return 0
+
+
 def _run(args: argparse.Namespace, run_tasks: Any) -> dict[str, Any]:
     from dss.barriers import BarrierSettings
 
-    return run_census(args.file, args.out, count=args.count, run=args.run, discard=args.discard, tol=args.tol,
-                      max_iter=args.max_iter, batch=args.batch, theta_tol=args.theta_tol, energy_tol=args.energy_tol,
+    return run_census(args.file, args.out, count=args.count, run=args.run, discard=args.discard,
+                      tol=args.tol or 1e-6, max_iter=args.max_iter or 2000, batch=args.batch or 2000,
+                      theta_tol=args.theta_tol, energy_tol=args.energy_tol,
                       output_tol=args.output_tol, probe_grid=args.probe_grid, neighbours=args.neighbours,
                       max_barrier_minima=args.max_barrier_minima, device=args.device, seed=args.seed,
                       force=args.force, quiet=args.quiet,

@@ -1,6 +1,7 @@
 """Bring your own model: a factory and an npz drive sample, export and dss like a zoo model; bad input is one
 sentence and exit 2."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,12 @@ def test_sampling_a_user_model_stores_its_energy_and_exports_its_names(tmp_path,
     u = torch.nn.functional.cross_entropy(logits, torch.from_numpy(ds.y), reduction="sum").item()
     assert energy[1, -1] == pytest.approx(u, rel=1e-10)
     assert names[:2] == ["0.weight[0,0]", "0.weight[0,1]"] and names[-1] == "2.bias[2]"
+    # the census of the user model's run: quenched, counted by its losses on the data, kinds by Lanczos
+    census = tmp_path / "census"
+    assert main(["-q", "census", str(out), "--out", str(census), "--count", "6", "--device", "cpu"]) == 0
+    c = json.loads((census / "census.json").read_text())
+    assert c["n_quenched"] == 6 and 1 <= c["n_distinct"] <= 6 and (census / "REPORT.md").exists()
+    assert sum(m["members"] for m in c["minima"]) <= 6 and "kind" in c["minima"][0]
 
 
 def test_dss_connects_two_user_models(tmp_path, capsys):
