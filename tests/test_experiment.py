@@ -7,6 +7,7 @@ import pytest
 
 from landscape_cli.main import main
 from mcmc_landscape.data.datasets import load_dataset
+from mcmc_landscape.models.nets import MLPSpec
 from mcmc_landscape.storage.store import ChainReader
 
 TINY_TOML = """chains = 4
@@ -37,7 +38,16 @@ def tiny(tmp_path_factory):
 
 def test_every_run_is_written_with_the_transformed_data(tiny):
     out, result = tiny
-    assert list(result["runs"]) == ["identity", "reflect_x", "scale_0.5", "noise_0.05"]
+    assert list(result["runs"]) == ["identity", "reflect_x", "scale_0.5", "noise_0.05", "scale_0.5_transported_box"]
+    # the transported box: the reference data sampled under Φ⁻¹(B), tested against the scaled run carried back
+    from mcmc_landscape.samplers.region import region_matrix
+
+    with ChainReader(out / "scale_0.5_transported_box" / "chains.h5") as r:
+        assert r.config["box_transform"] == "scale:0.5" and r.config["data"] == "points10"
+        theta = r.get_chain(flat=True)
+        M = region_matrix("scale:0.5", MLPSpec.from_widths(r.config["widths"]).offsets(), 2)
+    assert np.abs(theta @ M.T).max() <= 10.0 and np.abs(theta).max() <= 10.0
+    assert "transported" in result["comparison"]["tests"]["scale_0.5_transported_box"]
     for name, spec in (("identity", "points10"), ("reflect_x", "points10|reflect:x"), ("scale_0.5", "points10|scale:0.5"),
                        ("noise_0.05", "points10|noise:0.05@0")):
         assert (out / name / "data.png").exists() and (out / name / "analysis" / "summary.json").exists()
