@@ -46,11 +46,16 @@ def verdict_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
             predicted_same, theory = t.predicted_same(), t.prediction()
             if kind == "mapped" and not t.box_isometry:
                 theory += " Tested on the draws inside both boxes (B ∩ Φ⁻¹B)."
+            if kind == "mapped" and t.kind in ("scale", "shear", "translate"):
+                theory += (" Carried back, the run's chains moved with other proposals than the reference's (the map "
+                           "is not an isometry of parameter space), so this row's level rests on both runs having "
+                           "converged, not on the chains being exchangeable.")
         elif role == "transported":
             kind, predicted_same = "transported", True
             theory = (f"the reference data sampled under the box carried back by {spec} (Φ⁻¹(B), a parallelepiped; a "
                       "random walk rejects outside it exactly): predicted equal everywhere to the transformed run "
-                      "carried back, with nothing cut.")
+                      "carried back, with nothing cut. The two runs' chains move with different proposals, so the "
+                      "level rests on both having converged.")
         elif role == "control_seed":
             kind, predicted_same, theory = "direct", True, "the same target sampled with its own seed: the same landscape."
         else:
