@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -362,6 +363,14 @@ def _pair_tests(RA: np.ndarray, RB: np.ndarray, ua: np.ndarray, ub: np.ndarray, 
     return fn, ws
 
 
+def family_size(plans: list[RunPlan]) -> int:
+    """The tests of the verdict table that Holm's correction runs over: a mapped and an unmapped row per transform with
+    a parameter map, one row per other run, and one per pair of seed replicates."""
+    rows = sum(2 if p.role == "transform" and p.transform.has_parameter_map else 1 for p in plans[1:])
+    seeds = sum(p.role == "control_seed" for p in plans)
+    return rows + seeds * (seeds - 1) // 2
+
+
 def compare(s: ExperimentSettings, out: Path, plans: list[RunPlan], spec: MLPSpec, units_per_chain: int = 1,
             embedding: bool = True) -> dict[str, Any]:
     """Each run against the reference in function space (deciding) and in scale-free weight space (beside it):
@@ -369,6 +378,9 @@ def compare(s: ExperimentSettings, out: Path, plans: list[RunPlan], spec: MLPSpe
     (the null); the planted rotations that measure the power; the plane claim with its nulls; then one shared
     kernel-PCA embedding (left out with ``embedding=False``). The tests permute whole chains, or with
     ``units_per_chain`` > 1 that many blocks of consecutive draws of each chain."""
+    n_family = family_size(plans)
+    # enough permutations that a split beating all of them clears Holm's strictest step: 1/(n+1) · m < α/2
+    s = replace(s, n_perm=max(s.n_perm, math.ceil(2 * n_family / ALPHA)))
     layout = spec.offsets()
     ref = plans[0].name
     draws = {p.name: _load(out / p.name / "chains.h5", units_per_chain) for p in plans}
@@ -418,15 +430,15 @@ def compare(s: ExperimentSettings, out: Path, plans: list[RunPlan], spec: MLPSpe
             (ta, _, ca), (tb, _, cb) = draws[a], draws[b]
             fn, ws = _pair_tests(ta, tb, ca, cb, spec, probes, probes, s, s.seed + 7 * j + 3, (ta, tb))
             replicate_pairs.append({"a": a, "b": b, "function": fn, "weight_space": ws})
-    n_family = sum(2 if "mapped" in e else 1 for e in tests.values()) + len(replicate_pairs)
     alpha_power = ALPHA / max(n_family, 1)  # the strictest step of Holm's procedure over the family
     power = rotation_power(th_ref, ch_ref, spec, probes, tuple(s.power_angles), s.power_splits, alpha_power,
-                           min(s.n_perm, 1000), s.n_test, s.seed) if spec.n_in == 2 else None
+                           s.n_perm, s.n_test, s.seed) if spec.n_in == 2 else None
     plane = plane_claim(s, spec, plans, draws)
     shared = shared_embedding(s, spec, [p.name for p in plans], draws) if embedding else \
         {"runs": {}, "left_out_share": None}
     return {"reference": ref, "tests": tests, "replicate_pairs": replicate_pairs, "probes": len(probes),
-            "power": power, "alpha_power": alpha_power, "plane": plane, "shared_embedding": shared["runs"],
+            "power": power, "alpha_power": alpha_power, "n_perm": s.n_perm, "n_family": n_family, "plane": plane,
+            "shared_embedding": shared["runs"],
             "shared_left_out_share": shared["left_out_share"]}
 
 

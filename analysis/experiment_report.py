@@ -161,9 +161,9 @@ def report_markdown(result: dict[str, Any]) -> str:
              f"{counts['confirmed']} confirmed, {counts['refuted']} refuted, {counts['underpowered']} underpowered. "
              f"Statistic: the energy distance between the runs' class probabilities on {c.get('probes', 'n/a')} probe "
              f"points (the data and a {s.get('probe_grid', 9)}×{s.get('probe_grid', 9)} grid around them), which no "
-             f"weight symmetry changes; whole chains are permuted ({s['n_perm']} permutations, or every split), up to "
-             f"{s['n_test']} draws a side spread over the chains; all draws of each run. α = {ALPHA} after Holm's "
-             "correction over the table.", ""]
+             f"weight symmetry changes; whole chains are permuted ({c.get('n_perm', s['n_perm'])} permutations, or "
+             f"every split), up to {s['n_test']} draws a side spread over the chains; all draws of each run. "
+             f"α = {ALPHA} after Holm's correction over the table.", ""]
     lines += _verdict_table(rows, result)
     lines += ["", "Verdicts: *confirmed* = the prediction holds and, for a prediction of 'same', the test is shown to "
               "have power (the transform's unmapped control detected and a minimum detectable rotation found); "

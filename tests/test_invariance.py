@@ -194,3 +194,21 @@ def test_the_transported_box_runs_are_planned_for_non_isometries_only():
     s = ExperimentSettings(transforms=["rotate:90", "reflect:x", "scale:0.5", "shear:0.3", "noise:0.1"])
     planned = {p.name: p.box_transform for p in plan_runs(s) if p.role == "transported"}
     assert planned == {"scale_0.5_transported_box": "scale:0.5", "shear_0.3_transported_box": "shear:0.3"}
+
+
+def test_enough_permutations_for_the_family_that_holm_runs_over():
+    """A split that beats every permutation must clear Holm's strictest step, however many rows the table has."""
+    import math
+
+    from analysis.experiment import family_size
+    from analysis.invariance import ALPHA
+
+    s = ExperimentSettings(transforms=["rotate:90", "reflect:x", "scale:0.5", "permute-labels", "noise:0.1"],
+                           dose_response=True)
+    plans = plan_runs(s)
+    m = family_size(plans)
+    # 3 maps × 2 rows + 2 direct + 5 dose runs (noise:0.1 is given already) + 1 transported box + 2 seed runs
+    # + relabelled + 1 pair of seed runs
+    assert m == 3 * 2 + 2 + 5 + 1 + 2 + 1 + 1
+    n = max(s.n_perm, math.ceil(2 * m / ALPHA))
+    assert m / (n + 1) < ALPHA and 1 / (n + 1) < ALPHA / m  # the table's and the power's strictest levels
