@@ -32,3 +32,13 @@ def test_draws_stay_in_the_parallelepiped_and_use_it():
         theta = _draws(module, settings._replace(region=M)).reshape(-1, SPEC.n_params)
         assert np.abs(theta @ M.T).max() <= 3.0
         assert np.abs(theta).max() > 3.0  # the sheared region reaches outside the plain box, and the walk goes there
+
+
+def test_a_box_transform_without_a_parameter_map_is_one_sentence(tmp_path, capsys):
+    from landscape_cli.main import main
+
+    out = tmp_path / "x.h5"
+    assert main(["sample", "--sampler", "pt", "--box-transform", "noise:0.1", "--chains", "2", "--draws", "5",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--box-transform noise:0.1" in err[0] and not out.exists()

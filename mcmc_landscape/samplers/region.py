@@ -36,8 +36,12 @@ def region_matrix(spec: str, layout: list[tuple[int, int, int, int]], n_in: int)
     """M with M θ = the transform's carry of θ (:meth:`Transform.carry`), so {θ : |M θ|_∞ ≤ L} is the box of the
     transformed problem carried back to the reference's parameters: Φ⁻¹(B)."""
     from mcmc_landscape.data.transforms import parse_transform
+    from mcmc_landscape.errors import SpecError
 
     t = parse_transform(spec)
+    if not t.has_parameter_map:
+        raise SpecError(f"--box-transform {spec}: only a transform that a map of parameters absorbs (rotate, reflect, "
+                        "scale, translate, shear, swap-classes) carries the box; choose one of those.")
     p = layout[-1][1] + layout[-1][3]
     return np.ascontiguousarray(t.carry(np.eye(p), layout, n_in).T)
 
