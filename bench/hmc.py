@@ -202,6 +202,27 @@ def grad_throughput(chains, device, dtype, iters, trajectory="fused"):
     return f.calls / (time.perf_counter() - t0)
 
 
+def jax_energy(dtype):
+    """U of the [2,2] classifier on points10 in JAX with our flat layout (inputs in ``dtype``; None: JAX's default):
+    the target NumPyro and BlackJAX sample, the same function as our energy."""
+    import jax
+    import jax.numpy as jnp
+
+    ds = load_dataset("points10")
+    layers = MLPSpec.from_string("2,2").offsets()
+    x, y = jnp.asarray(ds.x, dtype=dtype), jnp.asarray(ds.y)
+
+    def energy(theta):
+        h = x
+        for li, (w_off, b_off, fan_in, fan_out) in enumerate(layers):
+            h = h @ theta[w_off:b_off].reshape(fan_in, fan_out) + theta[b_off : b_off + fan_out]
+            if li < len(layers) - 1:
+                h = jax.nn.relu(h)
+        return -jnp.take_along_axis(jax.nn.log_softmax(h, axis=-1), y[:, None], axis=-1).sum()
+
+    return energy
+
+
 def run_numpyro(chains, warmup, draws, seed=0):
     """NumPyro's vectorized NUTS (tree depth ≤ 4) on the same target: Uniform(-L, L)^18 times exp(-U/T), U the
     [2,2] classifier's energy written in JAX with our flat layout. NumPyro compiles inside ``run``: the same run is
@@ -213,19 +234,8 @@ def run_numpyro(chains, warmup, draws, seed=0):
     import numpyro.distributions as nd
     from numpyro.infer import MCMC, NUTS
 
-    ds = load_dataset("points10")
+    energy = jax_energy(jnp.float32)
     spec = MLPSpec.from_string("2,2")
-    x, y = jnp.asarray(ds.x, dtype=jnp.float32), jnp.asarray(ds.y)
-    layers = spec.offsets()
-
-    def energy(theta):
-        h = x
-        for li, (w_off, b_off, fan_in, fan_out) in enumerate(layers):
-            h = h @ theta[w_off:b_off].reshape(fan_in, fan_out) + theta[b_off : b_off + fan_out]
-            if li < len(layers) - 1:
-                h = jax.nn.relu(h)
-        logp = jax.nn.log_softmax(h, axis=-1)
-        return -jnp.take_along_axis(logp, y[:, None], axis=-1).sum()
 
     def model():
         theta = numpyro.sample("theta", nd.Uniform(-L, L).expand([spec.n_params]).to_event(1))
@@ -262,18 +272,8 @@ def run_blackjax_chees(chains, warmup, draws, seed=0):
     import jax.numpy as jnp
     import optax
 
-    ds = load_dataset("points10")
+    energy = jax_energy(None)
     spec = MLPSpec.from_string("2,2")
-    x, y = jnp.asarray(ds.x), jnp.asarray(ds.y)
-    layers = spec.offsets()
-
-    def energy(theta):
-        h = x
-        for li, (w_off, b_off, fan_in, fan_out) in enumerate(layers):
-            h = h @ theta[w_off:b_off].reshape(fan_in, fan_out) + theta[b_off : b_off + fan_out]
-            if li < len(layers) - 1:
-                h = jax.nn.relu(h)
-        return -jnp.take_along_axis(jax.nn.log_softmax(h, axis=-1), y[:, None], axis=-1).sum()
 
     def logdensity(z):
         theta = -L + 2 * L * jax.nn.sigmoid(z)

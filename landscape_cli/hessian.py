@@ -21,11 +21,7 @@ from .points import add_source_arguments, resolve
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", nargs="?", help="a chain file, a census folder, a DSS string file or a .pt checkpoint "
-                   "(none: the --model as built)")
-    p.add_argument("--out", required=True, help="output folder (hessian.json, density.png)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty output folder")
-    add_source_arguments(p)
+    add_source_arguments(p, "hessian.json, density.png")
     h = p.add_argument_group("the estimates")
     h.add_argument("--per-layer", action="store_true", help="also each layer's block of the Hessian")
     h.add_argument("--k", type=positive_int, default=5, help="top-k and bottom-k eigenvalues (5)")

@@ -33,8 +33,13 @@ def index_list(text: str) -> list[int]:
     return values
 
 
-def add_source_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags that pick θ from a source (see :func:`resolve`)."""
+def add_source_arguments(p: argparse.ArgumentParser, outputs: str) -> None:
+    """The source, ``--out`` (a folder holding ``outputs``), ``--force``, and the flags that pick θ from the source
+    (see :func:`resolve`): what `hessian` and `slice` share."""
+    p.add_argument("source", nargs="?", help="a chain file, a census folder, a DSS string file or a .pt checkpoint "
+                   "(none: the --model as built)")
+    p.add_argument("--out", required=True, help=f"output folder ({outputs})")
+    p.add_argument("--force", action="store_true", help="write into a non-empty output folder")
     g = p.add_argument_group("where θ comes from")
     g.add_argument("--chain", type=index_list, help="chain file: chain(s), e.g. 0 or 0,3 (default 0)")
     g.add_argument("--draw", type=index_list, help="chain file: draw(s) (default the last committed one)")

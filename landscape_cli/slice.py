@@ -28,11 +28,7 @@ log = logging.getLogger("landscape_cli.slice")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", nargs="?", help="a chain file, a census folder, a DSS string file or a .pt checkpoint "
-                   "(none: the --model as built)")
-    p.add_argument("--out", required=True, help="output folder (slice.npz or slice.h5, slice.png)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty output folder")
-    add_source_arguments(p)
+    add_source_arguments(p, "slice.npz or slice.h5, slice.png")
     s = p.add_argument_group("the slice")
     s.add_argument("--mode", choices=("auto", "random", "models", "pca"), default="auto",
                    help="auto: random for one point, models for two or three, pca for more")
