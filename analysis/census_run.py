@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 
 from mcmc_landscape.errors import SpecError
-from mcmc_landscape.models.nets import mlp_logits
+from mcmc_landscape.models.nets import mlp_logits, mlp_probabilities
+
+from .invariance import grid_points
 
 log = logging.getLogger("landscape")
 
@@ -186,18 +188,6 @@ def sorted_starts(starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts[order], order
 
 
-def grid_points(x: np.ndarray, grid: int) -> np.ndarray:
-    """A ``grid``^d grid over the data's range widened by a half on each side (d ≤ 2; none for more inputs). It
-    depends on the data only, never on the draws."""
-    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    if grid < 2 or x.shape[1] > 2:
-        return np.zeros((0, x.shape[1]))
-    lo, hi = x.min(axis=0), x.max(axis=0)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    axes = [np.linspace(a - s / 2, b + s / 2, grid) for a, b, s in zip(lo, hi, span, strict=True)]
-    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, x.shape[1])
-
-
 def function_on_probes(theta: np.ndarray, spec: Any, x: np.ndarray, y: np.ndarray, grid: int = 0) -> np.ndarray:
     """What two end points must share to be one minimum: each training point's loss (what U sees of the network),
     and with ``grid`` > 1 the class probabilities on a grid around the data (dead units silenced first). Every
@@ -208,9 +198,7 @@ def function_on_probes(theta: np.ndarray, spec: Any, x: np.ndarray, y: np.ndarra
     parts = [point_losses(theta, spec, x, y)]
     g = grid_points(x, grid)
     if len(g):
-        z = logits(silence_dead_units(theta, spec, x), spec, g)
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        parts.append((e / e.sum(axis=-1, keepdims=True)).reshape(len(z), -1))
+        parts.append(mlp_probabilities(silence_dead_units(theta, spec, x), spec, g).reshape(len(theta), -1))
     return np.hstack(parts)
 
 

@@ -36,38 +36,22 @@ def energy_distance(A: np.ndarray, B: np.ndarray) -> float:
 
 
 def energy_test(A: np.ndarray, B: np.ndarray, n_perm: int = 200, random_state: int = 0,
-                groups: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
+                groups: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any] | None:
     """Permutation test of equal distributions with the energy distance; returns the statistic and p-value.
 
     ``groups`` (a label per row of A and per row of B, e.g. the chain each draw came from) makes the rows of one label
     move together in the permutations. Draws of one MCMC chain are dependent: permuting them one by one treats a chain
     that sat in one mode as hundreds of independent witnesses, and two samples of the same law (another seed) come out
-    "different". With groups the exchangeable units are the chains, which are independent under the null."""
+    "different". With groups the exchangeable units are the chains, which are independent under the null. The test
+    is :func:`analysis.invariance.unit_energy_test` on every row (without groups, each row its own unit)."""
+    from .invariance import unit_energy_test
+
     A, B = np.asarray(A, float), np.asarray(B, float)
-    pooled = np.concatenate([A, B])
-    D = cdist(pooled, pooled)
-    if groups is None:
-        unit = np.arange(len(pooled))
-        n_units_a = len(A)
-    else:
-        ga, gb = (np.unique(np.asarray(g), return_inverse=True)[1] for g in groups)
-        n_units_a = int(ga.max()) + 1 if len(ga) else 0
-        unit = np.concatenate([ga, gb + n_units_a])
-    n_units = int(unit.max()) + 1
-
-    def stat(in_a: np.ndarray) -> float:
-        a, b = np.flatnonzero(in_a), np.flatnonzero(~in_a)
-        return 2 * D[np.ix_(a, b)].mean() - D[np.ix_(a, a)].mean() - D[np.ix_(b, b)].mean()
-
-    rng = np.random.default_rng(random_state)
-    observed = stat(np.arange(len(pooled)) < len(A))
-    exceed = 0
-    for _ in range(n_perm):
-        chosen = np.zeros(n_units, bool)
-        chosen[rng.permutation(n_units)[:n_units_a]] = True
-        exceed += stat(chosen[unit]) >= observed
-    return {"energy_distance": float(observed), "p_value": float((exceed + 1) / (n_perm + 1)), "n": [len(A), len(B)],
-            "units": [n_units_a, n_units - n_units_a], "unit": "draw" if groups is None else "group"}
+    ga, gb = (np.arange(len(A)), np.arange(len(B))) if groups is None else groups
+    out = unit_energy_test(A, B, np.asarray(ga), np.asarray(gb), n_perm, random_state, max_rows=max(len(A), len(B)))
+    if out is not None:
+        out["unit"] = "draw" if groups is None else "group"
+    return out
 
 
 def plane_angle_degrees(U: np.ndarray, V: np.ndarray) -> float:

@@ -31,8 +31,8 @@ import numpy as np
 from scipy.spatial.distance import cdist
 from scipy.stats import binomtest
 
-from mcmc_landscape.data.transforms import absorb
-from mcmc_landscape.models.nets import MLPSpec, mlp_logits
+from mcmc_landscape.data.transforms import parse_transform
+from mcmc_landscape.models.nets import MLPSpec, mlp_probabilities
 from mcmc_landscape.models.symmetry import canonicalize
 
 from .minima import percentile_interval, plane_share
@@ -42,17 +42,25 @@ ALPHA = 0.01  # a test "detects a difference" below this (Holm-adjusted) p-value
 POWER_TARGET = 0.8  # the power at which an effect counts as detectable
 
 
+def grid_points(x: np.ndarray, grid: int, margin: float = 0.5) -> np.ndarray:
+    """A ``grid``^d lattice over the data's range widened by ``margin`` of it on each side (d ≤ 2; none for more
+    inputs). It depends on the data only, never on the draws."""
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    if grid < 2 or x.shape[1] > 2:
+        return np.zeros((0, x.shape[1]))
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    axes = [np.linspace(a - margin * s, b + margin * s, grid) for a, b, s in zip(lo, hi, span, strict=True)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, x.shape[1])
+
+
 def probe_points(x: np.ndarray, grid: int = 9, margin: float = 0.25) -> np.ndarray:
     """The training inputs plus a ``grid`` × ``grid`` lattice over their bounding box enlarged by ``margin`` of its
     size on each side (2-D inputs; other dimensions get the data points only)."""
     x = np.asarray(x, dtype=np.float64)
-    if x.shape[1] != 2 or grid < 2:
+    if x.shape[1] != 2:
         return x.copy()
-    lo, hi = x.min(axis=0), x.max(axis=0)
-    pad = margin * np.maximum(hi - lo, 1e-12)
-    axes = [np.linspace(a, b, grid) for a, b in zip(lo - pad, hi + pad, strict=True)]
-    gx, gy = np.meshgrid(*axes, indexing="xy")
-    return np.concatenate([x, np.c_[gx.ravel(), gy.ravel()]])
+    return np.concatenate([x, grid_points(x, grid, margin)])
 
 
 def function_features(theta: np.ndarray, spec: MLPSpec, probes: np.ndarray, chunk: int = 4096) -> np.ndarray:
@@ -61,10 +69,7 @@ def function_features(theta: np.ndarray, spec: MLPSpec, probes: np.ndarray, chun
     theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
     out = []
     for i in range(0, len(theta), chunk):
-        z = mlp_logits(theta[i : i + chunk], spec, probes)
-        z = z - z.max(axis=-1, keepdims=True)
-        prob = np.exp(z)
-        prob /= prob.sum(axis=-1, keepdims=True)
+        prob = mlp_probabilities(theta[i : i + chunk], spec, probes)
         out.append(prob[..., 1] if prob.shape[-1] == 2 else prob.reshape(len(prob), -1))
     return np.concatenate(out) if out else np.zeros((0, len(probes)))
 
@@ -217,9 +222,7 @@ def rotation_power(theta: np.ndarray, units: np.ndarray, spec: MLPSpec, probes: 
     layout = spec.offsets()
     power, pvals = [], []
     for deg in angles:
-        a = np.deg2rad(deg)
-        R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-        moved = function_features(absorb(theta, layout, R, np.zeros(2)), spec, probes)
+        moved = function_features(parse_transform(f"rotate:{deg:g}").carry(theta, layout, 2), spec, probes)
         S0m = unit_block_sums(base, moved, units, units, n_units, n_units)
         Smm = unit_block_sums(moved, moved, units, units, n_units, n_units)
         ps = []

@@ -2,6 +2,8 @@
 
 import numba as nb
 import numpy as np
+import pytest
+import torch
 
 from mcmc_landscape.models.energy import ENERGY_SIG, EnergyModel
 
@@ -50,3 +52,13 @@ def linear_model(a):
 
 def holey_model(p):
     return EnergyModel(p, holey_energy, np.zeros((1, 1)), np.zeros(1, np.int64), (1, 1))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small Hessians on one torch thread (the default pool is ~10× slower for them on a shared 2-core machine);
+    autouse in the test modules that import it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import one_thread  # noqa: F401  (autouse: small Hessians on one torch thread)
 from test_cli import assert_one_sentence_error, run_cli
 
 from mcmc_landscape.models.zoo import FlatLayout, build_model, prepare_images
@@ -17,14 +18,6 @@ from mcmc_landscape.user_model import load_user_model
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "examples" / "tiny.npz")
 MODEL = "examples.tiny_model:make"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _hessian(capsys, tmp_path, name, *args):

@@ -8,20 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import one_thread  # noqa: F401  (autouse: small Hessians on one torch thread)
 from test_cli import assert_one_sentence_error, run_cli
 
 from mcmc_landscape.models.nets import MLPSpec
 from mcmc_landscape.models.symmetry import permute_hidden
 from mcmc_landscape.slices import evaluate_grid, filter_normalized, pca_plane, plane_through
 from mcmc_landscape.targets import mlp_target
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_planted_quadratic_slice_equals_the_analytic_values():

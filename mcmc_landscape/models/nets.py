@@ -125,3 +125,10 @@ def mlp_logits(theta: np.ndarray, spec: MLPSpec, x: np.ndarray) -> np.ndarray:
             hs = np.maximum(hs, 0) if spec.activation == "relu" else np.tanh(hs) if spec.activation == "tanh" \
                 else 1 / (1 + np.exp(-hs))
     return np.asarray(hs)
+
+
+def mlp_probabilities(theta: np.ndarray, spec: MLPSpec, x: np.ndarray) -> np.ndarray:
+    """Class probabilities (n, points, classes): the softmax of :func:`mlp_logits`, what no weight symmetry changes."""
+    z = mlp_logits(theta, spec, x)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)

@@ -32,6 +32,17 @@ def inside(prop, box, region):
     return True
 
 
+def all_inside(points: np.ndarray, box: float, region: np.ndarray) -> bool:
+    """Whether every row of ``points`` lies in the region (the vectorized form of :func:`inside`, for starts)."""
+    points = np.asarray(points, dtype=np.float64)
+    return bool(np.all(np.abs(points if region.shape[0] == 0 else points @ region.T) <= box))
+
+
+def region_array(region: np.ndarray | None) -> np.ndarray:
+    """A settings' ``region`` as the kernels take it: C-contiguous float64, or the empty matrix for the plain box."""
+    return NO_REGION if region is None else np.ascontiguousarray(region, dtype=np.float64)
+
+
 def region_matrix(spec: str, layout: list[tuple[int, int, int, int]], n_in: int) -> np.ndarray:
     """M with M θ = the transform's carry of θ (:meth:`Transform.carry`), so {θ : |M θ|_∞ ≤ L} is the box of the
     transformed problem carried back to the reference's parameters: Φ⁻¹(B)."""

@@ -27,7 +27,7 @@ from mcmc_landscape.errors import SpecError
 from mcmc_landscape.models.energy import ENERGY_FN_TYPE, EnergyModel
 from mcmc_landscape.samplers.adaptation import adapt_step, restart_at
 from mcmc_landscape.samplers.bound import BoundKernel
-from mcmc_landscape.samplers.region import NO_REGION, start_in_region
+from mcmc_landscape.samplers.region import all_inside, region_array, start_in_region
 from mcmc_landscape.samplers.region import inside as in_region
 from mcmc_landscape.samplers.rng import chain_seeds, fill_normal, uniform
 from mcmc_landscape.samplers.start import uniform_start
@@ -64,10 +64,6 @@ class RWSettings(NamedTuple):
     region: np.ndarray | None = None  # a parallelepiped {θ : |M θ|_∞ ≤ box} in place of the box (samplers/region.py)
 
 
-def _region(settings: RWSettings) -> np.ndarray:
-    return NO_REGION if settings.region is None else np.ascontiguousarray(settings.region, dtype=np.float64)
-
-
 def validate_settings(s: RWSettings) -> None:
     if not s.temperature > 0:
         raise SpecError(f"temperature must be positive, got {s.temperature}.")
@@ -90,12 +86,13 @@ def init(model: EnergyModel, n_chains: int, seed: int, settings: RWSettings,
     if n_chains < 1:
         raise SpecError(f"the number of chains must be at least 1, got {n_chains}.")
     rng = chain_seeds(seed, n_chains, purpose=1)
+    region = region_array(settings.region)
     if positions is None:
-        positions = start_in_region(uniform_start(seed, (n_chains, model.p), settings.box), _region(settings))
+        positions = start_in_region(uniform_start(seed, (n_chains, model.p), settings.box), region)
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     if positions.shape != (n_chains, model.p):
         raise SpecError(f"initial positions must have shape ({n_chains}, {model.p}), got {positions.shape}.")
-    if not all(in_region(row, settings.box, _region(settings)) for row in positions):
+    if not all_inside(positions, settings.box, region):
         raise SpecError(f"initial positions must lie inside the box [-{settings.box}, {settings.box}] (or the region "
                         "given in its place).")
     energy = model.energy(positions)
@@ -138,7 +135,8 @@ def run_block(model: EnergyModel, state: RWState, n_draws: int, settings: RWSett
         _rw_steps(model.fn, model.fdata, model.idata, model.scratch_shape[0], model.scratch_shape[1],
                   pos, energy, log_step, log_step_bar, h_bar, mu, rng, n_acc, n_bad, state.iteration, n_steps,
                   settings.warmup, settings.thin, settings.target_accept,
-                  1.0 / settings.temperature, settings.box, _region(settings), out_theta, out_energy, out_acc)
+                  1.0 / settings.temperature, settings.box, region_array(settings.region), out_theta, out_energy,
+                  out_acc)
     new = RWState(pos, energy, log_step, log_step_bar, h_bar, mu, rng, n_acc, n_bad, state.iteration + n_steps)
     return new, out_theta, out_energy, RWInfo(out_acc)
 

@@ -29,8 +29,8 @@ from mcmc_landscape.errors import SpecError
 from mcmc_landscape.models.energy import ENERGY_FN_TYPE, EnergyModel
 from mcmc_landscape.samplers.adaptation import MU_SHIFT, adapt_step, restart_at
 from mcmc_landscape.samplers.bound import BoundKernel
-from mcmc_landscape.samplers.region import NO_REGION, start_in_region
 from mcmc_landscape.samplers.region import inside as in_region
+from mcmc_landscape.samplers.region import region_array, start_in_region
 from mcmc_landscape.samplers.rng import chain_seeds, fill_normal, uniform
 from mcmc_landscape.samplers.start import uniform_start
 
@@ -45,10 +45,6 @@ class PTSettings(NamedTuple):
     n_temps: int = 5  # K rungs
     t_max: float = 20.0  # hottest rung at T · t_max
     region: np.ndarray | None = None  # a parallelepiped {θ : |M θ|_∞ ≤ box} in place of the box (samplers/region.py)
-
-
-def _region(settings: PTSettings) -> np.ndarray:
-    return NO_REGION if settings.region is None else np.ascontiguousarray(settings.region, dtype=np.float64)
 
 
 class PTState(NamedTuple):
@@ -102,7 +98,7 @@ def init(model: EnergyModel, n_chains: int, seed: int, settings: PTSettings) -> 
         raise SpecError(f"the number of chains must be at least 1, got {n_chains}.")
     C, K, p = n_chains, settings.n_temps, model.p
     rng = chain_seeds(seed, C * (K + 1), purpose=4).reshape(C, K + 1)
-    position = start_in_region(uniform_start(seed, (C, K, p), settings.box), _region(settings))
+    position = start_in_region(uniform_start(seed, (C, K, p), settings.box), region_array(settings.region))
     ladder_energy = model.energy(position)
     if not np.all(np.isfinite(ladder_energy)):
         raise SpecError("the energy is not finite at some initial positions; start the chains elsewhere.")
@@ -142,7 +138,8 @@ def run_block(model: EnergyModel, state: PTState, n_draws: int, settings: PTSett
     with nb.parallel_chunksize(1):
         _pt_steps(model.fn, model.fdata, model.idata, model.scratch_shape[0], model.scratch_shape[1], pos, lad_e,
                   log_step, log_step_bar, h_bar, mu, rng, n_acc, n_bad, tried, swapped, inv_t, state.iteration,
-                  n_steps, settings.warmup, settings.thin, settings.target_accept, settings.box, _region(settings),
+                  n_steps, settings.warmup, settings.thin, settings.target_accept, settings.box,
+                  region_array(settings.region),
                   out_theta,
                   out_energy, out_moved)
     new = PTState(pos, lad_e[:, 0].copy(), lad_e, state.temperatures.copy(), log_step, log_step_bar, h_bar, mu,
