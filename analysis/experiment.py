@@ -47,13 +47,10 @@ from .experiment_report import report_markdown
 from .invariance import (
     ALPHA,
     chain_bootstrap,
-    function_features,
+    pair_tests,
     plane_verdict,
     probe_points,
     rotation_power,
-    scale_free_features,
-    thin_by_unit,
-    unit_energy_test,
 )
 from .minima import percentile_interval, plane_share
 from .pipeline import AnalysisSettings, analyze_file, write_outputs
@@ -348,21 +345,6 @@ def _inside(theta: np.ndarray, box: float) -> np.ndarray:
     return np.all(np.abs(theta) <= box * (1 + 1e-12), axis=1)
 
 
-def _pair_tests(RA: np.ndarray, RB: np.ndarray, ua: np.ndarray, ub: np.ndarray, spec: MLPSpec, probes_a: np.ndarray,
-                probes_b: np.ndarray, s: ExperimentSettings, seed: int, weights: tuple[np.ndarray, np.ndarray]
-                ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The function-space test (class probabilities of A's draws on ``probes_a`` against B's on ``probes_b``) and the
-    weight-space test (scale-free canonical coordinates of ``weights``, standardized), whole chains permuted."""
-    ia, ib = thin_by_unit(ua, s.n_test), thin_by_unit(ub, s.n_test)
-    if min(len(ia), len(ib)) < 10:
-        return None, None
-    fa, fb = function_features(RA[ia], spec, probes_a), function_features(RB[ib], spec, probes_b)
-    fn = unit_energy_test(fa, fb, ua[ia], ub[ib], s.n_perm, seed, max_rows=s.n_test)
-    wa, wb = scale_free_features(weights[0][ia], spec), scale_free_features(weights[1][ib], spec)
-    ws = unit_energy_test(wa, wb, ua[ia], ub[ib], s.n_perm, seed, max_rows=s.n_test, standardize=True)
-    return fn, ws
-
-
 def family_size(plans: list[RunPlan]) -> int:
     """The tests of the verdict table that Holm's correction runs over: a mapped and an unmapped row per transform with
     a parameter map, one row per other run, and one per pair of seed replicates."""
@@ -408,18 +390,18 @@ def compare(s: ExperimentSettings, out: Path, plans: list[RunPlan], spec: MLPSpe
                 mapped = plan.transform.map_back(B, layout, spec.n_in)
                 in_ref = _inside(plan.transform.carry(R, layout, spec.n_in), s.box)  # reference draws whose image is in B
                 in_run = _inside(mapped, s.box)  # mapped draws inside the reference's box
-                fn, ws = _pair_tests(R[in_ref], mapped[in_run], cr[in_ref], cb[in_run], spec, probes, probes, s, seed,
-                                     (R[in_ref], mapped[in_run]))
+                fn, ws = pair_tests(R[in_ref], mapped[in_run], cr[in_ref], cb[in_run], spec, probes, s.n_test,
+                                    s.n_perm, seed, (R[in_ref], mapped[in_run]))
                 entry.setdefault("mapped", {})[subset] = fn
                 entry["weight_space"].setdefault("mapped", {})[subset] = ws
-                fn, ws = _pair_tests(R, B, cr, cb, spec, probes, probes, s, seed + 2, (R, B))
+                fn, ws = pair_tests(R, B, cr, cb, spec, probes, s.n_test, s.n_perm, seed + 2, (R, B))
                 entry.setdefault("unmapped", {})[subset] = fn
                 entry["weight_space"].setdefault("unmapped", {})[subset] = ws
                 entry.setdefault("box_cut_share", {})[subset] = {
                     "reference": float(1 - in_ref.mean()) if len(R) else None,
                     "run": float(1 - in_run.mean()) if len(B) else None}
             else:
-                fn, ws = _pair_tests(R, B, cr, cb, spec, probes, probes, s, seed, (R, B))
+                fn, ws = pair_tests(R, B, cr, cb, spec, probes, s.n_test, s.n_perm, seed, (R, B))
                 entry.setdefault("direct", {})[subset] = fn
                 entry["weight_space"].setdefault("direct", {})[subset] = ws
         tests[plan.name] = entry
@@ -428,7 +410,7 @@ def compare(s: ExperimentSettings, out: Path, plans: list[RunPlan], spec: MLPSpe
     for j, a in enumerate(seeds):
         for b in seeds[j + 1 :]:
             (ta, _, ca), (tb, _, cb) = draws[a], draws[b]
-            fn, ws = _pair_tests(ta, tb, ca, cb, spec, probes, probes, s, s.seed + 7 * j + 3, (ta, tb))
+            fn, ws = pair_tests(ta, tb, ca, cb, spec, probes, s.n_test, s.n_perm, s.seed + 7 * j + 3, (ta, tb))
             replicate_pairs.append({"a": a, "b": b, "function": fn, "weight_space": ws})
     alpha_power = ALPHA / max(n_family, 1)  # the strictest step of Holm's procedure over the family
     power = rotation_power(th_ref, ch_ref, spec, probes, tuple(s.power_angles), s.power_splits, alpha_power,
@@ -455,7 +437,7 @@ def _transported_tests(s: ExperimentSettings, spec: MLPSpec, plan: RunPlan,
     entry: dict[str, Any] = {"weight_space": {}, "of": plan.box_transform}
     for subset, keep_t, keep in (("all", np.ones(len(tt), bool), np.ones(len(th), bool)),
                                  ("good", lt < s.threshold, loss < s.threshold)):
-        fn, ws = _pair_tests(tt[keep_t], back[keep], ct[keep_t], ch[keep], spec, probes, probes, s, seed,
+        fn, ws = pair_tests(tt[keep_t], back[keep], ct[keep_t], ch[keep], spec, probes, s.n_test, s.n_perm, seed,
                              (tt[keep_t], back[keep]))
         entry.setdefault("transported", {})[subset] = fn
         entry["weight_space"].setdefault("transported", {})[subset] = ws

@@ -298,3 +298,19 @@ def plane_verdict(good: np.ndarray, good_units: np.ndarray, fit_draws: np.ndarra
     return {"share": observed, "ci": percentile_interval(boot_ref), "n_good": int(len(good)),
             "n_chains": int(len(np.unique(good_units))), "nulls": rows, "verdict": verdict,
             "beaten": beaten, "alpha": alpha, "n_boot": n_boot}
+
+
+def pair_tests(RA: np.ndarray, RB: np.ndarray, ua: np.ndarray, ub: np.ndarray, spec: MLPSpec, probes: np.ndarray,
+               n_test: int, n_perm: int, seed: int, weights: tuple[np.ndarray, np.ndarray]
+               ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The function-space test (class probabilities of A's and of B's draws on ``probes``) and the
+    weight-space test (scale-free canonical coordinates of ``weights``, standardized), whole units permuted; at most
+    ``n_test`` draws of each side, thinned evenly over the units. (None, None) with under 10 draws on a side."""
+    ia, ib = thin_by_unit(ua, n_test), thin_by_unit(ub, n_test)
+    if min(len(ia), len(ib)) < 10:
+        return None, None
+    fa, fb = function_features(RA[ia], spec, probes), function_features(RB[ib], spec, probes)
+    fn = unit_energy_test(fa, fb, ua[ia], ub[ib], n_perm, seed, max_rows=n_test)
+    wa, wb = scale_free_features(weights[0][ia], spec), scale_free_features(weights[1][ib], spec)
+    ws = unit_energy_test(wa, wb, ua[ia], ub[ib], n_perm, seed, max_rows=n_test, standardize=True)
+    return fn, ws

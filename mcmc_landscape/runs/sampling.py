@@ -9,7 +9,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mcmc_landscape.data.datasets import data_digest  # noqa: F401  (re-exported: sampling.data_digest)
 from mcmc_landscape.errors import ResumeMismatch, SpecError
@@ -29,68 +29,29 @@ log = logging.getLogger("mcmc_landscape.runs.sampling")
 BLOCK_BYTES = 256 * 2**20
 
 
-def make_kernel(cfg: RunConfig, x: Any, y: Any, device: str = "auto"):
-    """(spec, kernel) of the MLP run ``cfg`` on data ``x``, ``y``."""
-    from mcmc_landscape.data.datasets import validate_dataset
-    from mcmc_landscape.models.nets import MLPSpec
+class RunKind(Protocol):
+    """One kind of run: how it settles a new run's config and data, rebuilds the kernel of a stored run, and checks a
+    resume's ``--data``. :class:`~.mlp_sampling.MLPRun` (an MLP on points) and :class:`~.zoo_sampling.ZooRun` (a model
+    of the zoo, or a user's module) are the two; :func:`run_kind` chooses, so start and resume below never branch on it.
+    """
 
-    ds = validate_dataset(x, y, name=str(cfg.data))
-    spec = MLPSpec.from_string(cfg.arch, n_in=ds.n_in, n_out=max(2, ds.n_classes), activation=cfg.activation)
-    if cfg.target_accept is not None and not cfg.target_accept < 1:
-        raise SpecError(f"--target-accept must be below 1, got {cfg.target_accept}.")
-    if cfg.sampler == "hmc":
-        return spec, _make_hmc(cfg, spec, ds, device)
-    from mcmc_landscape.models.energy import mlp_energy_model
+    def settle(self, cfg: RunConfig, explicit: dict[str, Any], device: str,
+               data_dir: Any) -> tuple[RunConfig, Any, Any, Any]: ...
 
-    if cfg.sampler == "emcee":
-        from mcmc_landscape.samplers import ensemble
+    def kernel(self, cfg: RunConfig, x: Any, y: Any, device: str) -> tuple[Any, Any]: ...
 
-        settings = ensemble.EnsembleSettings(temperature=cfg.temperature, box=cfg.box, warmup=cfg.warmup,
-                                             thin=cfg.thin, stretch=cfg.stretch)
-        return spec, ensemble.EnsembleKernel(mlp_energy_model(spec, ds), settings)
-    region = None
-    if cfg.box_transform:
-        from mcmc_landscape.samplers.region import region_matrix
-
-        region = region_matrix(cfg.box_transform, spec.offsets(), spec.n_in)
-    if cfg.sampler == "pt":
-        from mcmc_landscape.samplers import tempering
-
-        settings = tempering.PTSettings(temperature=cfg.temperature, box=cfg.box, target_accept=cfg.target_accept,
-                                        warmup=cfg.warmup, thin=cfg.thin, initial_step=cfg.initial_step,
-                                        n_temps=cfg.temps, t_max=cfg.t_max, region=region)
-        return spec, tempering.PTKernel(mlp_energy_model(spec, ds), settings)
-    from mcmc_landscape.samplers import rw
-
-    model = mlp_energy_model(spec, ds)
-    settings = rw.RWSettings(temperature=cfg.temperature, box=cfg.box, target_accept=cfg.target_accept,
-                             warmup=cfg.warmup, thin=cfg.thin, initial_step=cfg.initial_step, region=region)
-    return spec, rw.RWKernel(model, settings)
+    def data_differences(self, stored: RunConfig, data: str) -> list[str]: ...
 
 
-def _make_hmc(cfg: RunConfig, spec: Any, ds: Any, device: str):
-    import torch
+def run_kind(model: str | None) -> RunKind:
+    """The kind of run with this ``model`` setting: a model of the zoo or a user's module where set, else an MLP."""
+    if model is None:
+        from mcmc_landscape.runs.mlp_sampling import MLPRun
 
-    from mcmc_landscape.models.energy import mlp_energy_torch, mlp_torch_energy_grad_fn
-    from mcmc_landscape.samplers import hmc
-    from mcmc_landscape.samplers.hmc_mlp import mlp_torch_trajectory_fn
+        return MLPRun()
+    from mcmc_landscape.runs.zoo_sampling import ZooRun
 
-    dev = hmc.resolve_device(device)
-    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-    xt = torch.as_tensor(ds.x, dtype=dtype, device=dev)
-    yt = torch.as_tensor(ds.y, dtype=torch.int64, device=dev)
-
-    def energy(theta: Any) -> Any:
-        return mlp_energy_torch(theta, spec, xt, yt)
-
-    settings = hmc.HMCSettings(temperature=cfg.temperature, box=cfg.box, target_accept=cfg.target_accept,
-                               warmup=cfg.warmup, thin=cfg.thin, n_leapfrog=cfg.leapfrog, jitter=bool(cfg.jitter),
-                               initial_step=cfg.initial_step, trajectory=cfg.trajectory or "fixed")
-    energy_and_grad = mlp_torch_energy_grad_fn(spec, ds, dev, dtype)
-    log.debug("hmc on %s in %s", dev, cfg.dtype)
-    return hmc.HMCKernel(energy, spec.n_params, settings, dev, dtype, grad_fn=energy_and_grad,
-                         trajectory_fn=mlp_torch_trajectory_fn(spec, ds, dev))
-
+    return ZooRun()
 
 
 @dataclass
@@ -160,38 +121,17 @@ def new_config(explicit: dict[str, Any], device: str = "auto",
                data_dir: str | Path | None = None) -> tuple[RunConfig, Any, Any, Any]:
     """The full config of a new run from the settings given (the rest from the defaults): (cfg, data, spec, kernel);
     ``data`` has ``x`` and ``y``, the arrays stored with the run."""
-    from types import SimpleNamespace
-
-    from mcmc_landscape.data.datasets import load_dataset
-
+    kind = run_kind(explicit.get("model"))
     cfg = RunConfig.settle(explicit)
-    if cfg.model is not None:
-        from mcmc_landscape.runs.zoo_sampling import settle_zoo
-
-        cfg, spec, kernel, x, y = settle_zoo(cfg, explicit.get("dtype"), device, data_dir)
-        ds = SimpleNamespace(x=x, y=y)
-    else:
-        ds = load_dataset(cfg.data, cfg.angle)
-        cfg = cfg.replace(data_sha256=data_digest(ds.x, ds.y))
-        spec, kernel = make_kernel(cfg, ds.x, ds.y, device)
-        cfg = cfg.replace(widths=tuple(spec.widths))
-        if cfg.dtype == "float32" and cfg.theta_dtype is None:  # float32 draws in float64 would be half zeros
-            cfg = cfg.replace(theta_dtype="float32")
+    cfg, ds, spec, kernel = kind.settle(cfg, explicit, device, data_dir)
     return cfg.replace(n_params=spec.n_params), ds, spec, kernel
 
 
 def check_resume(path: str | Path, stored: RunConfig, explicit: dict[str, Any]) -> None:
     """Refuse a resume whose settings in ``explicit`` differ from the ``stored`` config, naming each difference."""
-    from mcmc_landscape.data.datasets import load_dataset
-
     diffs = stored.differences(explicit)
-    if explicit.get("data") is not None and stored.model is not None:
-        if explicit["data"] != stored.data:
-            diffs.append(f"--data {explicit['data']!r} differs from the stored {stored.data!r}")
-    elif explicit.get("data") is not None:
-        ds = load_dataset(explicit["data"], stored.angle)
-        if data_digest(ds.x, ds.y) != stored.data_sha256:
-            diffs.append(f"--data {explicit['data']!r} does not hold the data stored with the run")
+    if explicit.get("data") is not None:
+        diffs += run_kind(stored.model).data_differences(stored, explicit["data"])
     if diffs:
         raise ResumeMismatch(f"cannot resume {str(path)!r}: " + "; ".join(diffs)
                              + "; drop those flags, or start a new run with --out.")
@@ -222,12 +162,7 @@ def _resume_run(path: str | Path, explicit: dict[str, Any], draws: int | None, r
         run_name = reader.run
     check_resume(path, stored, explicit)
     total = draws if draws is not None else int(stored.draws)
-    if stored.model is not None:
-        from mcmc_landscape.runs.zoo_sampling import make_zoo_kernel
-
-        spec, kernel = make_zoo_kernel(stored.replace(**(tuning or {})), x, y, device)
-    else:
-        spec, kernel = make_kernel(stored, x, y, device)
+    spec, kernel = run_kind(stored.model).kernel(stored.replace(**(tuning or {})), x, y, device)
     state = kernel.state_from_arrays(state_arrays)
     writer = ChainWriter.open(path, run_name)
     if total < writer.committed_draws:

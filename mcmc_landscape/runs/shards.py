@@ -116,8 +116,9 @@ def run_shard(cfg: RunConfig, shard: Shard, path: str, total: int, device: str =
     file or resumes it from its last commit, so a task rerun after its worker died recomputes nothing committed.
     Returns a small summary (never the draws).
     """
+    from mcmc_landscape.data.datasets import data_digest
     from mcmc_landscape.runs import runner
-    from mcmc_landscape.runs.sampling import data_digest, make_kernel
+    from mcmc_landscape.runs.mlp_sampling import make_kernel
     from mcmc_landscape.storage.store import ChainReader, ChainWriter
 
     t0 = time.perf_counter()

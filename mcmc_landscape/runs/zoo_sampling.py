@@ -120,6 +120,25 @@ def resolve_dtype(dtype: str | None, device: Any) -> str:
     return "float32" if device.type == "cuda" else "float64"
 
 
+class ZooRun:
+    """The zoo kind of run (:class:`~mcmc_landscape.runs.sampling.RunKind`): a model of the zoo on real images, or a
+    user's module on the user's arrays."""
+
+    def settle(self, cfg: RunConfig, explicit: dict[str, Any], device: str,
+               data_dir: Any = None) -> tuple[RunConfig, Any, Any, Any]:
+        from types import SimpleNamespace
+
+        cfg, spec, kernel, x, y = settle_zoo(cfg, explicit.get("dtype"), device, data_dir)
+        return cfg, SimpleNamespace(x=x, y=y), spec, kernel
+
+    def kernel(self, cfg: RunConfig, x: Any, y: Any, device: str) -> tuple[Any, Any]:
+        return make_zoo_kernel(cfg, x, y, device)
+
+    def data_differences(self, stored: RunConfig, data: str) -> list[str]:
+        """A zoo run names its data set (the images are stored with it): a resume may only name the same."""
+        return [] if data == stored.data else [f"--data {data!r} differs from the stored {stored.data!r}"]
+
+
 def settle_zoo(cfg: RunConfig, dtype: str | None, device: str, data_dir: Any):
     """Settle a new zoo run's config (float type, storage type, data digest, model options) and build its kernel:
     (cfg, spec, kernel, x, y). ``dtype`` is the one given, if any."""
