@@ -148,6 +148,17 @@ def _plane_lines(plane: dict[str, Any] | None, threshold: float) -> list[str]:
     beaten = ", ".join(plane["beaten"]) or "none"
     lines += ["", f"**Verdict: {plane['verdict']}** at α = {plane['alpha']} (nulls beaten: {beaten})."
               + (f" {plane['note']}." if plane.get("note") else "")]
+    planted = plane.get("planted") or []
+    if planted:
+        least = plane.get("min_detectable")
+        power = (f"the least flattening detected keeps {least['scale']:g} of the spread off the plane (plane share "
+                 f"{least['share']:.3f}): good minima at least that close to a plane would have been called planar"
+                 if least else "no planted flattening is detected, not even an exact plane: the test has no power "
+                 "here, so its negative verdict is \"underpowered\"")
+        lines += ["", "Power control: the same test on the good minima flattened toward their best plane (the spread "
+                  "off the plane scaled by s, chains kept): "
+                  + ", ".join(f"s = {r['scale']:g} ({r['share']:.3f}) {'detected' if r['detected'] else 'missed'}"
+                              for r in planted) + f"; {power}."]
     return lines
 
 

@@ -257,47 +257,93 @@ def chain_bootstrap(stat, X: np.ndarray, units: np.ndarray, n_boot: int, rng: np
     return out
 
 
+#: Planted flattenings of the plane claim: the spread of the good minima off their best plane scaled by these factors
+#: (1 = as observed, 0 = exactly planar), to find how close to a plane they must lie for the test to say so.
+PLANT_SCALES = (0.5, 0.3, 0.2, 0.1, 0.05, 0.0)
+
+
+def flatten_off_plane(Y: np.ndarray, scale: float) -> np.ndarray:
+    """``Y`` (n, 3) with its spread along the least principal axis scaled by ``scale``: a planted plane whose share
+    of variance is known, the rest of the arrangement (and each point's chain) unchanged."""
+    centre = Y.mean(axis=0)
+    _, _, Vt = np.linalg.svd(Y - centre, full_matrices=False)
+    normal = Vt[-1]
+    off = (Y - centre) @ normal
+    return Y - np.outer((1.0 - scale) * off, normal)
+
+
+def _beats_nulls(boot: np.ndarray, boot_nulls: dict[str, np.ndarray],
+                 alpha: float) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Each null's p (the bootstrap share of boot - null ≤ 0), Holm-adjusted, and the nulls beaten at ``alpha``."""
+    rows = {}
+    for name, boot_null in boot_nulls.items():
+        diff = boot - boot_null
+        ok = np.isfinite(diff)
+        rows[name] = {"difference_ci": percentile_interval(diff[ok], 1 - alpha),
+                      "p_value": float((1 + np.sum(diff[ok] <= 0)) / (1 + ok.sum()))}
+    adjusted = holm({k: v["p_value"] for k, v in rows.items()})
+    for k in rows:
+        rows[k]["p_holm"] = adjusted[k]
+    return rows, [k for k, v in rows.items() if v["p_holm"] is not None and v["p_holm"] < alpha]
+
+
 def plane_verdict(good: np.ndarray, good_units: np.ndarray, fit_draws: np.ndarray, nulls: dict[str, tuple],
-                  n_boot: int = 200, alpha: float = 0.01, random_state: int = 0) -> dict[str, Any]:
+                  n_boot: int = 200, alpha: float = 0.01, random_state: int = 0,
+                  plant_scales: tuple[float, ...] = PLANT_SCALES) -> dict[str, Any]:
     """Whether the good minima (canonical forms, with the chain each came from) lie closer to a plane in the 3-D
-    kernel-PCA map than structure-free sets of canonical forms.
+    kernel-PCA map than structure-free sets of canonical forms, and how close to a plane they would have to lie for
+    this test to say so.
 
     ``fit_draws`` (canonical) fit the embedding; ``nulls`` maps a name to ``(points, units)`` (units None: a
     parametric set, redrawn by ``points`` being a callable ``rng -> points``). The statistic is the share of the 3-D
     variance on the best plane; intervals come from resampling whole chains (good minima come in long runs inside a
     chain, so resampling single draws makes them too narrow). p for each null: the bootstrap share of ref - null ≤ 0;
-    Holm over the nulls; the verdict is "planar" only if every null is beaten at ``alpha``."""
+    Holm over the nulls; the verdict is "planar" only if every null is beaten at ``alpha``.
+
+    The power control: the same test on the good minima flattened toward their best plane (:func:`flatten_off_plane`,
+    each factor of ``plant_scales``, chains kept). The least flattening it detects is the smallest effect it can see;
+    where it detects none, a negative verdict is "underpowered", never "not planar"."""
     rng = np.random.default_rng(random_state)
     emb = KernelEmbedding(3, random_state=random_state).fit(fit_draws)
     Yg = emb.transform(good)
+    units = np.asarray(good_units)
     observed = plane_share(Yg)
-    boot_ref = chain_bootstrap(plane_share, Yg, np.asarray(good_units), n_boot, rng)
-    rows = {}
-    for name, (pts, units) in nulls.items():
+    boot_ref = chain_bootstrap(plane_share, Yg, units, n_boot, rng)
+    info, boot_nulls = {}, {}
+    for name, (pts, null_units) in nulls.items():
         if callable(pts):
             draws = [pts(rng) for _ in range(n_boot + 1)]
             null_obs = plane_share(emb.transform(draws[0]))
-            boot_null = np.array([plane_share(emb.transform(d)) for d in draws[1:]])
+            boot_nulls[name] = np.array([plane_share(emb.transform(d)) for d in draws[1:]])
+            n = len(draws[0])
         else:
             if len(pts) <= 3:
                 continue
             Yn = emb.transform(pts)
             null_obs = plane_share(Yn)
-            boot_null = chain_bootstrap(plane_share, Yn, np.asarray(units), n_boot, rng)
-        diff = boot_ref - boot_null
-        ok = np.isfinite(diff)
-        rows[name] = {"share": null_obs, "ci": percentile_interval(boot_null), "n": int(
-            len(pts) if not callable(pts) else len(draws[0])),
-            "difference_ci": percentile_interval(diff[ok], 1 - alpha),
-            "p_value": float((1 + np.sum(diff[ok] <= 0)) / (1 + ok.sum()))}
-    adjusted = holm({k: v["p_value"] for k, v in rows.items()})
-    for k in rows:
-        rows[k]["p_holm"] = adjusted[k]
-    beaten = [k for k, v in rows.items() if v["p_holm"] is not None and v["p_holm"] < alpha]
-    verdict = "planar" if rows and len(beaten) == len(rows) else "not shown planar"
+            boot_nulls[name] = chain_bootstrap(plane_share, Yn, np.asarray(null_units), n_boot, rng)
+            n = len(pts)
+        info[name] = {"share": null_obs, "ci": percentile_interval(boot_nulls[name]), "n": int(n)}
+    tests, beaten = _beats_nulls(boot_ref, boot_nulls, alpha)
+    rows = {k: {**info[k], **tests[k]} for k in info}
+    planted = []
+    for scale in plant_scales:
+        Ys = flatten_off_plane(Yg, scale)
+        _, hit = _beats_nulls(chain_bootstrap(plane_share, Ys, units, n_boot, rng), boot_nulls, alpha)
+        planted.append({"scale": float(scale), "share": plane_share(Ys),
+                        "detected": bool(boot_nulls) and len(hit) == len(boot_nulls)})
+    seen = [r for r in planted if r["detected"]]
+    least = max(seen, key=lambda r: r["scale"]) if seen else None
+    if rows and len(beaten) == len(rows):
+        verdict = "planar"
+    elif least is None:
+        verdict = "underpowered"
+    else:
+        verdict = "not shown planar"
     return {"share": observed, "ci": percentile_interval(boot_ref), "n_good": int(len(good)),
-            "n_chains": int(len(np.unique(good_units))), "nulls": rows, "verdict": verdict,
-            "beaten": beaten, "alpha": alpha, "n_boot": n_boot}
+            "n_chains": int(len(np.unique(units))), "nulls": rows, "verdict": verdict,
+            "beaten": beaten, "alpha": alpha, "n_boot": n_boot, "planted": planted,
+            "min_detectable": least}
 
 
 def pair_tests(RA: np.ndarray, RB: np.ndarray, ua: np.ndarray, ub: np.ndarray, spec: MLPSpec, probes: np.ndarray,

@@ -14,8 +14,6 @@ from mcmc_landscape.devices import resolve_device  # noqa: F401  (re-exported)
 DEVICES = ("auto", "cpu", "cuda")
 
 
-
-
 def task_device(task) -> torch.device:
     """The device a task's data lives on (the CPU for tasks that do not say)."""
     return getattr(task, "device", None) or torch.device("cpu")

@@ -87,7 +87,6 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
                    help="images through the model at once (memory; default 4096 // chain chunk)")
 
 
-
 def _explicit(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in RUN_KEYS if getattr(args, k, None) is not None}
 

@@ -32,8 +32,6 @@ EnergyFn = Callable[[torch.Tensor], torch.Tensor]
 GradFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-
-
 def autograd_energy_grad(energy: EnergyFn) -> GradFn:
     """(U, ∇U) of a row-wise energy by one backward pass (rows are independent, so ∇ΣU gives every row's ∇U)."""
 

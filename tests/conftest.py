@@ -3,7 +3,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # so tests can import helpers.py
+# the tests mirror the packages in folders of their own; the modules they share (helpers, cli_helpers, image_files,
+# landscapes, paths) stay here, importable from every folder
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from paths import ROOT
+
 FLOORS = {"mcmc_landscape": 1, "analysis": 2, "dss": 2, "landscape_cli": 3}
 
 

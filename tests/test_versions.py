@@ -5,13 +5,12 @@ import importlib.metadata
 import inspect
 import re
 import tomllib
-from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
+from paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SOURCE = "\n".join(p.read_text() for top in ("mcmc_landscape", "analysis", "dss", "landscape_cli")
                    for p in (ROOT / top).rglob("*.py"))
 

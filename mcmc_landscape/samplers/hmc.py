@@ -129,8 +129,6 @@ def validate_settings(s: HMCSettings) -> None:
         raise SpecError(f"the most leapfrog steps an iteration takes must be ≥ 1, got {s.max_leapfrog}.")
 
 
-
-
 def window_ends(warmup: int) -> tuple[int, int, list[int]]:
     """Stan's adaptation schedule: (start of slow windows, end of slow windows, iterations closing each window)."""
     if warmup < 20:

@@ -11,7 +11,8 @@ For registers to hold the parameters the kernel is written out for one architect
 generates straight-line Python for the forward pass, the loss, the backward pass and the leapfrog updates of that
 MLP (one scalar variable per parameter), and numba-cuda compiles it. The same source runs unchanged in numba-cuda's
 simulator (``NUMBA_ENABLE_CUDASIM=1``) on the CPU, which is how the tests hold it equal to the torch loop: same steps,
-same reflection at the walls (one-wall fast path, then the 4L-circle fold of :func:`hmc._fold`), float32 and float64.
+same reflection at the walls (:func:`walls.fold_coordinate`, the CPU trajectory's own, compiled as a device
+function), float32 and float64.
 
 The host still paid ~2 ms an iteration (numba-cuda's dispatch, ~30 small torch launches for momenta, the accept step
 and the step-size adaptation), which bound batches of a thousand chains on an H200. So a second kernel,
@@ -39,7 +40,7 @@ import numpy as np
 
 from mcmc_landscape.data.datasets import Dataset
 from mcmc_landscape.models.nets import MLPSpec
-from mcmc_landscape.samplers import adaptation
+from mcmc_landscape.samplers import adaptation, walls
 
 log = logging.getLogger("mcmc_landscape.samplers.hmc_gpu")
 
@@ -150,21 +151,11 @@ def _emit_leapfrog(spec: MLPSpec, L: list[str], ind: str) -> None:
     L += [f"{ind}g{q} = ZERO" for q in q_range]
     L.append(f"{ind}u = ZERO")
     L.append(f"{ind}for j in range(n_lf):")
-    for q in q_range:  # position step, then the walls: reflect once, and fold if still outside (hmc.reflect)
+    for q in q_range:  # position step, then the walls: walls.fold_coordinate, the CPU trajectory's own fold
         L += [
             f"{i2}x{q} = x{q} + d{q} * r{q}",
             f"{i2}if x{q} > box or x{q} < -box:",
-            f"{i3}x{q} = (w2 - x{q}) if x{q} > box else (-w2 - x{q})",
-            f"{i3}r{q} = -r{q}",
-            f"{i3}if x{q} > box or x{q} < -box:",  # hmc._fold: unfold on the 4L circle, far half mirrored
-            f"{i3}    yy = math.fmod(x{q} + box, w4)",  # exact; a float even for a huge step
-            f"{i3}    if yy < ZERO:",
-            f"{i3}        yy += w4",
-            f"{i3}    if yy > w2:",
-            f"{i3}        x{q} = w4 - yy - box",
-            f"{i3}        r{q} = -r{q}",
-            f"{i3}    else:",
-            f"{i3}        x{q} = yy - box",
+            f"{i3}x{q}, r{q} = fold_coordinate(x{q}, r{q}, box)",
         ]
     L.append(f"{i2}u = ZERO")
     L += [f"{i2}g{q} = ZERO" for q in q_range]
@@ -190,8 +181,6 @@ def trajectory_source(spec: MLPSpec) -> str:
         f"{ind1}n = xdata.shape[0]",
         f"{ind1}k = kick[c, 0]",
         f"{ind1}hk = HALF * k",
-        f"{ind1}w2 = TWO * box",
-        f"{ind1}w4 = FOUR * box",
     ]
     for q in q_range:
         L += [f"{ind1}x{q} = pos[c, {q}]", f"{ind1}d{q} = drift[c, {q}]", f"{ind1}r{q} = r[c, {q}] - hk * g[c, {q}]"]
@@ -222,8 +211,6 @@ def iterations_source(spec: MLPSpec) -> str:
          f"{i1}if c >= pos.shape[0]:",
          f"{i1}    return",
          f"{i1}n = xdata.shape[0]",
-         f"{i1}w2 = TWO * box",
-         f"{i1}w4 = FOUR * box",
          f"{i1}ucur = ucur_in[c]",
          f"{i1}ls = log_step[c]",
          f"{i1}lsb = ls_bar[c]",
@@ -338,7 +325,8 @@ def compile_kernel(spec: MLPSpec, dtype: Any, kind: str = "trajectory") -> Any:
     if key not in _KERNELS:
         dt = np.dtype(dtype).type
         ns: dict[str, Any] = {"cuda": cuda, "math": math, "DT": dt, "ZERO": dt(0.0), "HALF": dt(0.5),
-                              "ONE": dt(1.0), "TWO": dt(2.0), "FOUR": dt(4.0), **adaptation_globals(dt)}
+                              "ONE": dt(1.0), **adaptation_globals(dt),
+                              "fold_coordinate": cuda.jit(device=True, inline="always")(walls.fold_coordinate)}
         src = _SOURCES[kind](spec)
         exec(compile(src, f"<hmc_gpu {kind} {'-'.join(map(str, spec.widths))} {spec.activation} {key[3]}>", "exec"),
              ns)

@@ -56,7 +56,6 @@ def _mlp_leapfrog_batch(pos, r, g, drift, kick, n_lf, box, xT, idata, n_chunks,
             out_u[c] = u
 
 
-
 def mlp_torch_trajectory_fn(spec: MLPSpec, data: Dataset, device: Any, kind: str = "fused"):
     """The fused trajectory for :func:`mcmc_landscape.samplers.hmc.run_block`: all ``n_lf`` leapfrog steps of a
     chain in one call instead of a torch call per step. On the CPU a Numba kernel over threads; on a CUDA device one

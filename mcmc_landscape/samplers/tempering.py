@@ -239,8 +239,6 @@ def _pt_steps(fn, fdata, idata, rows, cols, pos, lad_e, log_step, log_step_bar, 
                     out_moved[c, d_idx] = moved0
 
 
-
-
 class PTKernel(BoundKernel):
     """Replica exchange bound to an energy and settings, in the shape the runner drives."""
 

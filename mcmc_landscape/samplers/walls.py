@@ -3,7 +3,7 @@ reflected at the wall and its momentum negated, which keeps the leapfrog map rev
 
 Any number of crossings is one fold: unfold the coordinate on a circle of length 4L, whose far half is the mirrored
 box (an odd number of crossings). :func:`fold` does it for tensors, :func:`fold_coordinate` for one float inside a
-Numba kernel; :func:`reflect` takes the one-wall fast path first.
+Numba kernel, on the CPU and on the GPU; :func:`reflect` takes the one-wall fast path first.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def reflect(x: torch.Tensor, r: torch.Tensor, box: float) -> tuple[torch.Tensor,
 
 def fold(x: torch.Tensor, r: torch.Tensor, box: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Reflection for any number of wall crossings; ``remainder`` keeps even a huge step inside the box."""
-    width = 2.0 * box
+    width = box + box
     y = torch.remainder(x + box, 2.0 * width)
     odd = y > width
     return torch.where(odd, 2.0 * width - y, y) - box, torch.where(odd, -r, r)
@@ -37,9 +37,11 @@ def fold(x: torch.Tensor, r: torch.Tensor, box: float) -> tuple[torch.Tensor, to
 
 @register_jitable
 def fold_coordinate(x: float, r: float, box: float) -> tuple[float, float]:
-    """:func:`fold` for one coordinate outside the box and its momentum, in Numba kernels."""
-    width = 2.0 * box
-    y = (x + box) % (2.0 * width)
+    """:func:`fold` for one coordinate outside the box and its momentum: in the CPU's Numba trajectory
+    (:mod:`.hmc_mlp`) and, compiled as a device function, in the GPU's (:mod:`.hmc_gpu`). No float literal: a float32
+    coordinate stays float32 on the GPU (``box + box`` is ``2.0 * box`` exactly)."""
+    width = box + box
+    y = (x + box) % (width + width)
     if y > width:
-        return 2.0 * width - y - box, -r
+        return (width + width) - y - box, -r
     return y - box, r

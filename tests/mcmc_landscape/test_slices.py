@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from cli_helpers import assert_one_sentence_error, run_cli
 from helpers import one_thread  # noqa: F401  (autouse: small Hessians on one torch thread)
-from test_cli import assert_one_sentence_error, run_cli
 
 from mcmc_landscape.models.nets import MLPSpec
 from mcmc_landscape.models.symmetry import permute_hidden

@@ -48,7 +48,7 @@ def test_walkers_must_be_even_and_at_least_twice_the_dimension():
 
 
 def test_emcee_from_the_cli_resumes_and_refuses_other_samplers_flags(tmp_path, capsys):
-    from test_cli import assert_one_sentence_error, run_cli
+    from cli_helpers import assert_one_sentence_error, run_cli
 
     from mcmc_landscape.storage.store import ChainReader
 

@@ -212,3 +212,32 @@ def test_enough_permutations_for_the_family_that_holm_runs_over():
     assert m == 3 * 2 + 2 + 5 + 1 + 2 + 1 + 1
     n = max(s.n_perm, math.ceil(2 * m / ALPHA))
     assert m / (n + 1) < ALPHA and 1 / (n + 1) < ALPHA / m  # the table's and the power's strictest levels
+
+
+def test_a_planted_flattening_has_the_plane_share_it_was_given():
+    from analysis.invariance import flatten_off_plane
+    from analysis.minima import plane_share
+
+    Y = np.random.default_rng(0).normal(size=(400, 3)) * [3.0, 2.0, 1.0]
+    ev = np.sort(np.linalg.eigvalsh(np.cov(Y, rowvar=False)))[::-1]
+    for s in (1.0, 0.5, 0.1, 0.0):
+        want = ev[:2].sum() / (ev[:2].sum() + s**2 * ev[2])
+        assert plane_share(flatten_off_plane(Y, s)) == pytest.approx(want, abs=1e-12)
+
+
+def test_the_plane_verdict_states_its_power_and_says_underpowered_without_it():
+    from analysis.invariance import plane_verdict
+
+    rng = np.random.default_rng(1)
+    units = np.repeat(np.arange(20), 15)
+    ball = rng.normal(size=(300, 4))
+    fit = rng.normal(size=(600, 4))
+    nulls = {"another ball": (rng.normal(size=(300, 4)), units)}
+    out = plane_verdict(ball, units, fit, nulls, n_boot=100, alpha=0.05)
+    assert out["verdict"] == "not shown planar"  # a ball is no plane, and an exact plane would have been seen
+    assert out["planted"][-1]["scale"] == 0.0 and out["planted"][-1]["detected"]
+    assert out["min_detectable"] is not None and out["min_detectable"]["share"] > out["share"]
+    # 100 resamplings cannot reach p < 0.001: not even an exact plane is detected, so no verdict of "not planar"
+    out = plane_verdict(ball, units, fit, nulls, n_boot=100, alpha=0.001)
+    assert out["verdict"] == "underpowered" and out["min_detectable"] is None
+    assert not any(r["detected"] for r in out["planted"])

@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from test_realdata import write_mnist
+from image_files import write_mnist
 
 from landscape_cli.main import main
 from mcmc_landscape.models.zoo import FlatLayout, MNISTConvNet, prepare_images

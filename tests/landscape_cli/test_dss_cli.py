@@ -2,7 +2,7 @@
 
 import json
 
-from test_cli import assert_one_sentence_error, run_cli
+from cli_helpers import assert_one_sentence_error, run_cli
 
 from dss.store import load_string
 
@@ -143,7 +143,7 @@ def test_connect_killed_minus_9_mid_string_resumes_to_the_same_string(tmp_path):
 def test_real_data_tasks_connect_on_files_in_the_standard_formats(tmp_path, capsys):
     """mnist and cifar10 run end to end on small synthetic files in the IDX / python-batch formats (the real sets
     are not needed); the level is the held-out error, and the stored task resumes against the same data."""
-    from test_realdata import write_cifar, write_mnist
+    from image_files import write_cifar, write_mnist
 
     data = write_cifar(write_mnist(tmp_path / "data"))
     for task in ("mnist", "cifar10"):
@@ -159,7 +159,7 @@ def test_real_data_tasks_connect_on_files_in_the_standard_formats(tmp_path, caps
         assert config["settings"]["lr"] == 0.001 and "data_digest" in config["task"]
         code, _, err = run_cli(capsys, "dss", "connect", "--resume", str(out), "--data-dir", str(data), "--no-plots")
         assert code == 0, err
-    from test_realdata import synthetic_images, write_idx
+    from image_files import synthetic_images, write_idx
 
     write_idx(data / "mnist" / "train-images-idx3-ubyte.gz", synthetic_images(60, 28, 1, 99)[0])  # other images
     code, _, err = run_cli(capsys, "dss", "connect", "--resume", str(tmp_path / "mnist.h5"), "--data-dir", str(data))

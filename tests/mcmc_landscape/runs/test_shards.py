@@ -193,7 +193,7 @@ def test_sweep_on_the_cluster_writes_the_single_machine_files_and_resumes_withou
 def test_graph_waves_grown_pair_by_pair_equal_the_lockstep_graph():
     """`dss minima --cluster` grows each wave's strings one per task; the graph must be the lockstep one."""
     import torch
-    from test_dss import Synthetic
+    from landscapes import Synthetic
 
     from dss.graph import GraphSettings, build_graph
     from dss.string import connect_many, start_string

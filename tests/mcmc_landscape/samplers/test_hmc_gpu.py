@@ -1,8 +1,8 @@
 """The fused GPU trajectory (numba-cuda) against the torch loop, run on the CPU through numba-cuda's simulator.
 
 The simulator must be switched on before numba is imported, so the cases run in a child process
-(``python tests/test_samplers_hmc_gpu.py OUT.npz`` with ``NUMBA_ENABLE_CUDASIM=1``) that executes the very kernel
-source the GPU compiles and saves both paths' results; the tests here compare them.
+(``python tests/mcmc_landscape/samplers/test_hmc_gpu.py OUT.npz`` with ``NUMBA_ENABLE_CUDASIM=1``) that executes
+the very kernel source the GPU compiles and saves both paths' results; the tests here compare them.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def HMC_STATE_ARRAYS(state: hmc.HMCState) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory) -> dict[str, np.ndarray]:
     out = tmp_path_factory.mktemp("hmc_gpu") / "sim.npz"
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[3]  # the repository: tests/mcmc_landscape/samplers/this file
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1",
            "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, __file__, str(out)], env=env, capture_output=True, text=True,

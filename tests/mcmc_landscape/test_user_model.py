@@ -2,11 +2,11 @@
 sentence and exit 2."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from paths import ROOT
 
 from landscape_cli.main import main
 from mcmc_landscape.errors import LandscapeError
@@ -14,7 +14,6 @@ from mcmc_landscape.models.zoo import FlatLayout
 from mcmc_landscape.storage.store import ChainReader
 from mcmc_landscape.user_model import load_npz, load_user_model, stored_module_layout
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "examples" / "tiny.npz")
 MODEL = "examples.tiny_model:make"
 

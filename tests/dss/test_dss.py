@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from landscapes import Landscape, Synthetic
 
 from dss.baselines import auto_neb, bezier_curve, straight_line
 from dss.interpolation import scan_links
@@ -14,23 +15,6 @@ from dss.string import DSSSettings, connect, connect_many, start_string
 from dss.sweep import train_models
 from dss.tasks import ModuleTask, make_task
 from dss.variants import connect_breadth_first
-
-
-class Landscape:
-    """A synthetic task: the loss is an explicit function of a 2-D θ (no data)."""
-
-    dtype = torch.float64
-    box = None
-    p = 2
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def loss_train(self, theta):
-        return self.fn(theta)
-
-    loss_eval = loss_train
-
 
 ANNULUS = Landscape(lambda th: (th.norm(dim=1) - 1.0) ** 2)               # one connected, non-convex level set
 TWO_BASINS = Landscape(lambda th: torch.minimum((th[:, 0] - 1) ** 2, (th[:, 0] + 1) ** 2) + th[:, 1] ** 2)
@@ -187,11 +171,6 @@ def test_interrupted_string_resumes_to_the_same_string(tmp_path):
 def test_bezier_baseline_finds_the_annulus_path():
     res = bezier_curve(ANNULUS, np.array([1.0, 0.0]), np.array([-1.0, 0.3]), 0.05, lr=0.05, max_grad_evals=40000)
     assert res.found and res.max_loss <= 0.05 and res.grad_evals > 0 and res.normalized_length > 1.1
-
-
-class Synthetic(Landscape):
-    def config(self):
-        return {"task": "synthetic"}
 
 
 def _ring_points(centres, n_each, seed=0):

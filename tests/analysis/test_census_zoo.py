@@ -3,7 +3,7 @@ subtracts: U does not change along any of its tangent vectors (∇U·t = 0 at ev
 
 import numpy as np
 import torch
-from test_realdata import write_mnist
+from image_files import write_mnist
 
 from mcmc_landscape.models.zoo import FlatLayout, build_model, module_energy, prepare_images, zoo_orbit_tangent
 

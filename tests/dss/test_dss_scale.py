@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from test_cli import assert_one_sentence_error, run_cli
+from cli_helpers import assert_one_sentence_error, run_cli
 
 from dss.device import resolve_device
 from dss.optim import train_to
@@ -103,7 +103,7 @@ def test_cifar10_task_from_synthetic_batches_is_the_zoo_model_and_its_test_error
     """The CIFAR-10 task on files in the standard python-batch format: the zoo's cuda-convnet model (width-scaled),
     all training images of the five batches, the level is the test error of the plain module, and minibatch
     training reaches a level."""
-    from test_realdata import write_cifar
+    from image_files import write_cifar
 
     data = write_cifar(tmp_path, n=40)
     task = make_task("cifar10", data_dir=str(data), width=0.25, batch_size=32)

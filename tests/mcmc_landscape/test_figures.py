@@ -3,9 +3,8 @@
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from paths import ROOT
 
 
 def test_drawing_keeps_the_backend_and_pyplot_empty(tmp_path):

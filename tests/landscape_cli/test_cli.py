@@ -3,28 +3,11 @@ import json
 import h5py
 import numpy as np
 import pytest
+from cli_helpers import assert_one_sentence_error, run_cli
 
-from landscape_cli.main import main
 from mcmc_landscape.storage.store import ChainReader
 
 SMALL = ["--chains", "4", "--draws", "300", "--warmup", "200"]
-
-
-def run_cli(capsys, *args):
-    try:
-        code = main(["-q", *args])
-    except SystemExit as exc:  # argparse errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_sentence_error(code, err):
-    assert code == 2
-    assert "Traceback" not in err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "error" in lines[0]
 
 
 @pytest.mark.parametrize("args,match", [

@@ -4,18 +4,17 @@
 a zoo convnet checkpoint (the plain module's loss, and Rayleigh quotients inside the Lanczos extremes)."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cli_helpers import assert_one_sentence_error, run_cli
 from helpers import one_thread  # noqa: F401  (autouse: small Hessians on one torch thread)
-from test_cli import assert_one_sentence_error, run_cli
+from paths import ROOT
 
 from mcmc_landscape.models.zoo import FlatLayout, build_model, prepare_images
 from mcmc_landscape.user_model import load_user_model
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "examples" / "tiny.npz")
 MODEL = "examples.tiny_model:make"
 

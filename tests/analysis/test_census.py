@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_cli import assert_one_sentence_error, run_cli
+from cli_helpers import assert_one_sentence_error, run_cli
 
 from analysis.census import cluster_minima, disconnectivity_tree, saturation_curve, tree_leaves_in_order
 from analysis.census_run import point_losses as _point_losses
