@@ -259,7 +259,7 @@ def chain_bootstrap(stat, X: np.ndarray, units: np.ndarray, n_boot: int, rng: np
 
 #: Planted flattenings of the plane claim: the spread of the good minima off their best plane scaled by these factors
 #: (1 = as observed, 0 = exactly planar), to find how close to a plane they must lie for the test to say so.
-PLANT_SCALES = (0.5, 0.3, 0.2, 0.1, 0.05, 0.0)
+PLANT_SCALES = (0.8, 0.65, 0.5, 0.3, 0.2, 0.1, 0.05, 0.0)
 
 
 def flatten_off_plane(Y: np.ndarray, scale: float) -> np.ndarray:
@@ -302,7 +302,10 @@ def plane_verdict(good: np.ndarray, good_units: np.ndarray, fit_draws: np.ndarra
 
     The power control: the same test on the good minima flattened toward their best plane (:func:`flatten_off_plane`,
     each factor of ``plant_scales``, chains kept). The least flattening it detects is the smallest effect it can see;
-    where it detects none, a negative verdict is "underpowered", never "not planar"."""
+    where it detects none, a negative verdict is "underpowered", never "not planar". ``n_boot`` is raised where
+    needed so that a set beating every resampling of every null clears Holm's strictest step (1/(n+1) · m < α/2):
+    with fewer, not even an exact plane could be shown planar."""
+    n_boot = max(n_boot, math.ceil(2 * max(len(nulls), 1) / alpha))
     rng = np.random.default_rng(random_state)
     emb = KernelEmbedding(3, random_state=random_state).fit(fit_draws)
     Yg = emb.transform(good)

@@ -21,8 +21,8 @@ per thread (momentum, the same trajectory code, accept, Stan's warm-up adaptatio
 iterations per launch, from random numbers the host draws in the loop's order. It is tested equal to run_block's
 torch iterations in the simulator across every event of the warm-up schedule.
 
-Registers run out as the network grows (ptxas for sm_90, float32: [2,2], p = 18, 101 and 139 registers a thread for
-the two kernels, no spills; [5,5], p = 57, 255 with 288 and 1,376 bytes spilled). Networks with more than
+Registers run out as the network grows (ptxas for sm_90, float32: [2,2], p = 18, 99 and 159 registers a thread for
+the two kernels, no spills; [5,5], p = 57, 255 with 32 and 1,524 bytes spilled). Networks with more than
 :data:`MAX_PARAMS` parameters would spill heavily; for them (and where numba-cuda is not
 installed: the ``gpu`` extra) :func:`mlp_cuda_trajectory_fn` returns None and the torch loop runs.
 """
