@@ -259,7 +259,7 @@ def chain_bootstrap(stat, X: np.ndarray, units: np.ndarray, n_boot: int, rng: np
 
 #: Planted flattenings of the plane claim: the spread of the good minima off their best plane scaled by these factors
 #: (1 = as observed, 0 = exactly planar), to find how close to a plane they must lie for the test to say so.
-PLANT_SCALES = (0.8, 0.65, 0.5, 0.3, 0.2, 0.1, 0.05, 0.0)
+PLANT_SCALES = (0.9, 0.8, 0.65, 0.5, 0.3, 0.2, 0.1, 0.05, 0.0)
 
 
 def flatten_off_plane(Y: np.ndarray, scale: float) -> np.ndarray:
