@@ -266,4 +266,27 @@ def _dose_lines(rows: list[dict[str, Any]]) -> list[str]:
     for kind, dose, r in sorted(doses, key=lambda d: (d[0], d[1])):
         lines.append(f"| {kind} | {dose:g} | {r['result']['energy_distance']:.4f} | {_fmt(r['p_holm'], '.4f')} | "
                      f"{r['verdict']} |")
+    lines.append("")
+    for kind, summary in dose_summary(doses).items():
+        least, seen = summary["least_detected"], summary["detected"]
+        lines.append(f"- {kind}: detected at {', '.join(f'{d:g}' for d in seen) or 'no dose'} of "
+                     f"{', '.join(f'{d:g}' for d in summary['doses'])}; smallest dose detected "
+                     + (f"**{least:g}**" if least is not None else "**none** (every dose underpowered)")
+                     + "; the distance "
+                     + ("rises with every step of the dose" if summary["monotone"] else "does not rise at every step")
+                     + ".")
     return lines
+
+
+def dose_summary(doses: list[tuple[str, float, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per dose family (``(kind, dose, verdict row)`` triples): the doses, the smallest one detected (the family's
+    smallest detectable effect, on its own scale) and whether the energy distance rises with the dose."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in sorted({k for k, _, _ in doses}):
+        rows = sorted(((float(d), r) for k, d, r in doses if k == kind), key=lambda dr: dr[0])
+        detected = [d for d, r in rows if r["verdict"] == "confirmed"]
+        dist = [r["result"]["energy_distance"] for _, r in rows]
+        out[kind] = {"doses": [d for d, _ in rows], "detected": detected,
+                     "least_detected": min(detected) if detected else None,
+                     "monotone": bool(all(b > a for a, b in zip(dist, dist[1:], strict=False)))}
+    return out

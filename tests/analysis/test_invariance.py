@@ -244,3 +244,18 @@ def test_the_plane_verdict_states_its_power_and_says_underpowered_without_it():
     out = plane_verdict(ball, units, fit, {"a plane": (three, units)}, n_boot=100, alpha=0.05)
     assert out["verdict"] == "underpowered" and out["min_detectable"] is None
     assert not any(r["detected"] for r in out["planted"])
+
+
+def test_a_dose_family_reports_its_smallest_detected_dose_and_whether_the_distance_rises():
+    from analysis.experiment_report import dose_summary
+
+    def row(dist, verdict):
+        return {"result": {"energy_distance": dist}, "verdict": verdict}
+
+    doses = [("noise", 0.1, row(0.30, "confirmed")), ("noise", 0.02, row(0.01, "underpowered")),
+             ("noise", 0.05, row(0.12, "confirmed")), ("flip-labels", 1, row(0.2, "underpowered")),
+             ("flip-labels", 2, row(0.1, "underpowered"))]
+    out = dose_summary(doses)
+    assert out["noise"] == {"doses": [0.02, 0.05, 0.1], "detected": [0.05, 0.1], "least_detected": 0.05,
+                            "monotone": True}
+    assert out["flip-labels"]["least_detected"] is None and not out["flip-labels"]["monotone"]
