@@ -295,6 +295,49 @@ RELU_PAIRS: dict[str, tuple[tuple[str, str], ...]] = {
 READOUT = {"small-convnet": "fc", "mnist-convnet": "fc2", "cifar10-convnet": "fc"}
 
 
+def act_on_channels(model: str, layout: FlatLayout, theta: np.ndarray, perms: dict[str, np.ndarray],
+                    scales: dict[str, np.ndarray]) -> np.ndarray:
+    """θ (n, p) acted on by a group element of a zoo model: for each ReLU pair (A, B) of :data:`RELU_PAIRS`, A's
+    output channels permuted by ``perms[A]`` and scaled by ``scales[A]`` (s > 0), B's inputs from them permuted alike
+    and scaled by 1/s. The function, and so U, is unchanged (up to roundoff)."""
+    if model not in RELU_PAIRS:
+        raise SpecError(f"the symmetry of {model!r} is not described; choose one of {', '.join(RELU_PAIRS)}.")
+    theta = np.array(theta, dtype=np.float64, ndmin=2)
+    starts = np.concatenate([[0], np.cumsum(layout.sizes)])
+    where = {n: (int(a), shape) for n, a, shape in zip(layout.names, starts[:-1], layout.shapes, strict=True)}
+
+    def view(name: str) -> np.ndarray:
+        a, shape = where[name]
+        return theta[:, a : a + int(np.prod(shape))].reshape(len(theta), *shape)
+
+    for a, b in RELU_PAIRS[model]:
+        perm, s = np.asarray(perms[a]), np.asarray(scales[a], dtype=np.float64)
+        w, bias, wb = view(f"{a}.weight"), view(f"{a}.bias"), view(f"{b}.weight")
+        units = w.shape[1]
+        w[:] = w[:, perm] * s.reshape(-1, units, *([1] * (w.ndim - 2)))
+        bias[:] = bias[:, perm] * s.reshape(-1, units)
+        wide = wb.reshape(len(theta), wb.shape[1], units, -1)   # B's inputs grouped by A's channel
+        wide[:] = wide[:, :, perm] / s.reshape(-1, 1, units, 1)
+    return theta
+
+
+def random_channel_symmetry(model: str, layout: FlatLayout, theta: np.ndarray, rng: np.random.Generator,
+                            low: float = 0.5, high: float = 2.0) -> np.ndarray:
+    """Each row of θ acted on by its own random group element: random channel permutations of every ReLU pair and
+    log-uniform scales in [``low``, ``high``] (for tests of what must not change under the symmetry)."""
+    theta = np.array(theta, dtype=np.float64, ndmin=2)
+    out = np.empty_like(theta)
+    starts = dict(zip(layout.names, layout.shapes, strict=True))
+    for i in range(len(theta)):
+        perms, scales = {}, {}
+        for a, _ in RELU_PAIRS[model]:
+            units = starts[f"{a}.weight"][0]
+            perms[a] = rng.permutation(units)
+            scales[a] = np.exp(rng.uniform(np.log(low), np.log(high), units))
+        out[i] = act_on_channels(model, layout, theta[i], perms, scales)[0]
+    return out
+
+
 def zoo_orbit_tangent(model: str, layout: FlatLayout, theta: np.ndarray) -> np.ndarray:
     """Tangent vectors (k, p) at θ of a zoo model's continuous symmetries: one per ReLU channel or unit (its
     rescaling) and the logit shift of the read-out (one per input of the read-out, and its bias)."""

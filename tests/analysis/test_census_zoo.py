@@ -2,6 +2,7 @@
 subtracts: U does not change along any of its tangent vectors (∇U·t = 0 at every θ)."""
 
 import numpy as np
+import pytest
 import torch
 from image_files import write_mnist
 
@@ -52,3 +53,25 @@ def test_zoo_census_runs_end_to_end_on_a_small_convnet(tmp_path):
     assert c["n_distinct"] <= c["n_converged"]
     assert c["completeness"]["chao1"]["s_obs"] == c["n_distinct"]
     assert (tmp_path / "census" / "REPORT.md").is_file()
+
+
+@pytest.mark.parametrize("model,options", [("small-convnet", {"in_channels": 1, "side": 28}),
+                                           ("mnist-convnet", {"width": 0.25}),
+                                           ("cifar10-convnet", {"width": 0.25})])
+def test_every_described_channel_symmetry_leaves_the_loss_alone(model, options):
+    """The group that the census and the kinds of minima mod out (RELU_PAIRS: channel permutations and rescalings
+    across each ReLU), acted on random parameters: U unchanged, θ moved."""
+    from mcmc_landscape.models.zoo import random_channel_symmetry
+
+    torch.manual_seed(0)
+    module = build_model(model, **options).double()
+    layout = FlatLayout.of(module)
+    rng = np.random.default_rng(2)
+    side, channels = (32, 3) if model.startswith("cifar") else (28, 1)
+    shape = (5, side, side) if channels == 1 else (5, side, side, channels)
+    x = prepare_images(rng.integers(0, 255, shape).astype(np.uint8)).double()
+    energy = module_energy(module, x, torch.as_tensor(rng.integers(0, 10, 5)))
+    theta = rng.normal(0, 0.2, (2, layout.p))
+    acted = random_channel_symmetry(model, layout, theta, rng)
+    assert np.abs(acted - theta).max() > 0.05
+    torch.testing.assert_close(energy(torch.as_tensor(acted)), energy(torch.as_tensor(theta)), rtol=1e-10, atol=1e-9)
