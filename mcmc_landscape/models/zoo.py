@@ -295,6 +295,12 @@ RELU_PAIRS: dict[str, tuple[tuple[str, str], ...]] = {
 READOUT = {"small-convnet": "fc", "mnist-convnet": "fc2", "cifar10-convnet": "fc"}
 
 
+def _param_slots(layout: FlatLayout) -> dict[str, tuple[int, tuple[int, ...]]]:
+    """Each parameter tensor's (first index in the flat vector, shape)."""
+    starts = np.concatenate([[0], np.cumsum(layout.sizes)])
+    return {n: (int(a), shape) for n, a, shape in zip(layout.names, starts[:-1], layout.shapes, strict=True)}
+
+
 def act_on_channels(model: str, layout: FlatLayout, theta: np.ndarray, perms: dict[str, np.ndarray],
                     scales: dict[str, np.ndarray]) -> np.ndarray:
     """θ (n, p) acted on by a group element of a zoo model: for each ReLU pair (A, B) of :data:`RELU_PAIRS`, A's
@@ -303,8 +309,7 @@ def act_on_channels(model: str, layout: FlatLayout, theta: np.ndarray, perms: di
     if model not in RELU_PAIRS:
         raise SpecError(f"the symmetry of {model!r} is not described; choose one of {', '.join(RELU_PAIRS)}.")
     theta = np.array(theta, dtype=np.float64, ndmin=2)
-    starts = np.concatenate([[0], np.cumsum(layout.sizes)])
-    where = {n: (int(a), shape) for n, a, shape in zip(layout.names, starts[:-1], layout.shapes, strict=True)}
+    where = _param_slots(layout)
 
     def view(name: str) -> np.ndarray:
         a, shape = where[name]
@@ -344,8 +349,7 @@ def zoo_orbit_tangent(model: str, layout: FlatLayout, theta: np.ndarray) -> np.n
     if model not in RELU_PAIRS:
         raise SpecError(f"the symmetry orbit of {model!r} is not described; choose one of {', '.join(RELU_PAIRS)}.")
     theta = np.asarray(theta, dtype=np.float64)
-    starts = np.concatenate([[0], np.cumsum(layout.sizes)])
-    where = {n: (int(a), shape) for n, a, shape in zip(layout.names, starts[:-1], layout.shapes, strict=True)}
+    where = _param_slots(layout)
 
     def view(v: np.ndarray, name: str) -> np.ndarray:
         a, shape = where[name]
