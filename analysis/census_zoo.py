@@ -4,10 +4,11 @@ products, and the completeness estimate. No barriers (a convnet's strings are DS
 
 Identity: two end points are one minimum when their energies and their per-image losses on the probe batch (the first
 ``probe`` training images; invariant under every symmetry of the network) agree, as connected components
-(:func:`analysis.census.cluster_minima`). Unlike the MLP census, quench starts are the draws themselves: channel
-permutations are orthogonal maps that keep the box, so the quench is equivariant under them up to roundoff, but ReLU
-rescalings of a convnet are not canonicalized before the quench. :func:`mcmc_landscape.models.zoo.random_channel_symmetry`
-acts with the whole group, to check a census against its relabelled draws (bench/RESULTS.md: 1 vs 1 minimum).
+(:func:`analysis.census.cluster_minima`). Invariance by construction, as in the MLP census: each draw is quenched from
+its orbit's canonical point (:func:`mcmc_landscape.models.zoo_symmetry.zoo_quench_start`: channel scales balanced,
+channels sorted, clipped to the box), so a draw and its relabelled or rescaled copies
+(:func:`~mcmc_landscape.models.zoo_symmetry.random_channel_symmetry`) share one start and one end point. A user's
+module has no described symmetry: its draws are quenched as they are.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+START_RULE = "zoo_quench_start: channel scales balanced, channels sorted, clipped to the box"
 
 
 def run_zoo_census(file: str | Path, out: str | Path, count: int = 64, run: str | None = None, discard: int = 0,
@@ -35,7 +38,7 @@ def run_zoo_census(file: str | Path, out: str | Path, count: int = 64, run: str 
     from analysis.census_run import pick_draws
     from analysis.completeness import chao1, good_turing_new
     from mcmc_landscape.minimum_kind import describe_kind, minimum_kind
-    from mcmc_landscape.models.zoo import RELU_PAIRS, zoo_orbit_tangent
+    from mcmc_landscape.models.zoo_symmetry import RELU_PAIRS, zoo_orbit_tangent, zoo_quench_start
     from mcmc_landscape.optimize import quench, resolve_device
     from mcmc_landscape.runs.config import RunConfig
     from mcmc_landscape.runs.zoo_sampling import resolve_dtype, zoo_energy
@@ -53,7 +56,13 @@ def run_zoo_census(file: str | Path, out: str | Path, count: int = 64, run: str 
     box = float(cfg["box"])
     times = {"read": time.perf_counter() - t0}
     t = time.perf_counter()
-    q = quench(energy.energy_and_grad, draws, box=box, tol=tol, max_iter=max_iter, device=dev, dtype=dt)
+    symmetric = cfg["model"] in RELU_PAIRS
+    starts = zoo_quench_start(cfg["model"], energy.layout, draws) if symmetric else draws
+    clipped = int((np.abs(starts).max(axis=1) > box).sum())          # starts that are not quite their draw's network
+    starts = np.clip(starts, -box, box)
+    times["starts"] = time.perf_counter() - t
+    t = time.perf_counter()
+    q = quench(energy.energy_and_grad, starts, box=box, tol=tol, max_iter=max_iter, device=dev, dtype=dt)
     times["quench"] = time.perf_counter() - t
     t = time.perf_counter()
     rows = np.flatnonzero(q.converged)
@@ -73,7 +82,7 @@ def run_zoo_census(file: str | Path, out: str | Path, count: int = 64, run: str 
              "example_draw": {"chain": int(where[r, 0]), "draw": int(where[r, 1])}}
         if k < kind_minima:
             # a user's module has no described symmetry orbit: its flat directions are all counted as manifold
-            tangent = zoo_orbit_tangent(cfg["model"], energy.layout, q.theta[r]) if cfg["model"] in RELU_PAIRS \
+            tangent = zoo_orbit_tangent(cfg["model"], energy.layout, q.theta[r]) if symmetric \
                 else np.zeros((0, energy.layout.p))
             shape = minimum_kind(lambda u: energy(u.to(dt)).double(), q.theta[r], tangent, q.active[r],
                                  method="lanczos", k=lanczos_k, device=dev, flat_rtol=flat_rtol,
@@ -82,7 +91,9 @@ def run_zoo_census(file: str | Path, out: str | Path, count: int = 64, run: str 
         minima.append(m)
     times["kinds"] = time.perf_counter() - t
     census = {"file": str(file), "model": spec.describe(), "n_data": len(y), "n_quenched": len(draws),
-              "n_converged": int(q.converged.sum()), "n_distinct": len(minima), "probe": int(losses.shape[1]),
+              "n_converged": int(q.converged.sum()), "n_distinct": len(minima),
+              "start_rule": START_RULE if symmetric else "the draws themselves (no described symmetry)",
+              "starts_clipped": clipped, "quench_energy": q.energy.tolist(), "probe": int(losses.shape[1]),
               "minima": minima, "labels": labels.tolist(), "saturation": saturation_curve(labels, seed=seed),
               "completeness": {"chao1": chao1(labels), "p_new_minimum": good_turing_new(labels, len(draws))},
               "settings": {"count": count, "tol": tol, "max_iter": max_iter, "energy_tol": energy_tol,
@@ -121,6 +132,8 @@ def zoo_report(c: dict[str, Any]) -> str:
              f"energy and per-image loss on {c['probe']} probe images. Chao1: {ch['estimate']:.1f} "
              f"[{ch['low']:.1f}, {ch['high']:.1f}]; the next quench finds a new minimum with probability "
              f"{c['completeness']['p_new_minimum']:.3f} (Good–Turing).", "",
+             f"Quench starts: {c['start_rule']} ({c['starts_clipped']} of {c['n_quenched']} clipped), so the count "
+             "cannot depend on how the draws are labelled.", "",
              "| # | U | frequency | kind | orbit dim | λ top | trace (Hutchinson) |", "|---|---|---|---|---|---|---|"]
     for m in c["minima"]:
         sh = m.get("shape")

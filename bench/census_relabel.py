@@ -4,7 +4,7 @@ the census of the original (issue 22).
     python bench/census_relabel.py IN.h5 OUT.h5 --mode swap-half     # first hidden layer's two units swapped in half
     python bench/census_relabel.py IN.h5 OUT.h5 --mode random        # a random group element per draw (in the box);
                                                                      # a zoo convnet's run: channel permutations and
-                                                                     # rescalings (models.zoo.random_channel_symmetry)
+                                                                     # rescalings (zoo_symmetry.random_channel_symmetry)
     python bench/census_relabel.py IN.h5 OUT.h5 --mode shuffle       # draws reordered within and across chains
 """
 
@@ -63,7 +63,8 @@ def _act_on_zoo_draws(cfg: dict, theta: np.ndarray, rng: np.random.Generator) ->
     (down to none) until the draw stays in the box: a relabelling, never a move."""
     import torch
 
-    from mcmc_landscape.models.zoo import FlatLayout, build_model, random_channel_symmetry
+    from mcmc_landscape.models.zoo import FlatLayout, build_model
+    from mcmc_landscape.models.zoo_symmetry import random_channel_symmetry
 
     torch.manual_seed(0)
     layout = FlatLayout.of(build_model(cfg["model"], **cfg["model_options"]))

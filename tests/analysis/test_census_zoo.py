@@ -1,12 +1,16 @@
 """Issue 22, item 5: the census of a zoo model's run; and the convnet's symmetry orbit, which the kind of a minimum
 subtracts: U does not change along any of its tangent vectors (∇U·t = 0 at every θ)."""
 
+import json
+import shutil
+
+import h5py
 import numpy as np
-import pytest
 import torch
 from image_files import write_mnist
 
-from mcmc_landscape.models.zoo import FlatLayout, build_model, module_energy, prepare_images, zoo_orbit_tangent
+from mcmc_landscape.models.zoo import FlatLayout, build_model, module_energy, prepare_images
+from mcmc_landscape.models.zoo_symmetry import zoo_orbit_tangent
 
 
 def test_small_convnet_orbit_tangent_is_a_flat_direction_everywhere():
@@ -55,23 +59,53 @@ def test_zoo_census_runs_end_to_end_on_a_small_convnet(tmp_path):
     assert (tmp_path / "census" / "REPORT.md").is_file()
 
 
-@pytest.mark.parametrize("model,options", [("small-convnet", {"in_channels": 1, "side": 28}),
-                                           ("mnist-convnet", {"width": 0.25}),
-                                           ("cifar10-convnet", {"width": 0.25})])
-def test_every_described_channel_symmetry_leaves_the_loss_alone(model, options):
-    """The group that the census and the kinds of minima mod out (RELU_PAIRS: channel permutations and rescalings
-    across each ReLU), acted on random parameters: U unchanged, θ moved."""
-    from mcmc_landscape.models.zoo import random_channel_symmetry
+def _zoo_copy(src, dst, how, seed=0):
+    """A copy of a zoo run's file with each draw acted on by its own channel permutation and rescaling (``"group"``)
+    or its draws shuffled across chains and time (``"shuffle"``)."""
+    from mcmc_landscape.models.zoo_symmetry import random_channel_symmetry
 
-    torch.manual_seed(0)
-    module = build_model(model, **options).double()
-    layout = FlatLayout.of(module)
-    rng = np.random.default_rng(2)
-    side, channels = (32, 3) if model.startswith("cifar") else (28, 1)
-    shape = (5, side, side) if channels == 1 else (5, side, side, channels)
-    x = prepare_images(rng.integers(0, 255, shape).astype(np.uint8)).double()
-    energy = module_energy(module, x, torch.as_tensor(rng.integers(0, 10, 5)))
-    theta = rng.normal(0, 0.2, (2, layout.p))
-    acted = random_channel_symmetry(model, layout, theta, rng)
-    assert np.abs(acted - theta).max() > 0.05
-    torch.testing.assert_close(energy(torch.as_tensor(acted)), energy(torch.as_tensor(theta)), rtol=1e-10, atol=1e-9)
+    shutil.copyfile(src, dst)
+    rng = np.random.default_rng(seed)
+    with h5py.File(dst, "r+") as f:
+        g = f[next(iter(f))]
+        cfg = json.loads(g.attrs["config"])
+        n = int(g.attrs["committed_draws"])
+        theta, energy = g["theta"][:, :n], g["energy"][:, :n]
+        flat = theta.reshape(-1, theta.shape[-1])
+        if how == "group":
+            torch.manual_seed(0)
+            layout = FlatLayout.of(build_model(cfg["model"], **cfg["model_options"]))
+            flat = random_channel_symmetry(cfg["model"], layout, flat, rng)
+            assert np.abs(flat).max() <= float(cfg["box"])
+        else:
+            order = rng.permutation(len(flat))
+            flat, energy = flat[order], energy.reshape(-1)[order].reshape(energy.shape)
+        g["theta"][:, :n], g["energy"][:, :n] = flat.reshape(theta.shape), energy
+
+
+def test_zoo_census_is_unchanged_when_the_draws_are_relabelled_or_shuffled(tmp_path):
+    """Issue 22 for a convnet: each draw quenched from its orbit's canonical point, so a copy whose draws carry random
+    channel permutations and rescalings (factors up to 2), or whose draws are shuffled, gives the same quench end
+    energies draw by draw (as a multiset for the shuffle), the same count and the same frequencies."""
+    from analysis.census_zoo import run_zoo_census
+    from landscape_cli.main import main
+
+    write_mnist(tmp_path / "data", n_train=8, n_test=2)
+    chains = tmp_path / "z.h5"
+    assert main(["-q", "sample", "--model", "small-convnet", "--data", "mnist", "--data-dir", str(tmp_path / "data"),
+                 "--n-train", "8", "--sampler", "rw", "--chains", "2", "--draws", "4", "--warmup", "4",
+                 "--dtype", "float64", "--theta-dtype", "float64", "--out", str(chains)]) == 0
+    censuses = {}
+    for how in ("none", "group", "shuffle"):
+        src = chains if how == "none" else tmp_path / f"{how}.h5"
+        if how != "none":
+            _zoo_copy(chains, src, how)
+        censuses[how] = run_zoo_census(src, tmp_path / f"census_{how}", count=8, tol=1e-3, max_iter=60, probe=8,
+                                       kind_minima=0, device="cpu")
+    base, group, shuffled = censuses["none"], censuses["group"], censuses["shuffle"]
+    assert base["n_quenched"] == 8 and base["starts_clipped"] == 0
+    np.testing.assert_allclose(group["quench_energy"], base["quench_energy"], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(sorted(shuffled["quench_energy"]), sorted(base["quench_energy"]), rtol=1e-12, atol=0)
+    for other in (group, shuffled):
+        assert other["n_distinct"] == base["n_distinct"]
+        assert sorted(m["members"] for m in other["minima"]) == sorted(m["members"] for m in base["minima"])
