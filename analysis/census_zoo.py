@@ -134,10 +134,12 @@ def zoo_report(c: dict[str, Any]) -> str:
              f"{c['completeness']['p_new_minimum']:.3f} (Good–Turing).", "",
              f"Quench starts: {c['start_rule']} ({c['starts_clipped']} of {c['n_quenched']} clipped), so the count "
              "cannot depend on how the draws are labelled.", "",
-             "| # | U | frequency | kind | orbit dim | λ top | trace (Hutchinson) |", "|---|---|---|---|---|---|---|"]
+             "| # | U | frequency | kind | orbit dim | λ top | trace (Hutchinson) | log det, non-null part (SLQ ± se) |",
+             "|---|---|---|---|---|---|---|---|"]
     for m in c["minima"]:
         sh = m.get("shape")
         lines.append(f"| {m['id']} | {m['energy']:.6g} | {m['frequency']:.3f} | {m.get('kind', 'not computed')} | "
-                     + (f"{sh['orbit_dim']} | {sh['top']:.4g} | {sh['trace']:.4g} |" if sh else "— | — | — |"))
+                     + (f"{sh['orbit_dim']} | {sh['top']:.4g} | {sh['trace']:.4g} | "
+                        f"{sh['logdet_nonnull']:.4g} ± {sh['logdet_stderr']:.2g} |" if sh else "— | — | — | — |"))
     lines += ["", "Seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in c["seconds"].items()), ""]
     return "\n".join(lines)

@@ -108,8 +108,9 @@ def zoo(args: argparse.Namespace) -> None:
     c = run_zoo_census(chains, args.out / "census_zoo", count=count, max_iter=min(args.max_iter, 300),
                        device=args.device)
     s = c["seconds"]
-    print(f"{c['model']}: sampling {t_sample:.1f} s, census {s['total']:.1f} s (quench {s['quench']:.1f}, identity "
-          f"{s['identity']:.1f}, Lanczos kinds {s['kinds']:.1f}) on {c['settings']['device']}")
+    print(f"{c['model']}: sampling {t_sample:.1f} s, census {s['total']:.1f} s (canonical starts "
+          f"{s['starts']:.1f}, quench {s['quench']:.1f}, identity {s['identity']:.1f}, Lanczos kinds and SLQ log det "
+          f"{s['kinds']:.1f}) on {c['settings']['device']}")
     print(f"quenched {c['n_quenched']}, converged {c['n_converged']}, distinct {c['n_distinct']}; kinds: "
           + ", ".join(m.get("kind", "-") for m in c["minima"][:4]))
     print(json.dumps({"bench": "census-zoo", "model": c["model"], "sample_s": round(t_sample, 1),

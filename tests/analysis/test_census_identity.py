@@ -92,6 +92,19 @@ def test_a_ring_of_minima_is_a_manifold_unless_it_is_the_orbit(method):
     assert (k["orbit_dim"], k["manifold_dim"], describe_kind(k)) == (1, 0, "a point")
     if method == "exact":
         assert k["logdet_nonnull"] == pytest.approx(np.log(48.0))
+    else:                                                       # stochastic Lanczos quadrature, with its error
+        assert abs(k["logdet_nonnull"] - np.log(48.0)) <= 4 * k["logdet_stderr"] and k["logdet_stderr"] < 1.0
+
+
+@pytest.mark.parametrize("method", ["exact", "lanczos"])
+def test_curvature_below_the_absolute_floor_is_flat_not_negative(method):
+    """A plateau where U's Hessian is roundoff (a zero-loss region in float32: |λ| ~ 1e-13, either sign) is flat to
+    working precision, not "not a strict minimum"; the same saddle at unit scale is named one."""
+    saddle = lambda t: t[:, 0] ** 2 - t[:, 1] ** 2 + 2 * t[:, 2] ** 2          # noqa: E731
+    k = minimum_kind(lambda t: 1e-13 * saddle(t), np.zeros(3), np.zeros((0, 3)), method=method, k=2)
+    assert k["negative_beyond_orbit"] == 0 and describe_kind(k).startswith("flat to working precision")
+    k = minimum_kind(saddle, np.zeros(3), np.zeros((0, 3)), method=method, k=2)
+    assert k["negative_beyond_orbit"] == 1 and describe_kind(k).startswith("not a strict minimum")
 
 
 def test_chao1_and_good_turing_by_hand_and_by_coverage():
