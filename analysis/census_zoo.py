@@ -34,7 +34,7 @@ def run_zoo_census(file: str | Path, out: str | Path, count: int = 64, run: str 
     (the quench stops at ‖∇U‖ < ``tol``, so curvatures much below the top one are not resolved)."""
     import torch
 
-    from analysis.census import basin_frequency, cluster_minima, saturation_curve
+    from analysis.census import basin_frequency, cluster_minima, plot_flatness, saturation_curve
     from analysis.census_run import pick_draws
     from analysis.completeness import chao1, good_turing_new
     from mcmc_landscape.minimum_kind import describe_kind, minimum_kind
@@ -99,6 +99,7 @@ def run_zoo_census(file: str | Path, out: str | Path, count: int = 64, run: str 
               "settings": {"count": count, "tol": tol, "max_iter": max_iter, "energy_tol": energy_tol,
                            "output_tol": output_tol, "device": str(dev), "dtype": str(dt)},
               "seconds": {**times, "total": time.perf_counter() - t0}}
+    census["flatness_plot"] = plot_flatness(minima, out / "flatness.png") is not None
     (out / "census.json").write_text(json.dumps(census, indent=1, default=float))
     (out / "REPORT.md").write_text(zoo_report(census))
     return census
@@ -141,5 +142,8 @@ def zoo_report(c: dict[str, Any]) -> str:
         lines.append(f"| {m['id']} | {m['energy']:.6g} | {m['frequency']:.3f} | {m.get('kind', 'not computed')} | "
                      + (f"{sh['orbit_dim']} | {sh['top']:.4g} | {sh['trace']:.4g} | "
                         f"{sh['logdet_nonnull']:.4g} ± {sh['logdet_stderr']:.2g} |" if sh else "— | — | — | — |"))
+    if c.get("flatness_plot"):
+        lines += ["", "Flatness against basin frequency (Hessian trace and top eigenvalue; colour: flat dimensions "
+                  "beyond the orbit):", "", "![flatness](flatness.png)"]
     lines += ["", "Seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in c["seconds"].items()), ""]
     return "\n".join(lines)

@@ -113,6 +113,11 @@ def zoo(args: argparse.Namespace) -> None:
           f"{s['kinds']:.1f}) on {c['settings']['device']}")
     print(f"quenched {c['n_quenched']}, converged {c['n_converged']}, distinct {c['n_distinct']}; kinds: "
           + ", ".join(m.get("kind", "-") for m in c["minima"][:4]))
+    for m in c["minima"]:
+        if "shape" in m:
+            sh = m["shape"]
+            print(f"  minimum {m['id']}: λ_top {sh['top']:.4g}, trace {sh['trace']:.4g}, log det (non-null, SLQ) "
+                  f"{sh['logdet_nonnull']:.4g} ± {sh['logdet_stderr']:.2g} over ~{sh['n_nonnull']:.0f} eigenvalues")
     print(json.dumps({"bench": "census-zoo", "model": c["model"], "sample_s": round(t_sample, 1),
                       "census_s": {k: round(v, 1) for k, v in s.items()}, "n_quenched": c["n_quenched"],
                       "n_converged": c["n_converged"], "n_distinct": c["n_distinct"],

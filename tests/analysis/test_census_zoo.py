@@ -41,8 +41,9 @@ def test_small_convnet_orbit_tangent_is_a_flat_direction_everywhere():
 
 
 def test_zoo_census_runs_end_to_end_on_a_small_convnet(tmp_path):
-    """Quench, identity on the probe batch, completeness (the Lanczos kind is tested on its own: at p ≈ 6,000 it
-    costs minutes on a loaded CPU; bench/census.py --model small-convnet times it)."""
+    """Quench, identity on the probe batch, completeness, and the lowest minimum's kind by Lanczos with its trace and
+    its SLQ log-determinant (loose Lanczos settings: at p ≈ 6,000 the defaults cost minutes; bench/census.py
+    --model small-convnet times them)."""
     from analysis.census_zoo import run_zoo_census
     from landscape_cli.main import main
 
@@ -52,11 +53,15 @@ def test_zoo_census_runs_end_to_end_on_a_small_convnet(tmp_path):
                  "--n-train", "8", "--sampler", "rw", "--chains", "2", "--draws", "2", "--warmup", "4",
                  "--out", str(chains)]) == 0
     c = run_zoo_census(chains, tmp_path / "census", count=4, tol=1e-3, max_iter=60, probe=8,
-                       kind_minima=0, device="cpu")
+                       kind_minima=1, lanczos_k=2, lanczos_tol=1e-2, device="cpu")
     assert c["n_quenched"] == 4 and sum(m["members"] for m in c["minima"]) == c["n_converged"]
     assert c["n_distinct"] <= c["n_converged"]
     assert c["completeness"]["chao1"]["s_obs"] == c["n_distinct"]
-    assert (tmp_path / "census" / "REPORT.md").is_file()
+    shape = c["minima"][0]["shape"]
+    assert shape["orbit_dim"] == 8 + 16 + 256 + 1 and shape["top"] > 0 and shape["logdet_method"] == "slq"
+    assert np.isfinite(shape["logdet_nonnull"]) and shape["logdet_stderr"] >= 0
+    report = (tmp_path / "census" / "REPORT.md").read_text()
+    assert c["minima"][0]["kind"] in report and (tmp_path / "census" / "flatness.png").is_file()
 
 
 def _zoo_copy(src, dst, how, seed=0):
