@@ -4,11 +4,10 @@ and of a copy with its draws shuffled: the same number of distinct minima, the s
 edges, the same disconnectivity tree up to names."""
 
 import json
-import shutil
 
-import h5py
 import numpy as np
 import pytest
+from chain_copies import rewrite_draws
 
 from dss.barriers import BarrierSettings
 from landscape_cli.census import run_census
@@ -25,25 +24,10 @@ def _spec(cfg):
 
 def _act_on_draws(src, dst, how, seed):
     """A copy of the chain file with every draw's θ acted on (``"group"``) or the draws shuffled (``"shuffle"``)."""
-    shutil.copyfile(src, dst)
-    rng = np.random.default_rng(seed)
-    with h5py.File(dst, "r+") as f:
-        g = f[next(iter(f))]
-        cfg = json.loads(g.attrs["config"])
-        n = int(g.attrs["committed_draws"])
-        theta, energy = g["theta"][:, :n], g["energy"][:, :n]
-        if how == "group":
-            flat = theta.reshape(-1, theta.shape[-1])
-            theta = np.array([random_symmetry(t, _spec(cfg), rng, box=float(cfg["box"])) for t in flat]) \
-                .reshape(theta.shape)
-            assert np.abs(theta).max() <= float(cfg["box"])          # every copy still a draw of the boxed posterior
-        else:
-            order = rng.permutation(theta.shape[0] * n)
-            theta = theta.reshape(-1, theta.shape[-1])[order].reshape(theta.shape)
-            energy = energy.reshape(-1)[order].reshape(energy.shape)
-        moved = float(np.abs(theta - g["theta"][:, :n]).max())
-        g["theta"][:, :n], g["energy"][:, :n] = theta, energy
-        return moved
+    def group(cfg, flat, rng):
+        return np.array([random_symmetry(t, _spec(cfg), rng, box=float(cfg["box"])) for t in flat])
+
+    return rewrite_draws(src, dst, seed, group if how == "group" else None)
 
 
 def _census(chains, out):
