@@ -97,7 +97,7 @@ def run_zoo_census(file: str | Path, out: str | Path, count: int = 64, run: str 
               "minima": minima, "labels": labels.tolist(), "saturation": saturation_curve(labels, seed=seed),
               "completeness": {"chao1": chao1(labels), "p_new_minimum": good_turing_new(labels, len(draws))},
               "settings": {"count": count, "tol": tol, "max_iter": max_iter, "energy_tol": energy_tol,
-                           "output_tol": output_tol, "device": str(dev), "dtype": str(dt)},
+                           "flat_rtol": flat_rtol, "output_tol": output_tol, "device": str(dev), "dtype": str(dt)},
               "seconds": {**times, "total": time.perf_counter() - t0}}
     census["flatness_plot"] = plot_flatness(minima, out / "flatness.png") is not None
     (out / "census.json").write_text(json.dumps(census, indent=1, default=float))
@@ -129,19 +129,24 @@ def zoo_report(c: dict[str, Any]) -> str:
     ch = c["completeness"]["chao1"]
     lines = [f"# Census of a zoo run: {c['model']}", "",
              f"{c['n_quenched']} draws quenched (batched L-BFGS, {c['settings']['device']}), {c['n_converged']} "
-             f"converged (‖projected ∇U‖ < {c['settings']['tol']:g}); **{c['n_distinct']} distinct minima** by "
+             f"converged (‖projected ∇U‖ < {c['settings']['tol']:g}); **{c['n_distinct']} distinct "
+             f"minim{'um' if c['n_distinct'] == 1 else 'a'}** by "
              f"energy and per-image loss on {c['probe']} probe images. Chao1: {ch['estimate']:.1f} "
              f"[{ch['low']:.1f}, {ch['high']:.1f}]; the next quench finds a new minimum with probability "
              f"{c['completeness']['p_new_minimum']:.3f} (Good–Turing).", "",
              f"Quench starts: {c['start_rule']} ({c['starts_clipped']} of {c['n_quenched']} clipped), so the count "
              "cannot depend on how the draws are labelled.", "",
-             "| # | U | frequency | kind | orbit dim | λ top | trace (Hutchinson) | log det, non-null part (SLQ ± se) |",
+             f"Log det: Σ log λ over the Hessian's eigenvalues above {c['settings']['flat_rtol']:g} of λ top (what the "
+             "kind counts as not flat), by stochastic Lanczos quadrature: ± its sampling standard error; Δ½ its change "
+             "from half the Lanczos steps, a gauge of the quadrature's own error.", "",
+             "| # | U | frequency | kind | orbit dim | λ top | trace (Hutchinson) | log det (SLQ ± se; Δ½) |",
              "|---|---|---|---|---|---|---|---|"]
     for m in c["minima"]:
         sh = m.get("shape")
         lines.append(f"| {m['id']} | {m['energy']:.6g} | {m['frequency']:.3f} | {m.get('kind', 'not computed')} | "
                      + (f"{sh['orbit_dim']} | {sh['top']:.4g} | {sh['trace']:.4g} | "
-                        f"{sh['logdet_nonnull']:.4g} ± {sh['logdet_stderr']:.2g} |" if sh else "— | — | — | — |"))
+                        f"{sh['logdet_nonnull']:.4g} ± {sh['logdet_stderr']:.2g}; "
+                        f"{sh['logdet_quadrature_change']:+.2g} |" if sh else "— | — | — | — |"))
     if c.get("flatness_plot"):
         lines += ["", "Flatness against basin frequency (Hessian trace and top eigenvalue; colour: flat dimensions "
                   "beyond the orbit):", "", "![flatness](flatness.png)"]

@@ -117,7 +117,8 @@ def zoo(args: argparse.Namespace) -> None:
         if "shape" in m:
             sh = m["shape"]
             print(f"  minimum {m['id']}: λ_top {sh['top']:.4g}, trace {sh['trace']:.4g}, log det (non-null, SLQ) "
-                  f"{sh['logdet_nonnull']:.4g} ± {sh['logdet_stderr']:.2g} over ~{sh['n_nonnull']:.0f} eigenvalues")
+                  f"{sh['logdet_nonnull']:.4g} ± {sh['logdet_stderr']:.2g} (sampling), change from half the steps "
+                  f"{sh['logdet_quadrature_change']:+.2g}, over ~{sh['n_nonnull']:.0f} eigenvalues")
     print(json.dumps({"bench": "census-zoo", "model": c["model"], "sample_s": round(t_sample, 1),
                       "census_s": {k: round(v, 1) for k, v in s.items()}, "n_quenched": c["n_quenched"],
                       "n_converged": c["n_converged"], "n_distinct": c["n_distinct"],

@@ -46,7 +46,8 @@ def minimum_kind(energy: EnergyFn, theta: np.ndarray, tangent: np.ndarray, activ
     vectors at θ (e.g. :func:`mcmc_landscape.models.symmetry.orbit_tangent`). With Lanczos only the ``k`` lowest
     eigenvalues beyond the orbit are seen (a manifold of ≥ k dimensions is reported as "at least k"), the trace is
     Hutchinson's estimate, and the log-determinant of the non-null part (eigenvalues above the flat tolerance) is
-    stochastic Lanczos quadrature's (``slq_vectors`` starts of ``slq_steps`` steps), with its standard error.
+    stochastic Lanczos quadrature's (``slq_vectors`` starts of ``slq_steps`` steps), with its sampling standard error
+    and its change from half the steps (the quadrature's error, which the standard error does not hold).
     Lanczos converges slowly on the cluster of near-zero eigenvalues a network has; ``lanczos_tol`` trades accuracy
     for time there."""
     theta = np.asarray(theta, dtype=np.float64)
@@ -82,13 +83,15 @@ def minimum_kind(energy: EnergyFn, theta: np.ndarray, tangent: np.ndarray, activ
         return energy(u) + 0.5 * alpha * (d * d).sum(-1)
 
     low = lanczos_lowest(lifted_energy, t, free, k=k, tol=lanczos_tol)
-    # an absolute floor: where even the top eigenvalue is below it (a zero-loss plateau in float32, say) the curvature
-    # is roundoff, so every direction counts as flat rather than some as "negative"
-    flat_tol = max(flat_atol, max(flat_rtol, 10 * lanczos_tol) * abs(top))
+    # the spectral radius sets the scale (a strong negative direction among tiny positive ones is a saddle); an
+    # absolute floor below it: where every eigenvalue is under the floor (a zero-loss plateau, say) the curvature is
+    # roundoff, so every direction counts as flat rather than some as "negative"
+    scale = max(abs(top), float(np.abs(low).max()) if len(low) else 0.0)
+    flat_tol = max(flat_atol, max(flat_rtol, 10 * lanczos_tol) * scale)
     manifold = int((np.abs(low) <= flat_tol).sum())
     negative = int((low < -flat_tol).sum())
     return {"method": "lanczos", "negative_beyond_orbit": negative, "flat_tol": flat_tol,
-            "flat_to_working_precision": abs(top) <= flat_tol, "n_free": int(free.sum()),
+            "flat_to_working_precision": scale <= flat_tol, "n_free": int(free.sum()),
             "null_dim": manifold + orbit_dim, "orbit_dim": orbit_dim,
             "manifold_dim": manifold, "manifold_dim_is_lower_bound": manifold >= len(low), "top": top,
             "trace": _hutchinson_trace(energy, t, free, hutchinson, seed),
@@ -131,7 +134,7 @@ def _slq_logdet(energy: EnergyFn, theta: torch.Tensor, free: np.ndarray, cutoff:
     op, mask = _masked_operator(energy, theta, free)
     r = slq_logdet(op, 1, int(free.sum()), vectors, steps, cutoff, theta.dtype, theta.device, mask=mask, seed=seed)
     return {"logdet_nonnull": float(r["logdet"][0]), "logdet_stderr": float(r["stderr"][0]),
-            "n_nonnull": float(r["n_nonnull"][0])}
+            "logdet_quadrature_change": float(r["quadrature_change"][0]), "n_nonnull": float(r["n_nonnull"][0])}
 
 
 def describe_kind(kind: dict[str, Any]) -> str:

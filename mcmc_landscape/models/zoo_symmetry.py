@@ -7,6 +7,8 @@ start).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from mcmc_landscape.errors import SpecError
@@ -107,7 +109,7 @@ def zoo_orbit_tangent(model: str, layout: FlatLayout, theta: np.ndarray) -> np.n
     return np.array(vecs)
 
 
-def _channel_blocks(model: str, layout: FlatLayout, theta: np.ndarray, pair: tuple[str, str]) \
+def _channel_blocks(layout: FlatLayout, theta: np.ndarray, pair: tuple[str, str]) \
         -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Copies of a ReLU pair's blocks for rows θ (n, p): A's incoming weights per output channel (n, units, k),
     A's biases (n, units), and B's weights per input channel (n, units, m)."""
@@ -132,27 +134,62 @@ def balance_channels(model: str, layout: FlatLayout, theta: np.ndarray, power: f
     smooth stand-in for the largest |θ_i|, so it stays inside the box whenever some point of the orbit nearly does):
     channel by channel s^(2·power) = Σ|in|^power / Σ|out|^power, sweeping the pairs until no scale moves. Strictly
     convex in log s for channels with weights on both sides, so every rescaled copy of a draw balances to one θ (the
-    convnets' counterpart of :func:`mcmc_landscape.models.symmetry.balance`)."""
+    convnets' counterpart of :func:`mcmc_landscape.models.symmetry.balance`). A channel with nothing on one side has
+    no balanced point; it computes nothing the network uses, so the other side is zeroed too (the same function, one
+    point for every copy). Each side is normalized by its own largest entry, so no ratio underflows."""
     if model not in RELU_PAIRS:
         raise SpecError(f"the symmetry of {model!r} is not described; choose one of {', '.join(RELU_PAIRS)}.")
     theta = np.array(np.atleast_2d(theta), dtype=np.float64, copy=True)
     widths = {a: layout.shapes[layout.names.index(f"{a}.weight")][0] for a, _ in RELU_PAIRS[model]}
     ones = {a: np.ones(u) for a, u in widths.items()}
     perms = {a: np.arange(u) for a, u in widths.items()}
+    for pair in RELU_PAIRS[model]:                       # dead channels (once: balancing never makes a side zero)
+        w, bias, out = _channel_blocks(layout, theta, pair)
+        dead_in = ~(np.abs(w).max(axis=2) > 0) & ~(np.abs(bias) > 0)
+        deaf = ~(np.abs(out).max(axis=2) > 0)
+        if dead_in.any() or deaf.any():
+            zero_out, zero_in = np.where(dead_in, 0.0, 1.0), np.where(deaf, 0.0, 1.0)
+            theta = _scale_sides(layout, theta, pair, zero_in, zero_out)
+    moved = np.inf
     for _ in range(sweeps):
         moved = 0.0
         for pair in RELU_PAIRS[model]:
-            w, bias, out = _channel_blocks(model, layout, theta, pair)
-            big = np.maximum(np.maximum(np.abs(w).max(axis=2), np.abs(bias)), np.abs(out).max(axis=2))
-            big = np.where(big > 0, big, 1.0)                                          # no overflow in |.|^power
-            na = (np.abs(w / big[..., None]) ** power).sum(axis=2) + np.abs(bias / big) ** power
-            nc = (np.abs(out / big[..., None]) ** power).sum(axis=2)
-            ok = (na > 0) & (nc > 0)
-            s = np.where(ok, (na / np.where(ok, nc, 1.0)) ** (0.5 / power), 1.0)      # (n, units)
+            w, bias, out = _channel_blocks(layout, theta, pair)
+            big_in = np.maximum(np.abs(w).max(axis=2), np.abs(bias))
+            big_out = np.abs(out).max(axis=2)
+            ok = (big_in > 0) & (big_out > 0)
+            bi, bo = np.where(ok, big_in, 1.0), np.where(ok, big_out, 1.0)
+            na = (np.abs(w / bi[..., None]) ** power).sum(axis=2) + np.abs(bias / bi) ** power     # ≥ 1: no underflow
+            nc = (np.abs(out / bo[..., None]) ** power).sum(axis=2)
+            s = np.where(ok, np.sqrt(bi / bo) * (na / np.where(ok, nc, 1.0)) ** (0.5 / power), 1.0)     # (n, units)
             theta = act_on_channels(model, layout, theta, perms, {**ones, pair[0]: 1.0 / s})
             moved = max(moved, float(np.abs(np.log(s)).max()) if s.size else 0.0)
         if moved < tol:
             break
+    if moved >= tol:
+        warnings.warn(f"balance_channels: scales still moving by {moved:.2g} after {sweeps} sweeps; copies of one "
+                      "draw may not reach one point", RuntimeWarning, stacklevel=2)
+    return theta
+
+
+def _scale_sides(layout: FlatLayout, theta: np.ndarray, pair: tuple[str, str], factor_in: np.ndarray,
+                 factor_out: np.ndarray) -> np.ndarray:
+    """θ with A's incoming weights and bias of each channel multiplied by ``factor_in`` (n, units) and B's weights from
+    it by ``factor_out`` (n, units), independently (zeroing a side; no group element)."""
+    a, b = pair
+    where = _param_slots(layout)
+    theta = theta.copy()
+    n = len(theta)
+
+    def block(name: str) -> np.ndarray:
+        s, shape = where[name]
+        return theta[:, s : s + int(np.prod(shape))].reshape(n, *shape)
+
+    w, bias, wb = block(f"{a}.weight"), block(f"{a}.bias"), block(f"{b}.weight")
+    units = w.shape[1]
+    w *= factor_in.reshape(n, units, *([1] * (w.ndim - 2)))
+    bias *= factor_in
+    wb.reshape(n, wb.shape[1], units, -1)[:] *= factor_out.reshape(n, 1, units, 1)
     return theta
 
 
@@ -162,7 +199,7 @@ def _sort_channels(model: str, layout: FlatLayout, theta: np.ndarray) -> np.ndar
     theta = np.array(np.atleast_2d(theta), dtype=np.float64, copy=True)
     widths = {a: layout.shapes[layout.names.index(f"{a}.weight")][0] for a, _ in RELU_PAIRS[model]}
     for pair in RELU_PAIRS[model]:
-        w, bias, out = _channel_blocks(model, layout, theta, pair)
+        w, bias, out = _channel_blocks(layout, theta, pair)
         for i in range(len(theta)):
             keys = np.hstack([w[i], bias[i][:, None], out[i]]).T          # (keys, units)
             perms = {a: np.arange(u) for a, u in widths.items()}
@@ -180,7 +217,11 @@ def zoo_quench_start(model: str, layout: FlatLayout, theta: np.ndarray, box: flo
     rounded to a grid of 2^-20 so that copies that agree up to roundoff agree bit for bit, channels sorted, clipped
     to the box. Every relabelled or rescaled copy of a draw (:func:`random_channel_symmetry`) maps to the same start,
     so the quench and all after it cannot depend on how the draws are labelled; a start that had to be clipped is a
-    slightly different network from its draw (:func:`zoo_outside_box_after_start` counts them)."""
+    slightly different network from its draw (the census counts them).
+
+    Bit for bit for draws held in float64. A float32 file holds a rescaled copy only to float32 roundoff (about 3e-8
+    against the grid's 9.5e-7), so its start can differ from the original's by one grid step in some coordinates:
+    there the census's identity tolerances, not the start, make the copies one minimum. Permutations stay exact."""
     t = np.round(balance_channels(model, layout, theta) * START_GRID) / START_GRID
     t = _sort_channels(model, layout, t)
     return t if box is None else np.clip(t, -box, box)

@@ -105,6 +105,10 @@ def test_curvature_below_the_absolute_floor_is_flat_not_negative(method):
     assert k["negative_beyond_orbit"] == 0 and describe_kind(k).startswith("flat to working precision")
     k = minimum_kind(saddle, np.zeros(3), np.zeros((0, 3)), method=method, k=2)
     assert k["negative_beyond_orbit"] == 1 and describe_kind(k).startswith("not a strict minimum")
+    # a strong negative direction among roundoff-sized positive ones is a saddle, whatever the top eigenvalue says
+    lopsided = lambda t: -t[:, 0] ** 2 + 1e-12 * (t[:, 1] ** 2 + t[:, 2] ** 2)  # noqa: E731
+    k = minimum_kind(lopsided, np.zeros(3), np.zeros((0, 3)), method=method, k=2)
+    assert k["negative_beyond_orbit"] == 1 and describe_kind(k).startswith("not a strict minimum")
 
 
 def test_chao1_and_good_turing_by_hand_and_by_coverage():

@@ -143,3 +143,17 @@ def test_slq_logdet_of_the_positive_part_matches_dense_within_its_error(net):
     r = slq_logdet(masked, len(theta), 30, vectors=64, steps=p, cutoff=cutoff, dtype=theta.dtype,
                    device=theta.device, mask=keep)
     assert np.all(np.abs(r["logdet"] - exact_sub) <= 4 * r["stderr"])
+
+
+def test_slq_logdet_with_fewer_steps_than_eigenvalues_is_within_its_two_errors(net):
+    """The census's regime (steps well below p): the quadrature's own error is not in the standard error, so the
+    estimate is held within 4 standard errors plus twice its change from half the steps, at two cutoffs."""
+    energy, theta, H = net
+    p = theta.shape[1]
+    op = block_operator(batched_hvp(energy), theta, (0, p))
+    dense = torch.linalg.eigvalsh(H).numpy()
+    for cutoff in (1e-3, 1e-1):
+        exact = np.array([np.log(d[d > cutoff]).sum() for d in dense])
+        r = slq_logdet(op, len(theta), p, vectors=64, steps=48, cutoff=cutoff, dtype=theta.dtype, device=theta.device)
+        assert np.all(np.abs(r["logdet"] - exact) <= 4 * r["stderr"] + 2 * np.abs(r["quadrature_change"]))
+        assert np.all(np.abs(r["quadrature_change"]) > 0)            # a change is measured, not assumed zero
