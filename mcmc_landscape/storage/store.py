@@ -188,7 +188,8 @@ class ChainWriter:
                      block_draws: int | None, theta_dtype: str) -> h5py.File:
         """Write the new file beside ``path``, flush it, rename it into place and return it open for appending in
         SWMR mode (kept open: closing and reopening it cost a run of many chains more than its first block's state).
-        A writer killed after the rename leaves a complete file flagged open for write, repaired like any other."""
+        A writer killed after the rename leaves a complete file flagged open for SWMR writing, which readers open and
+        the next writer repairs."""
         tmp = path.with_name(path.name + ".creating")
         f = h5py.File(tmp, "w", libver="latest", locking=False, rdcc_nbytes=APPEND_CACHE_BYTES)
         try:
@@ -215,8 +216,8 @@ class ChainWriter:
                 g.create_dataset(name, data=np.asarray(value))
             g.create_dataset("commit", data=np.array([0, 0], dtype=np.int64))
             f.flush()
+            f.swmr_mode = True       # before the rename: the file at ``path`` is never flagged open for plain writing
             os.replace(tmp, path)
-            f.swmr_mode = True
         except BaseException:
             f.close()
             tmp.unlink(missing_ok=True)
@@ -242,9 +243,8 @@ class ChainWriter:
             for name in _DRAW_DATASETS:
                 if g[name].shape[1] != committed:
                     g[name].resize(committed, axis=1)
-            g.attrs["committed_draws"] = committed
+            g.attrs.modify("committed_draws", committed)          # in place: no attribute created in SWMR mode
             f.flush()
-            f.swmr_mode = True
             return cls(f, run, lock)
         except BaseException:
             f.close()
@@ -295,14 +295,13 @@ class ChainWriter:
         self.write_state(state, commit=True)
 
     def close(self) -> None:
-        """Close the file, record ``committed_draws`` as an attribute (not writable while in SWMR mode), then let the
-        lock go."""
+        """Record ``committed_draws`` in its attribute (rewritten in place, in SWMR mode like every write), close the
+        file, then let the lock go."""
         if not self._f.id.valid:
             return
         try:
+            self._g.attrs.modify("committed_draws", self.committed_draws)
             self._f.close()
-            with _open_for_write(self.path) as f:
-                f[self.run].attrs["committed_draws"] = self.committed_draws
         finally:
             self._lock.release()
 
@@ -313,17 +312,30 @@ class ChainWriter:
         self.close()
 
 
-def _open_for_write(path: Path, **kw: Any) -> h5py.File:
-    """Open ``path`` read-write without HDF5's file lock (``<file>.lock`` guards writers; an HDF5 lock would also
-    refuse the writer while any reader had the file open, and every open of one file in a process must agree on it)."""
+def _open_for_write(path: Path, rdcc_nbytes: int | None = None) -> h5py.File:
+    """Open ``path`` read-write straight into SWMR-write mode (one ``H5Fopen`` with ``H5F_ACC_SWMR_WRITE``), without
+    HDF5's file lock (``<file>.lock`` guards writers; an HDF5 lock would also refuse the writer while any reader had the
+    file open, and every open of one file in a process must agree on it).
+
+    Never a plain read-write open: a writer killed while a file is flagged open for plain writing leaves a file that
+    no reader can open (HDF5 refuses it until ``h5clear``), whereas one flagged open for SWMR writing stays readable and
+    is repaired on the next append. Trimming, the ``committed_draws`` attribute and appends all run in SWMR mode."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
+    fapl.set_file_locking(False, True)
+    if rdcc_nbytes is not None:
+        mdc, nslots, _, w0 = fapl.get_cache()
+        fapl.set_cache(mdc, nslots, int(rdcc_nbytes), w0)
     try:
-        return h5py.File(path, "r+", libver="latest", locking=False, **kw)
+        fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE, fapl=fapl)
     except OSError as exc:
         if "already open for read-only" in str(exc):
             raise StoreError(
                 f"{str(path)!r} is open for reading in this same process; close that reader (ChainReader) first."
             ) from None
         raise
+    return h5py.File(fid)
 
 
 def _write_whole_chunks(d: h5py.Dataset, block: np.ndarray, start: int) -> None:

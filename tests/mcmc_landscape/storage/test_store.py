@@ -116,3 +116,33 @@ def test_missing_corrupt_and_foreign_files(tmp_path):
     truncated.write_bytes((tmp_path / "good.h5").read_bytes()[:600])
     with pytest.raises(StoreError):
         ChainReader(truncated)
+
+
+_DIE_AT = {
+    # the moments a writer has the file open outside an append: the open itself, after open's trim, close's attribute
+    "open": "f = store._open_for_write(path)",
+    "trim": "w = store.ChainWriter.open(path)",
+    "close": "w = store.ChainWriter.open(path); w._g.attrs.modify('committed_draws', 99); w._f.flush()",
+}
+
+
+@pytest.mark.parametrize("moment", list(_DIE_AT))
+def test_a_writer_killed_while_opening_or_closing_leaves_a_readable_file(tmp_path, moment):
+    """kill -9 at each moment a writer holds the file open outside an append leaves a file that readers open with
+    its committed draws, and that the next writer repairs and appends to (a plain read-write open there would leave a
+    file no reader can open until ``h5clear``: the CI failure of 2026-12-04, a resume killed while opening)."""
+    path = tmp_path / "a.h5"
+    w, theta = _write(path, [5, 7])
+    w.close()
+    code = f"import os; from pathlib import Path; from mcmc_landscape.storage import store; path = Path({str(path)!r}); " \
+           f"{_DIE_AT[moment]}; os.kill(os.getpid(), {int(signal.SIGKILL)})"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with ChainReader(path) as r:
+        assert r.committed_draws == 12
+        np.testing.assert_array_equal(r.get_chain(), theta)
+    w = ChainWriter.open(path)
+    w.append(theta[:, :2], theta[:, :2, 0], theta[:, :2, 1] > 0, _state(2, 9))
+    w.close()
+    with ChainReader(path) as r:
+        assert r.committed_draws == 14 and r.attrs["committed_draws"] == 14
