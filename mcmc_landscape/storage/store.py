@@ -8,8 +8,11 @@ that the file on disk is always a consistent file, and every block is committed 
 3. one small dataset ``commit = [committed_draws, active_slot]`` is rewritten.
 
 A process killed at any moment (even ``kill -9``) leaves the last completed ``commit`` pointing at draws and a state
-that were flushed before it; anything past it is discarded on the next open. A file left flagged "open for write" by a
-killed writer is readable in SWMR mode, and is repaired (copied into a clean file) before it is appended to again.
+that were flushed before it; anything past it is discarded on the next open. A file left flagged "open for SWMR
+write" by a killed writer is readable in SWMR mode, and is repaired (copied into a clean file) before it is appended to
+again. So a writer is never anything but a SWMR writer: existing files are opened straight into SWMR-write mode, a new
+file is switched to it before it is renamed into place, and the trim on open and the ``committed_draws`` attribute are
+written in that mode (a file flagged open for *plain* writing by a killed process is one HDF5 refuses to open at all).
 
 One writer per file. A writer holds an OS lock on ``<file>.lock`` (:mod:`.locking`) from before it opens the file until
 after it closes it; the kernel drops that lock when the writer dies, even by ``kill -9``. So a file flagged "open for
