@@ -65,5 +65,6 @@ def test_the_apis_the_code_relies_on_exist():
     PCA(n_components=1, svd_solver="covariance_eigh").fit(np.random.default_rng(0).normal(size=(8, 3)))
     assert "edges" in inspect.signature(nx.node_link_data).parameters
     assert "locking" in inspect.signature(h5py.File.__init__).parameters
+    assert hasattr(h5py.h5f, "ACC_SWMR_WRITE") and hasattr(h5py.h5p.PropFAID, "set_file_locking")   # the store's open
     assert hasattr(numba, "parallel_chunksize") and hasattr(torch.func, "functional_call")
     assert "tab10" in matplotlib.colormaps and hasattr(Figure, "subplots")
