@@ -307,8 +307,9 @@ def slq_logdet(op: Callable[[torch.Tensor], torch.Tensor], n: int, q: int, vecto
         return q * (weights * logs).sum(-1), q * (weights * above).sum(-1)       # (n, vectors) each
 
     per_vector, count = estimate(run)
-    h = max(1, run.alpha.shape[-1] // 2)
-    half, _ = estimate(LanczosRun(run.alpha[..., :h], run.beta[..., : h - 1], run.beta[..., h - 1]))
+    h = run.alpha.shape[-1] // 2
+    half = estimate(LanczosRun(run.alpha[..., :h], run.beta[..., : h - 1], run.beta[..., h - 1]))[0] if h else \
+        np.full_like(per_vector, np.nan)                                          # one step: no shorter run
     se = per_vector.std(axis=1, ddof=1) / np.sqrt(vectors) if vectors > 1 else np.full(n, np.nan)
     return {"logdet": per_vector.mean(axis=1), "stderr": se, "n_nonnull": count.mean(axis=1),
             "quadrature_change": per_vector.mean(axis=1) - half.mean(axis=1)}
