@@ -143,13 +143,18 @@ def balance_channels(model: str, layout: FlatLayout, theta: np.ndarray, power: f
     widths = {a: layout.shapes[layout.names.index(f"{a}.weight")][0] for a, _ in RELU_PAIRS[model]}
     ones = {a: np.ones(u) for a, u in widths.items()}
     perms = {a: np.arange(u) for a, u in widths.items()}
-    for pair in RELU_PAIRS[model]:                       # dead channels (once: balancing never makes a side zero)
-        w, bias, out = _channel_blocks(layout, theta, pair)
-        dead_in = ~(np.abs(w).max(axis=2) > 0) & ~(np.abs(bias) > 0)
-        deaf = ~(np.abs(out).max(axis=2) > 0)
-        if dead_in.any() or deaf.any():
-            zero_out, zero_in = np.where(dead_in, 0.0, 1.0), np.where(deaf, 0.0, 1.0)
-            theta = _scale_sides(layout, theta, pair, zero_in, zero_out)
+    changed = True
+    while changed:                 # dead channels, to a fixed point (zeroing one side can leave a neighbour with none)
+        changed = False
+        for pair in RELU_PAIRS[model]:
+            w, bias, out = _channel_blocks(layout, theta, pair)
+            dead_in = ~(np.abs(w).max(axis=2) > 0) & ~(np.abs(bias) > 0)
+            deaf = ~(np.abs(out).max(axis=2) > 0)
+            todo = (dead_in & (np.abs(out).max(axis=2) > 0)) | (deaf & (np.abs(w).max(axis=2) > 0)) | \
+                (deaf & (np.abs(bias) > 0))
+            if todo.any():
+                theta = _scale_sides(layout, theta, pair, np.where(deaf, 0.0, 1.0), np.where(dead_in, 0.0, 1.0))
+                changed = True
     moved = np.inf
     for _ in range(sweeps):
         moved = 0.0
