@@ -308,31 +308,49 @@ def balance(theta: np.ndarray, spec: MLPSpec, power: float = 16.0, sweeps: int =
     (units with weights on both sides), so the sweeps reach its one minimizer from anywhere on the orbit: every
     rescaled copy of a draw balances to the same θ. Other activations are returned unchanged. (With the box as a
     constraint the sweeps can stall at different points of the orbit, since a face couples the scales of two
-    layers; :func:`quench_start` therefore balances without it and clips afterwards.)"""
+    layers; :func:`quench_start` therefore balances without it and clips afterwards.) A unit with nothing on one side
+    has no balanced point; it computes nothing the network uses, so the other side is zeroed too (the same function,
+    one point for every copy); each side is normalized by its own largest entry, so no ratio underflows."""
     theta = np.array(np.atleast_2d(theta), dtype=np.float64, copy=True)
     if spec.activation != "relu" or not spec.hidden:
         return theta
     offsets = spec.offsets()
     n = theta.shape[0]
+
+    def blocks(layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:     # views of W (n, in, width), b, V
+        w_off, b_off, fan_in, width = offsets[layer]
+        nw_off, nb_off, _, fan_out = offsets[layer + 1]
+        W, V = theta[:, w_off:b_off].reshape(n, fan_in, width), theta[:, nw_off:nb_off].reshape(n, width, fan_out)
+        assert np.shares_memory(W, theta) and np.shares_memory(V, theta)    # written in place below
+        return W, theta[:, b_off : b_off + width], V
+
+    changed = True
+    while changed:                 # dead units, to a fixed point (zeroing one side can leave a neighbour with none)
+        changed = False
+        for layer in range(len(spec.hidden)):
+            W, b, V = blocks(layer)
+            has_in, has_bias, has_out = np.abs(W).max(axis=1) > 0, np.abs(b) > 0, np.abs(V).max(axis=2) > 0
+            dead, deaf = ~has_in & ~has_bias, ~has_out       # computes 0 / nothing reads it: the other side zeroed
+            todo = (dead & has_out) | (deaf & (has_in | has_bias))
+            if todo.any():
+                W *= np.where(deaf, 0.0, 1.0)[:, None, :]
+                b *= np.where(deaf, 0.0, 1.0)
+                V *= np.where(dead, 0.0, 1.0)[:, :, None]
+                changed = True
     for _ in range(sweeps):
         moved = 0.0
         for layer in range(len(spec.hidden)):
-            w_off, b_off, fan_in, width = offsets[layer]
-            nw_off, nb_off, _, fan_out = offsets[layer + 1]
-            W = theta[:, w_off:b_off].reshape(n, fan_in, width)
-            b = theta[:, b_off : b_off + width]
-            V = theta[:, nw_off:nb_off].reshape(n, width, fan_out)
-            big = np.maximum(np.maximum(np.abs(W).max(axis=1), np.abs(b)), np.abs(V).max(axis=2))   # no overflow
-            big = np.where(big > 0, big, 1.0)
-            na = (np.abs(W / big[:, None, :]) ** power).sum(axis=1) + np.abs(b / big) ** power
-            nc = (np.abs(V / big[:, :, None]) ** power).sum(axis=2)
-            ok = (na > 0) & (nc > 0)
-            s = np.where(ok, (na / np.where(ok, nc, 1.0)) ** (0.5 / power), 1.0)
+            W, b, V = blocks(layer)
+            big_in = np.maximum(np.abs(W).max(axis=1), np.abs(b))
+            big_out = np.abs(V).max(axis=2)
+            ok = (big_in > 0) & (big_out > 0)
+            bi, bo = np.where(ok, big_in, 1.0), np.where(ok, big_out, 1.0)     # each side by its own scale: no underflow
+            na = (np.abs(W / bi[:, None, :]) ** power).sum(axis=1) + np.abs(b / bi) ** power
+            nc = (np.abs(V / bo[:, :, None]) ** power).sum(axis=2)
+            s = np.where(ok, np.sqrt(bi / bo) * (na / np.where(ok, nc, 1.0)) ** (0.5 / power), 1.0)
             W /= s[:, None, :]
             b /= s
             V *= s[:, :, None]
-            theta[:, w_off:b_off] = W.reshape(n, -1)
-            theta[:, nw_off:nb_off] = V.reshape(n, -1)
             moved = max(moved, float(np.abs(np.log(s)).max()) if s.size else 0.0)
         if moved < tol:
             break

@@ -58,6 +58,27 @@ def test_every_symmetric_copy_quenches_from_the_same_start_to_the_same_end(point
     assert np.array_equal(q0.theta, q1.theta) and np.array_equal(q0.converged, q1.converged)
 
 
+def test_dead_deaf_and_tiny_relu_units_still_share_one_start(points10):
+    """Units with nothing coming in, nothing going out, or one side 1e-25 of the other (whose |.|^16 underflowed when
+    both sides shared one scale) still give every symmetric copy one start, with the draw's function."""
+    spec = MLPSpec((3, 3), 2, 2, "relu")
+    offsets = spec.offsets()
+    rng = np.random.default_rng(8)
+    theta = rng.uniform(-2.5, 2.5, (6, spec.n_params))
+    w0, b0, fan_in, width = offsets[0]
+    w1, b1, _, _ = offsets[1]
+    W, V = theta[:, w0:b0].reshape(-1, fan_in, width), theta[:, w1:b1].reshape(-1, width, 3)
+    W[0, :, 0], theta[0, b0 + 0] = 0.0, 0.0                     # dead: unit 0 of layer 1 computes 0
+    V[1, 1, :] = 0.0                                            # deaf: nothing reads unit 1 of layer 1
+    W[2, :, 2] *= 1e-25
+    theta[2, b0 + 2] *= 1e-25
+    energy, _ = mlp_objective(spec, points10.x, points10.y)
+    copies = np.array([random_symmetry(t, spec, rng, box=10.0) for t in theta])
+    s0, s1 = quench_start(theta, spec), quench_start(copies, spec)
+    assert np.array_equal(s0, s1)
+    assert np.allclose(energy(torch.as_tensor(s0)), energy(torch.as_tensor(theta)), rtol=1e-5, atol=1e-5)
+
+
 def test_relu_orbit_tangent_is_null_and_a_dead_unit_is_a_manifold(points10):
     """[2,2] relu: 4 rescalings + 3 logit shifts; at a minimum H·t = 0 for each, and the null space beyond the orbit
     is what :func:`minimum_kind` reports."""
