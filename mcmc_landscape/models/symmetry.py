@@ -329,25 +329,17 @@ def balance(theta: np.ndarray, spec: MLPSpec, power: float = 16.0, sweeps: int =
         changed = False
         for layer in range(len(spec.hidden)):
             W, b, V = blocks(layer)
-            has_in, has_bias, has_out = np.abs(W).max(axis=1) > 0, np.abs(b) > 0, np.abs(V).max(axis=2) > 0
-            dead, deaf = ~has_in & ~has_bias, ~has_out       # computes 0 / nothing reads it: the other side zeroed
-            todo = (dead & has_out) | (deaf & (has_in | has_bias))
-            if todo.any():
-                W *= np.where(deaf, 0.0, 1.0)[:, None, :]
-                b *= np.where(deaf, 0.0, 1.0)
-                V *= np.where(dead, 0.0, 1.0)[:, :, None]
+            keep_in, keep_out = dead_unit_sides(W.transpose(0, 2, 1), b, V)
+            if keep_in is not None:
+                W *= keep_in[:, None, :]
+                b *= keep_in
+                V *= keep_out[:, :, None]
                 changed = True
     for _ in range(sweeps):
         moved = 0.0
         for layer in range(len(spec.hidden)):
             W, b, V = blocks(layer)
-            big_in = np.maximum(np.abs(W).max(axis=1), np.abs(b))
-            big_out = np.abs(V).max(axis=2)
-            ok = (big_in > 0) & (big_out > 0)
-            bi, bo = np.where(ok, big_in, 1.0), np.where(ok, big_out, 1.0)     # each side by its own scale: no underflow
-            na = (np.abs(W / bi[:, None, :]) ** power).sum(axis=1) + np.abs(b / bi) ** power
-            nc = (np.abs(V / bo[:, :, None]) ** power).sum(axis=2)
-            s = np.where(ok, np.sqrt(bi / bo) * (na / np.where(ok, nc, 1.0)) ** (0.5 / power), 1.0)
+            s = balancing_scales(W.transpose(0, 2, 1), b, V, power)
             W /= s[:, None, :]
             b /= s
             V *= s[:, :, None]
@@ -355,6 +347,32 @@ def balance(theta: np.ndarray, spec: MLPSpec, power: float = 16.0, sweeps: int =
         if moved < tol:
             break
     return theta
+
+
+def balancing_scales(w_in: np.ndarray, bias: np.ndarray, w_out: np.ndarray, power: float) -> np.ndarray:
+    """Per ReLU unit (rows n, units), the s that minimizes Σ|w_in/s|^power + |bias/s|^power + Σ|w_out·s|^power:
+    s^(2·power) = Σ|in|^power / Σ|out|^power, each side normalized by its own largest entry so no ratio underflows;
+    1 where a side is empty (no balanced point). ``w_in`` (n, units, k), ``bias`` (n, units), ``w_out`` (n, units, m):
+    the one formula of :func:`balance` (MLP) and :func:`mcmc_landscape.models.zoo_symmetry.balance_channels`."""
+    big_in = np.maximum(np.abs(w_in).max(axis=2), np.abs(bias))
+    big_out = np.abs(w_out).max(axis=2)
+    ok = (big_in > 0) & (big_out > 0)
+    bi, bo = np.where(ok, big_in, 1.0), np.where(ok, big_out, 1.0)
+    na = (np.abs(w_in / bi[..., None]) ** power).sum(axis=2) + np.abs(bias / bi) ** power     # ≥ 1
+    nc = (np.abs(w_out / bo[..., None]) ** power).sum(axis=2)
+    return np.where(ok, np.sqrt(bi / bo) * (na / np.where(ok, nc, 1.0)) ** (0.5 / power), 1.0)
+
+
+def dead_unit_sides(w_in: np.ndarray, bias: np.ndarray, w_out: np.ndarray) \
+        -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+    """Factors (keep_in, keep_out), each (n, units) of 0 and 1, that zero the other side of every ReLU unit with
+    nothing on one side (it computes 0, or nothing reads it: the function does not change), or (None, None) when no
+    unit has one side empty and the other not. Shapes as :func:`balancing_scales`."""
+    has_in, has_bias, has_out = np.abs(w_in).max(axis=2) > 0, np.abs(bias) > 0, np.abs(w_out).max(axis=2) > 0
+    dead, deaf = ~has_in & ~has_bias, ~has_out
+    if not ((dead & has_out) | (deaf & (has_in | has_bias))).any():
+        return None, None
+    return np.where(deaf, 0.0, 1.0), np.where(dead, 0.0, 1.0)
 
 
 #: Quench starts are rounded to multiples of 1/START_GRID: symmetric copies that reach one start up to roundoff

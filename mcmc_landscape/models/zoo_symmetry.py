@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 
 from mcmc_landscape.errors import SpecError
+from mcmc_landscape.models.symmetry import START_GRID, balancing_scales, dead_unit_sides
 from mcmc_landscape.models.zoo import FlatLayout
 
 #: For each zoo model, the pairs of layers (A, B) with a ReLU between them (pooling, if any, is positively
@@ -31,6 +32,17 @@ def _param_slots(layout: FlatLayout) -> dict[str, tuple[int, tuple[int, ...]]]:
     return {n: (int(a), shape) for n, a, shape in zip(layout.names, starts[:-1], layout.shapes, strict=True)}
 
 
+def _block(layout: FlatLayout, theta: np.ndarray, name: str) -> np.ndarray:
+    """The parameter tensor ``name`` of every row of θ (n, p), as a view (n, *shape): writes go into θ."""
+    start, shape = _param_slots(layout)[name]
+    return theta[:, start : start + int(np.prod(shape))].reshape(len(theta), *shape)
+
+
+def _widths(model: str, layout: FlatLayout) -> dict[str, int]:
+    """Channels (output units) of the first layer of each ReLU pair."""
+    return {a: _param_slots(layout)[f"{a}.weight"][1][0] for a, _ in RELU_PAIRS[model]}
+
+
 def act_on_channels(model: str, layout: FlatLayout, theta: np.ndarray, perms: dict[str, np.ndarray],
                     scales: dict[str, np.ndarray]) -> np.ndarray:
     """θ (n, p) acted on by a group element of a zoo model: for each ReLU pair (A, B) of :data:`RELU_PAIRS`, A's
@@ -39,15 +51,9 @@ def act_on_channels(model: str, layout: FlatLayout, theta: np.ndarray, perms: di
     if model not in RELU_PAIRS:
         raise SpecError(f"the symmetry of {model!r} is not described; choose one of {', '.join(RELU_PAIRS)}.")
     theta = np.array(theta, dtype=np.float64, ndmin=2)
-    where = _param_slots(layout)
-
-    def view(name: str) -> np.ndarray:
-        a, shape = where[name]
-        return theta[:, a : a + int(np.prod(shape))].reshape(len(theta), *shape)
-
     for a, b in RELU_PAIRS[model]:
         perm, s = np.asarray(perms[a]), np.asarray(scales[a], dtype=np.float64)
-        w, bias, wb = view(f"{a}.weight"), view(f"{a}.bias"), view(f"{b}.weight")
+        w, bias, wb = (_block(layout, theta, name) for name in (f"{a}.weight", f"{a}.bias", f"{b}.weight"))
         units = w.shape[1]
         w[:] = w[:, perm] * s.reshape(-1, units, *([1] * (w.ndim - 2)))
         bias[:] = bias[:, perm] * s.reshape(-1, units)
@@ -62,11 +68,10 @@ def random_channel_symmetry(model: str, layout: FlatLayout, theta: np.ndarray, r
     log-uniform scales in [``low``, ``high``] (for tests of what must not change under the symmetry)."""
     theta = np.array(theta, dtype=np.float64, ndmin=2)
     out = np.empty_like(theta)
-    starts = dict(zip(layout.names, layout.shapes, strict=True))
+    widths = _widths(model, layout)
     for i in range(len(theta)):
         perms, scales = {}, {}
-        for a, _ in RELU_PAIRS[model]:
-            units = starts[f"{a}.weight"][0]
+        for a, units in widths.items():
             perms[a] = rng.permutation(units)
             scales[a] = np.exp(rng.uniform(np.log(low), np.log(high), units))
         out[i] = act_on_channels(model, layout, theta[i], perms, scales)[0]
@@ -114,18 +119,11 @@ def _channel_blocks(layout: FlatLayout, theta: np.ndarray, pair: tuple[str, str]
     """Copies of a ReLU pair's blocks for rows θ (n, p): A's incoming weights per output channel (n, units, k),
     A's biases (n, units), and B's weights per input channel (n, units, m)."""
     a, b = pair
-    where = _param_slots(layout)
     n = len(theta)
-
-    def block(name: str) -> np.ndarray:
-        s, shape = where[name]
-        return theta[:, s : s + int(np.prod(shape))].reshape(n, *shape)
-
-    w = block(f"{a}.weight")
+    w, wb = _block(layout, theta, f"{a}.weight"), _block(layout, theta, f"{b}.weight")
     units = w.shape[1]
-    wb = block(f"{b}.weight")
     out = wb.reshape(n, wb.shape[1], units, -1).transpose(0, 2, 1, 3).reshape(n, units, -1)
-    return w.reshape(n, units, -1).copy(), block(f"{a}.bias").copy(), out.copy()
+    return w.reshape(n, units, -1).copy(), _block(layout, theta, f"{a}.bias").copy(), out.copy()
 
 
 def balance_channels(model: str, layout: FlatLayout, theta: np.ndarray, power: float = 16.0, sweeps: int = 2000,
@@ -140,33 +138,22 @@ def balance_channels(model: str, layout: FlatLayout, theta: np.ndarray, power: f
     if model not in RELU_PAIRS:
         raise SpecError(f"the symmetry of {model!r} is not described; choose one of {', '.join(RELU_PAIRS)}.")
     theta = np.array(np.atleast_2d(theta), dtype=np.float64, copy=True)
-    widths = {a: layout.shapes[layout.names.index(f"{a}.weight")][0] for a, _ in RELU_PAIRS[model]}
+    widths = _widths(model, layout)
     ones = {a: np.ones(u) for a, u in widths.items()}
     perms = {a: np.arange(u) for a, u in widths.items()}
     changed = True
     while changed:                 # dead channels, to a fixed point (zeroing one side can leave a neighbour with none)
         changed = False
         for pair in RELU_PAIRS[model]:
-            w, bias, out = _channel_blocks(layout, theta, pair)
-            dead_in = ~(np.abs(w).max(axis=2) > 0) & ~(np.abs(bias) > 0)
-            deaf = ~(np.abs(out).max(axis=2) > 0)
-            todo = (dead_in & (np.abs(out).max(axis=2) > 0)) | (deaf & (np.abs(w).max(axis=2) > 0)) | \
-                (deaf & (np.abs(bias) > 0))
-            if todo.any():
-                theta = _scale_sides(layout, theta, pair, np.where(deaf, 0.0, 1.0), np.where(dead_in, 0.0, 1.0))
+            keep_in, keep_out = dead_unit_sides(*_channel_blocks(layout, theta, pair))
+            if keep_in is not None:
+                theta = _scale_sides(layout, theta, pair, keep_in, keep_out)
                 changed = True
     moved = np.inf
     for _ in range(sweeps):
         moved = 0.0
         for pair in RELU_PAIRS[model]:
-            w, bias, out = _channel_blocks(layout, theta, pair)
-            big_in = np.maximum(np.abs(w).max(axis=2), np.abs(bias))
-            big_out = np.abs(out).max(axis=2)
-            ok = (big_in > 0) & (big_out > 0)
-            bi, bo = np.where(ok, big_in, 1.0), np.where(ok, big_out, 1.0)
-            na = (np.abs(w / bi[..., None]) ** power).sum(axis=2) + np.abs(bias / bi) ** power     # ≥ 1: no underflow
-            nc = (np.abs(out / bo[..., None]) ** power).sum(axis=2)
-            s = np.where(ok, np.sqrt(bi / bo) * (na / np.where(ok, nc, 1.0)) ** (0.5 / power), 1.0)     # (n, units)
+            s = balancing_scales(*_channel_blocks(layout, theta, pair), power)                  # (n, units)
             theta = act_on_channels(model, layout, theta, perms, {**ones, pair[0]: 1.0 / s})
             moved = max(moved, float(np.abs(np.log(s)).max()) if s.size else 0.0)
         if moved < tol:
@@ -182,15 +169,9 @@ def _scale_sides(layout: FlatLayout, theta: np.ndarray, pair: tuple[str, str], f
     """θ with A's incoming weights and bias of each channel multiplied by ``factor_in`` (n, units) and B's weights from
     it by ``factor_out`` (n, units), independently (zeroing a side; no group element)."""
     a, b = pair
-    where = _param_slots(layout)
     theta = theta.copy()
     n = len(theta)
-
-    def block(name: str) -> np.ndarray:
-        s, shape = where[name]
-        return theta[:, s : s + int(np.prod(shape))].reshape(n, *shape)
-
-    w, bias, wb = block(f"{a}.weight"), block(f"{a}.bias"), block(f"{b}.weight")
+    w, bias, wb = (_block(layout, theta, name) for name in (f"{a}.weight", f"{a}.bias", f"{b}.weight"))
     units = w.shape[1]
     w *= factor_in.reshape(n, units, *([1] * (w.ndim - 2)))
     bias *= factor_in
@@ -202,7 +183,7 @@ def _sort_channels(model: str, layout: FlatLayout, theta: np.ndarray) -> np.ndar
     """Each pair's channels in the lexicographic order of their weights (incoming, bias, outgoing), pair after pair:
     channels that tie on every key are identical, so their order does not matter."""
     theta = np.array(np.atleast_2d(theta), dtype=np.float64, copy=True)
-    widths = {a: layout.shapes[layout.names.index(f"{a}.weight")][0] for a, _ in RELU_PAIRS[model]}
+    widths = _widths(model, layout)
     for pair in RELU_PAIRS[model]:
         w, bias, out = _channel_blocks(layout, theta, pair)
         for i in range(len(theta)):
@@ -213,16 +194,13 @@ def _sort_channels(model: str, layout: FlatLayout, theta: np.ndarray) -> np.ndar
     return theta
 
 
-#: Quench starts on a grid of 2^-20, as the MLP census's (:data:`mcmc_landscape.models.symmetry.START_GRID`).
-START_GRID = 2.0**20
-
-
 def zoo_quench_start(model: str, layout: FlatLayout, theta: np.ndarray, box: float | None = None) -> np.ndarray:
     """The point a census quenches instead of a convnet's draw: channel scales balanced (:func:`balance_channels`),
-    rounded to a grid of 2^-20 so that copies that agree up to roundoff agree bit for bit, channels sorted, clipped
-    to the box. Every relabelled or rescaled copy of a draw (:func:`random_channel_symmetry`) maps to the same start,
-    so the quench and all after it cannot depend on how the draws are labelled; a start that had to be clipped is a
-    slightly different network from its draw (the census counts them).
+    rounded to the MLP census's grid of 2^-20 (:data:`~mcmc_landscape.models.symmetry.START_GRID`) so that copies
+    that agree up to roundoff agree bit for bit, channels sorted, clipped to the box. Every relabelled or rescaled
+    copy of a draw (:func:`random_channel_symmetry`) maps to the same start, so the quench and all after it cannot
+    depend on how the draws are labelled; a start that had to be clipped is a slightly different network from its
+    draw (the census counts them).
 
     Bit for bit for draws held in float64. A float32 file holds a rescaled copy only to float32 roundoff (about 3e-8
     against the grid's 9.5e-7), so its start can differ from the original's by one grid step in some coordinates:
